@@ -1,0 +1,237 @@
+//! Wire contract between the eBPF programs and userspace.
+//!
+//! Every record in the ring buffer starts with an [`EventHeader`]; its `kind` (a `u32`, decoded
+//! with `TryFrom`) says which payload follows. All types are `#[repr(C)]` with explicit padding
+//! fields so both sides agree on every byte, and carry no `bool` (any byte pattern is valid).
+#![no_std]
+
+/// Length of `task_struct.comm`.
+pub const COMM_LEN: usize = 16;
+/// Longest path captured whole (Linux `PATH_MAX`, including the NUL).
+pub const PATH_MAX: usize = 4096;
+/// Bytes of argv captured at exec (NUL-separated strings, as laid out by the kernel).
+pub const ARGS_MAX: usize = 8192;
+/// Largest number of argv entries reported; more set `FLAG_ARGS_TRUNCATED`.
+pub const ARGC_MAX: usize = 64;
+
+/// Name of the ring buffer map that carries every event.
+pub const MAP_EVENTS: &str = "EVENTS";
+/// Per-CPU `u64` counters of failed ring buffer reserves/outputs, indexed by event kind.
+pub const MAP_LOSSES: &str = "LOSSES";
+/// `Array<ProbeConfig>` with one entry: what userspace may change while running.
+pub const MAP_CONFIG: &str = "CONFIG";
+/// Number of slots in the loss map (event kinds are below this).
+pub const KIND_SLOTS: u32 = 64;
+
+/// Event kinds produced by the kernel side. Userspace-only kinds (`probe.*`) live in
+/// `probe-user`.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventKind {
+    ProcessExec = 1,
+    ProcessFork = 2,
+    ProcessExit = 3,
+}
+
+impl EventKind {
+    pub const ALL: &'static [EventKind] = &[
+        EventKind::ProcessExec,
+        EventKind::ProcessFork,
+        EventKind::ProcessExit,
+    ];
+
+    /// `<category>.<action>` as it appears in the JSON `kind` field.
+    pub const fn name(self) -> &'static str {
+        match self {
+            EventKind::ProcessExec => "process.exec",
+            EventKind::ProcessFork => "process.fork",
+            EventKind::ProcessExit => "process.exit",
+        }
+    }
+
+    /// Bit of this kind in [`ProbeConfig::enabled`].
+    pub const fn bit(self) -> u64 {
+        1u64 << (self as u32)
+    }
+}
+
+/// The raw value was not a known kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnknownKind(pub u32);
+
+impl TryFrom<u32> for EventKind {
+    type Error = UnknownKind;
+
+    fn try_from(v: u32) -> Result<Self, Self::Error> {
+        Ok(match v {
+            1 => EventKind::ProcessExec,
+            2 => EventKind::ProcessFork,
+            3 => EventKind::ProcessExit,
+            other => return Err(UnknownKind(other)),
+        })
+    }
+}
+
+/// `EventHeader::flags`: argv was cut at `ARGS_MAX` bytes or `ARGC_MAX` entries.
+pub const FLAG_ARGS_TRUNCATED: u32 = 1 << 0;
+/// `EventHeader::flags`: a path was longer than the capture buffer.
+pub const FLAG_PATH_TRUNCATED: u32 = 1 << 1;
+/// `EventHeader::flags`: argv could not be read (unmapped memory); `args` is empty.
+pub const FLAG_ARGS_UNREADABLE: u32 = 1 << 2;
+/// `EventHeader::flags`: the acting task is a thread, not a thread-group leader.
+pub const FLAG_THREAD: u32 = 1 << 3;
+
+/// Common header of every ring buffer record (80 bytes, no implicit padding).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventHeader {
+    /// An [`EventKind`] value.
+    pub kind: u32,
+    /// `FLAG_*` bits.
+    pub flags: u32,
+    /// `bpf_ktime_get_boot_ns()` when the event happened.
+    pub ts_ns: u64,
+    /// Thread-group id (what users call the pid).
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// `real_parent->tgid`.
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub _pad0: u32,
+    /// cgroup v2 id (inode of the cgroup directory).
+    pub cgroup_id: u64,
+    /// `group_leader->start_boottime`: with `pid` it names one process instance.
+    pub start_ns: u64,
+    /// `real_parent->group_leader->start_boottime`.
+    pub parent_start_ns: u64,
+    pub comm: [u8; COMM_LEN],
+}
+
+impl EventHeader {
+    pub const fn zeroed() -> Self {
+        EventHeader {
+            kind: 0,
+            flags: 0,
+            ts_ns: 0,
+            pid: 0,
+            tid: 0,
+            ppid: 0,
+            uid: 0,
+            gid: 0,
+            _pad0: 0,
+            cgroup_id: 0,
+            start_ns: 0,
+            parent_start_ns: 0,
+            comm: [0; COMM_LEN],
+        }
+    }
+}
+
+/// `process.exec`. The record is variable length: it ends after
+/// `data[filename_len + args_len]`; `data` holds the filename, then argv (NUL-separated).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ExecEvent {
+    pub header: EventHeader,
+    /// Bytes of filename in `data`, without NUL.
+    pub filename_len: u32,
+    /// Bytes of argv in `data` after the filename, NUL-separated, as the kernel laid them out.
+    pub args_len: u32,
+    /// `mm->arg_end - mm->arg_start`: the full argv size, to tell how much was cut.
+    pub args_total: u32,
+    pub _pad0: u32,
+    pub data: [u8; EXEC_DATA_LEN],
+}
+
+/// Size of [`ExecEvent::data`]: one path plus the argv budget, with room for the verifier to
+/// see every copy in bounds.
+pub const EXEC_DATA_LEN: usize = PATH_MAX + ARGS_MAX;
+/// Bytes of [`ExecEvent`] before `data`.
+pub const EXEC_FIXED_LEN: usize = core::mem::size_of::<EventHeader>() + 16;
+
+/// `process.fork`: the header is the parent (the task that called fork/clone).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ForkEvent {
+    pub header: EventHeader,
+    pub child_pid: u32,
+    pub child_tid: u32,
+    pub child_start_ns: u64,
+}
+
+/// `process.exit`: the header is the last exiting thread of the process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExitEvent {
+    pub header: EventHeader,
+    /// `task_struct.exit_code` (wait status encoding: `code << 8 | core << 7 | signal`).
+    pub exit_code: u32,
+    pub _pad0: u32,
+}
+
+/// Kernel struct field offsets that tracepoints do not give, computed by userspace from BTF and
+/// written into the programs' read-only data before load. `u32::MAX`/0 means unknown.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelOffsets {
+    pub task_pid: u32,
+    pub task_tgid: u32,
+    pub task_real_parent: u32,
+    pub task_group_leader: u32,
+    pub task_start_boottime: u32,
+    pub task_exit_code: u32,
+    pub task_signal: u32,
+    pub task_mm: u32,
+    pub signal_live: u32,
+    pub mm_arg_start: u32,
+    pub mm_arg_end: u32,
+    pub _pad0: u32,
+}
+
+impl KernelOffsets {
+    pub const fn zeroed() -> Self {
+        KernelOffsets {
+            task_pid: 0,
+            task_tgid: 0,
+            task_real_parent: 0,
+            task_group_leader: 0,
+            task_start_boottime: 0,
+            task_exit_code: 0,
+            task_signal: 0,
+            task_mm: 0,
+            signal_live: 0,
+            mm_arg_start: 0,
+            mm_arg_end: 0,
+            _pad0: 0,
+        }
+    }
+}
+
+/// `ProbeConfig::flags`: report threads in `process.fork` (and thread exits).
+pub const CFG_THREADS: u64 = 1 << 0;
+
+/// Run-time settings in [`MAP_CONFIG`]; userspace may rewrite them while running.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeConfig {
+    /// Bit `1 << kind` set for each enabled [`EventKind`].
+    pub enabled: u64,
+    /// `CFG_*` bits.
+    pub flags: u64,
+}
+
+#[cfg(feature = "user")]
+mod user {
+    // SAFETY: plain-old-data: repr(C), no padding, every bit pattern valid.
+    unsafe impl aya::Pod for super::ProbeConfig {}
+    unsafe impl aya::Pod for super::KernelOffsets {}
+}
+
+// Layout checks: the two sides must agree byte for byte.
+const _: () = assert!(core::mem::size_of::<EventHeader>() == 80);
+const _: () = assert!(core::mem::size_of::<ForkEvent>() == 96);
+const _: () = assert!(core::mem::size_of::<ExitEvent>() == 88);
+const _: () = assert!(core::mem::size_of::<ExecEvent>() == EXEC_FIXED_LEN + EXEC_DATA_LEN);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 48);

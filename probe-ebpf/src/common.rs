@@ -1,0 +1,158 @@
+//! Header fill, early filters and the emit helper shared by all hook families.
+use core::ffi::c_void;
+
+use aya_ebpf::helpers::{
+    bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+    generated::{
+        bpf_get_current_cgroup_id, bpf_get_current_task, bpf_ktime_get_boot_ns,
+        bpf_probe_read_kernel, bpf_ringbuf_output,
+    },
+};
+use probe_common::{EventHeader, EventKind, KernelOffsets, ProbeConfig};
+
+use crate::maps::{CONFIG, EVENTS, LOSSES};
+
+/// Our own thread-group id: the probe never reports itself. Set by userspace before load.
+#[unsafe(no_mangle)]
+static SELF_TGID: u32 = 0;
+
+/// Wake the reader only once this many bytes are queued; below it userspace polls on a timer.
+#[unsafe(no_mangle)]
+static WAKEUP_BYTES: u64 = 0;
+
+/// Kernel struct offsets from BTF, set by userspace before load.
+#[unsafe(no_mangle)]
+static OFFSETS: KernelOffsets = KernelOffsets::zeroed();
+
+const BPF_RB_NO_WAKEUP: u64 = 1;
+const BPF_RB_FORCE_WAKEUP: u64 = 2;
+const BPF_RB_AVAIL_DATA: u64 = 0;
+
+#[inline(always)]
+pub fn offsets() -> KernelOffsets {
+    // Volatile: the value is patched into .rodata at load time, so the compiler must not fold it.
+    unsafe { core::ptr::read_volatile(&OFFSETS) }
+}
+
+#[inline(always)]
+fn self_tgid() -> u32 {
+    unsafe { core::ptr::read_volatile(&SELF_TGID) }
+}
+
+/// The run-time config when `kind` is enabled and the current task is not the probe itself.
+#[inline(always)]
+pub fn enabled(kind: EventKind) -> Option<&'static ProbeConfig> {
+    let cfg = CONFIG.get(0)?;
+    if cfg.enabled & kind.bit() == 0 {
+        return None;
+    }
+    if (bpf_get_current_pid_tgid() >> 32) as u32 == self_tgid() {
+        return None;
+    }
+    Some(cfg)
+}
+
+/// Reads a `T` at `base + off` from kernel memory.
+#[inline(always)]
+pub fn read_kernel<T: Copy>(base: *const u8, off: u32) -> Result<T, i64> {
+    let mut v = core::mem::MaybeUninit::<T>::uninit();
+    let src = base.wrapping_add(off as usize);
+    let ret = unsafe {
+        bpf_probe_read_kernel(
+            v.as_mut_ptr() as *mut c_void,
+            core::mem::size_of::<T>() as u32,
+            src as *const c_void,
+        )
+    };
+    if ret < 0 {
+        return Err(ret);
+    }
+    Ok(unsafe { v.assume_init() })
+}
+
+#[inline(always)]
+pub fn current_task() -> *const u8 {
+    unsafe { bpf_get_current_task() as *const u8 }
+}
+
+/// Identity of a task: its thread-group id and its process start time.
+#[inline(always)]
+pub fn task_identity(task: *const u8, off: &KernelOffsets) -> (u32, u64) {
+    let tgid: u32 = read_kernel(task, off.task_tgid).unwrap_or(0);
+    let leader: *const u8 = read_kernel(task, off.task_group_leader).unwrap_or(core::ptr::null());
+    let start: u64 = if leader.is_null() {
+        0
+    } else {
+        read_kernel(leader, off.task_start_boottime).unwrap_or(0)
+    };
+    (tgid, start)
+}
+
+/// Fills the common header for the current task.
+#[inline(always)]
+pub fn fill_header(h: &mut EventHeader, kind: EventKind, task: *const u8, off: &KernelOffsets) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let uid_gid = bpf_get_current_uid_gid();
+    h.kind = kind as u32;
+    h.flags = 0;
+    h.ts_ns = unsafe { bpf_ktime_get_boot_ns() };
+    h.pid = (pid_tgid >> 32) as u32;
+    h.tid = pid_tgid as u32;
+    h.uid = uid_gid as u32;
+    h.gid = (uid_gid >> 32) as u32;
+    h._pad0 = 0;
+    h.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    h.comm = bpf_get_current_comm().unwrap_or([0; 16]);
+    let (_, start) = task_identity(task, off);
+    h.start_ns = start;
+    let parent: *const u8 = read_kernel(task, off.task_real_parent).unwrap_or(core::ptr::null());
+    if parent.is_null() {
+        h.ppid = 0;
+        h.parent_start_ns = 0;
+    } else {
+        let (ppid, pstart) = task_identity(parent, off);
+        h.ppid = ppid;
+        h.parent_start_ns = pstart;
+    }
+}
+
+#[inline(always)]
+fn wakeup_flags() -> u64 {
+    let threshold = unsafe { core::ptr::read_volatile(&WAKEUP_BYTES) };
+    if EVENTS.query(BPF_RB_AVAIL_DATA) >= threshold {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    }
+}
+
+/// Counts one lost event of `kind`.
+#[inline(always)]
+pub fn count_loss(kind: EventKind) {
+    if let Some(slot) = LOSSES.get_ptr_mut(kind as u32) {
+        unsafe { *slot += 1 };
+    }
+}
+
+/// Copies `len` bytes at `data` into the ring buffer; a full buffer is counted, never silent.
+/// `len` must be provably bounded by the caller.
+#[inline(always)]
+pub fn emit_bytes(kind: EventKind, data: *const u8, len: u64) {
+    let ret = unsafe {
+        bpf_ringbuf_output(
+            &EVENTS as *const _ as *mut c_void,
+            data as *mut c_void,
+            len,
+            wakeup_flags(),
+        )
+    };
+    if ret < 0 {
+        count_loss(kind);
+    }
+}
+
+/// Emits a fixed-size record.
+#[inline(always)]
+pub fn emit<T>(kind: EventKind, ev: &T) {
+    emit_bytes(kind, ev as *const T as *const u8, core::mem::size_of::<T>() as u64);
+}

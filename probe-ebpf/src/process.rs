@@ -1,0 +1,152 @@
+//! Process lifecycle: exec (with argv), fork and exit from the `sched` tracepoints.
+use core::ffi::c_void;
+
+use aya_ebpf::{
+    helpers::generated::{bpf_probe_read_kernel_str, bpf_probe_read_user},
+    macros::{raw_tracepoint, tracepoint},
+    programs::{RawTracePointContext, TracePointContext},
+    EbpfContext,
+};
+use probe_common::{
+    EventHeader, EventKind, ExitEvent, ForkEvent, ARGS_MAX, CFG_THREADS, EXEC_FIXED_LEN,
+    FLAG_ARGS_TRUNCATED, FLAG_ARGS_UNREADABLE, FLAG_THREAD, PATH_MAX,
+};
+
+use crate::{
+    common::{current_task, emit, emit_bytes, enabled, fill_header, offsets, read_kernel},
+    maps::EXEC_SCRATCH,
+};
+
+/// Offset of the `__data_loc char[] filename` field of `sched_process_exec`, read by
+/// userspace from the tracepoint's format file.
+#[unsafe(no_mangle)]
+static TP_EXEC_FILENAME: u32 = 8;
+
+#[tracepoint]
+pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
+    let _ = try_exec(&ctx);
+    0
+}
+
+fn try_exec(ctx: &TracePointContext) -> Result<(), i64> {
+    enabled(EventKind::ProcessExec).ok_or(0)?;
+    let off = offsets();
+    let ev = EXEC_SCRATCH.get_ptr_mut(0).ok_or(0)?;
+    let ev = unsafe { &mut *ev };
+    let task = current_task();
+    fill_header(&mut ev.header, EventKind::ProcessExec, task, &off);
+
+    // The filename is a __data_loc field: low 16 bits offset into the record, high 16 length.
+    let field = unsafe { core::ptr::read_volatile(&TP_EXEC_FILENAME) };
+    let loc: u32 = unsafe { ctx.read_at(field as usize) }.map_err(|e| e as i64)?;
+    let src = (ctx.as_ptr() as *const u8).wrapping_add((loc & 0xffff) as usize);
+    let n = unsafe {
+        bpf_probe_read_kernel_str(
+            ev.data.as_mut_ptr() as *mut c_void,
+            PATH_MAX as u32,
+            src as *const c_void,
+        )
+    };
+    // n counts the NUL; the kernel bounds exec filenames by PATH_MAX, so nothing is cut here.
+    let fname_len = if n > 0 { (n - 1) as usize } else { 0 };
+    let fname_len = fname_len & (PATH_MAX - 1);
+    ev.filename_len = fname_len as u32;
+
+    // argv as the new image sees it: one NUL-separated block at mm->arg_start..arg_end.
+    let mut args_len: usize = 0;
+    let mm: *const u8 = read_kernel(task, off.task_mm).unwrap_or(core::ptr::null());
+    if mm.is_null() {
+        ev.header.flags |= FLAG_ARGS_UNREADABLE;
+        ev.args_total = 0;
+    } else {
+        let start: u64 = read_kernel(mm, off.mm_arg_start).unwrap_or(0);
+        let end: u64 = read_kernel(mm, off.mm_arg_end).unwrap_or(0);
+        let total = end.saturating_sub(start);
+        ev.args_total = total.min(u32::MAX as u64) as u32;
+        let mut want = total as usize;
+        if want > ARGS_MAX {
+            want = ARGS_MAX;
+            ev.header.flags |= FLAG_ARGS_TRUNCATED;
+        }
+        if want > 0 {
+            let dst = ev.data.as_mut_ptr().wrapping_add(fname_len);
+            let ret = unsafe {
+                bpf_probe_read_user(dst as *mut c_void, want as u32, start as *const c_void)
+            };
+            if ret == 0 {
+                args_len = want;
+            } else {
+                ev.header.flags |= FLAG_ARGS_UNREADABLE;
+            }
+        }
+    }
+    ev.args_len = args_len as u32;
+    ev._pad0 = 0;
+    let len = EXEC_FIXED_LEN + fname_len + args_len;
+    emit_bytes(EventKind::ProcessExec, ev as *const _ as *const u8, len as u64);
+    Ok(())
+}
+
+/// Raw tracepoint: its arguments are the parent and child `task_struct`, which tell a new
+/// process from a new thread on every kernel without depending on the record's layout.
+#[raw_tracepoint(tracepoint = "sched_process_fork")]
+pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
+    let _ = try_fork(&ctx);
+    0
+}
+
+fn try_fork(ctx: &RawTracePointContext) -> Result<(), i64> {
+    let cfg = enabled(EventKind::ProcessFork).ok_or(0)?;
+    let off = offsets();
+    let child: *const u8 = ctx.arg::<u64>(1) as *const u8;
+    let child_tid: u32 = read_kernel(child, off.task_pid)?;
+    let child_pid: u32 = read_kernel(child, off.task_tgid)?;
+    let is_thread = child_tid != child_pid;
+    if is_thread && cfg.flags & CFG_THREADS == 0 {
+        return Ok(());
+    }
+    let child_start: u64 = read_kernel(child, off.task_start_boottime).unwrap_or(0);
+    let mut ev = ForkEvent {
+        header: EventHeader::zeroed(),
+        child_pid,
+        child_tid,
+        child_start_ns: child_start,
+    };
+    fill_header(&mut ev.header, EventKind::ProcessFork, current_task(), &off);
+    if is_thread {
+        ev.header.flags |= FLAG_THREAD;
+    }
+    emit(EventKind::ProcessFork, &ev);
+    Ok(())
+}
+
+#[tracepoint]
+pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
+    let _ = try_exit();
+    0
+}
+
+fn try_exit() -> Result<(), i64> {
+    let cfg = enabled(EventKind::ProcessExit).ok_or(0)?;
+    let off = offsets();
+    let task = current_task();
+    // The process ends with its last thread: signal->live has dropped to zero by now.
+    let signal: *const u8 = read_kernel(task, off.task_signal)?;
+    let live: i32 = read_kernel(signal, off.signal_live)?;
+    let last = live == 0;
+    if !last && cfg.flags & CFG_THREADS == 0 {
+        return Ok(());
+    }
+    let exit_code: u32 = read_kernel(task, off.task_exit_code)?;
+    let mut ev = ExitEvent {
+        header: EventHeader::zeroed(),
+        exit_code,
+        _pad0: 0,
+    };
+    fill_header(&mut ev.header, EventKind::ProcessExit, task, &off);
+    if !last {
+        ev.header.flags |= FLAG_THREAD;
+    }
+    emit(EventKind::ProcessExit, &ev);
+    Ok(())
+}

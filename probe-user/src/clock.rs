@@ -1,0 +1,67 @@
+//! Kernel boot-clock nanoseconds -> wall-clock time, with an offset measured once at start-up.
+use nix::time::{clock_gettime, ClockId};
+
+#[derive(Clone, Copy, Debug)]
+pub struct BootClock {
+    /// Wall-clock ns at boot (realtime - boottime).
+    offset_ns: i128,
+}
+
+fn ns(c: ClockId) -> i128 {
+    let t = clock_gettime(c).expect("clock_gettime on a standard clock");
+    t.tv_sec() as i128 * 1_000_000_000 + t.tv_nsec() as i128
+}
+
+impl BootClock {
+    pub fn measure() -> Self {
+        // Bracket the realtime read with two boottime reads to halve the error.
+        let b1 = ns(ClockId::CLOCK_BOOTTIME);
+        let r = ns(ClockId::CLOCK_REALTIME);
+        let b2 = ns(ClockId::CLOCK_BOOTTIME);
+        BootClock {
+            offset_ns: r - (b1 + b2) / 2,
+        }
+    }
+
+    /// Current boot-clock ns (the kernel's `bpf_ktime_get_boot_ns`).
+    pub fn now_boot_ns() -> u64 {
+        ns(ClockId::CLOCK_BOOTTIME) as u64
+    }
+
+    /// Wall-clock ns since the Unix epoch.
+    pub fn wall_ns(&self, boot_ns: u64) -> i128 {
+        self.offset_ns + boot_ns as i128
+    }
+
+    /// RFC 3339 UTC with nanoseconds, e.g. `2026-11-27T17:42:47.123456789Z`.
+    pub fn rfc3339(&self, boot_ns: u64) -> String {
+        rfc3339_ns(self.wall_ns(boot_ns))
+    }
+}
+
+pub fn rfc3339_ns(wall_ns: i128) -> String {
+    let secs = wall_ns.div_euclid(1_000_000_000) as i64;
+    let nanos = wall_ns.rem_euclid(1_000_000_000) as u32;
+    match chrono::DateTime::from_timestamp(secs, nanos) {
+        Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        None => "1970-01-01T00:00:00.000000000Z".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_with_nanoseconds() {
+        assert_eq!(rfc3339_ns(1_000_000_000_000_000_007), "2001-09-09T01:46:40.000000007Z");
+    }
+
+    #[test]
+    fn boot_clock_maps_now_to_now() {
+        let c = BootClock::measure();
+        let wall = c.wall_ns(BootClock::now_boot_ns());
+        let real = ns(ClockId::CLOCK_REALTIME);
+        assert!((wall - real).abs() < 50_000_000, "{wall} vs {real}");
+    }
+}

@@ -1,0 +1,126 @@
+//! Run configuration: what the CLI (and later the config file) asks for, validated.
+use std::{path::PathBuf, time::Duration};
+
+use probe_common::EventKind;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("unknown event kind or category {0:?}; known: {1}")]
+    UnknownKind(String, String),
+    #[error("--events selects nothing")]
+    NoKinds,
+    #[error("bad size {0:?}: use bytes or a K/M/G suffix (e.g. 16M)")]
+    BadSize(String),
+    #[error("ring buffer size {0} must be a power of two and a multiple of the page size ({1})")]
+    RingSize(u64, u64),
+}
+
+/// Every kind name, for messages and `tprobe events`.
+pub fn known_kinds() -> String {
+    EventKind::ALL
+        .iter()
+        .map(|k| k.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Parses `process,file.open,...`: kind names, categories (`process`) or `all`.
+pub fn parse_kinds(spec: &str) -> Result<Vec<EventKind>, ConfigError> {
+    let mut out = Vec::new();
+    for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let matched: Vec<EventKind> = EventKind::ALL
+            .iter()
+            .copied()
+            .filter(|k| {
+                item == "all"
+                    || k.name() == item
+                    || k.name().split('.').next() == Some(item)
+            })
+            .collect();
+        if matched.is_empty() {
+            return Err(ConfigError::UnknownKind(item.to_owned(), known_kinds()));
+        }
+        for k in matched {
+            if !out.contains(&k) {
+                out.push(k);
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(ConfigError::NoKinds);
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Parses `4096`, `64K`, `16M`, `1G` (powers of 1024; `KiB` etc. accepted too).
+pub fn parse_size(s: &str) -> Result<u64, ConfigError> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| ConfigError::BadSize(s.to_owned()))?;
+    let mul = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(ConfigError::BadSize(s.to_owned())),
+    };
+    n.checked_mul(mul).ok_or(ConfigError::BadSize(s.to_owned()))
+}
+
+pub fn check_ring_size(bytes: u64) -> Result<u32, ConfigError> {
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .unwrap_or(4096) as u64;
+    if !bytes.is_power_of_two() || bytes % page != 0 || bytes > u32::MAX as u64 / 2 {
+        return Err(ConfigError::RingSize(bytes, page));
+    }
+    Ok(bytes as u32)
+}
+
+/// Everything `tprobe run` needs.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub kinds: Vec<EventKind>,
+    pub threads: bool,
+    pub duration: Option<Duration>,
+    pub count: Option<u64>,
+    pub output: Option<PathBuf>,
+    pub ringbuf_bytes: u32,
+    pub host_name: String,
+    pub btf_path: PathBuf,
+    /// Longest time a quiet event waits in the ring buffer before userspace reads it.
+    pub flush_interval: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_by_name_category_and_all() {
+        assert_eq!(parse_kinds("process.exec").unwrap(), vec![EventKind::ProcessExec]);
+        assert_eq!(parse_kinds("process").unwrap(), EventKind::ALL.to_vec());
+        assert_eq!(parse_kinds("all").unwrap(), EventKind::ALL.to_vec());
+        assert_eq!(
+            parse_kinds("process.exit, process.exec").unwrap(),
+            vec![EventKind::ProcessExec, EventKind::ProcessExit]
+        );
+        assert!(matches!(parse_kinds("proc"), Err(ConfigError::UnknownKind(..))));
+        assert_eq!(parse_kinds(" , "), Err(ConfigError::NoKinds));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("16M").unwrap(), 16 << 20);
+        assert_eq!(parse_size("64KiB").unwrap(), 64 << 10);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("12Q").is_err());
+        assert!(parse_size("").is_err());
+        assert!(check_ring_size(16 << 20).is_ok());
+        assert!(check_ring_size(3 << 20).is_err());
+        assert!(check_ring_size(1024).is_err());
+    }
+}

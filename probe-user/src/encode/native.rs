@@ -1,0 +1,323 @@
+//! The native JSON-lines format of `shared/schema.md` (`schema: "tprobe/1"`).
+use std::borrow::Cow;
+
+use serde::{Serialize, Serializer};
+
+use super::{b64_if_invalid, Encoder};
+use crate::{
+    clock::BootClock,
+    enrich::process::ProcessInfo,
+    event::{Body, Event},
+};
+
+pub const SCHEMA: &str = "tprobe/1";
+
+pub struct Native {
+    host: String,
+    clock: BootClock,
+}
+
+impl Native {
+    pub fn new(host: String, clock: BootClock) -> Self {
+        Native { host, clock }
+    }
+}
+
+/// Bytes rendered as a string, bad UTF-8 replaced with U+FFFD.
+struct Lossy<'a>(&'a [u8]);
+
+impl Serialize for Lossy<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&String::from_utf8_lossy(self.0))
+    }
+}
+
+#[derive(Serialize)]
+struct Host<'a> {
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct ProcessV<'a> {
+    pid: u32,
+    tid: u32,
+    ppid: u32,
+    uid: u32,
+    gid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+    comm: Lossy<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comm_b64: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exe: Option<Lossy<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exe_b64: Option<String>,
+    args: Vec<Lossy<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    args_b64: Option<Vec<String>>,
+    args_truncated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cwd: Option<Lossy<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cwd_b64: Option<String>,
+    start_time: String,
+    entity_id: &'a str,
+    cgroup_id: u64,
+}
+
+#[derive(Serialize)]
+struct ParentV<'a> {
+    pid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comm: Option<Lossy<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exe: Option<Lossy<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exe_b64: Option<String>,
+    entity_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct ExecV<'a> {
+    interpreter: Lossy<'a>,
+    filename: Lossy<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    filename_b64: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ChildV {
+    pid: u32,
+    tid: u32,
+    entity_id: String,
+    thread: bool,
+}
+
+#[derive(Serialize)]
+struct ExitV {
+    code: Option<i32>,
+    signal: Option<i32>,
+    core_dumped: bool,
+}
+
+#[derive(Serialize)]
+struct LossV<'a> {
+    source: &'a str,
+    kind: &'a str,
+    count: u64,
+    since: String,
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    ts: String,
+    kind: &'static str,
+    seq: u64,
+    host: Host<'a>,
+    schema: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    process: Option<ProcessV<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent: Option<ParentV<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exec: Option<ExecV<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    child: Option<ChildV>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exit: Option<ExitV>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    probe: Option<&'a serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    loss: Option<LossV<'a>>,
+}
+
+fn opt_b64(b: Option<&[u8]>) -> Option<String> {
+    b.and_then(b64_if_invalid)
+}
+
+impl Native {
+    fn process<'a>(&self, ev: &'a Event) -> Option<ProcessV<'a>> {
+        let t = ev.task.as_ref()?;
+        let p: Option<&'a ProcessInfo> = ev.process.as_deref();
+        let args: &'a [Vec<u8>] = p.map(|p| p.args.as_slice()).unwrap_or(&[]);
+        let any_bad = args.iter().any(|a| std::str::from_utf8(a).is_err());
+        let exe = p.and_then(|p| p.exe.as_deref());
+        let cwd = p.and_then(|p| p.cwd.as_deref());
+        Some(ProcessV {
+            pid: t.pid,
+            tid: t.tid,
+            ppid: t.ppid,
+            uid: t.uid,
+            gid: t.gid,
+            user: ev.user.as_deref(),
+            comm: Lossy(&t.comm),
+            comm_b64: b64_if_invalid(&t.comm),
+            exe: exe.map(Lossy),
+            exe_b64: opt_b64(exe),
+            args: args.iter().map(|a| Lossy(a)).collect(),
+            args_b64: any_bad.then(|| {
+                use base64::Engine as _;
+                args.iter()
+                    .map(|a| base64::engine::general_purpose::STANDARD.encode(a))
+                    .collect()
+            }),
+            args_truncated: p.is_some_and(|p| p.args_truncated),
+            cwd: cwd.map(Lossy),
+            cwd_b64: opt_b64(cwd),
+            start_time: self.clock.rfc3339(t.start_ns),
+            entity_id: p.map(|p| p.entity_id.as_str()).unwrap_or(""),
+            cgroup_id: t.cgroup_id,
+        })
+    }
+}
+
+impl Encoder for Native {
+    fn encode(&self, ev: &Event, seq: u64, out: &mut Vec<u8>) {
+        let parent = ev.parent.as_deref().map(|p| ParentV {
+            pid: p.pid,
+            comm: (!p.comm.is_empty()).then_some(Lossy(&p.comm)),
+            exe: p.exe.as_deref().map(Lossy),
+            exe_b64: opt_b64(p.exe.as_deref()),
+            entity_id: &p.entity_id,
+        });
+        let mut line = Line {
+            ts: self.clock.rfc3339(ev.ts_ns),
+            kind: ev.kind_name(),
+            seq,
+            host: Host { name: &self.host },
+            schema: super::native::SCHEMA,
+            process: self.process(ev),
+            parent,
+            exec: None,
+            child: None,
+            exit: None,
+            probe: None,
+            loss: None,
+        };
+        match &ev.body {
+            Body::Exec { filename, .. } => {
+                let p = ev.process.as_deref();
+                if let (Some(f), Some(exe)) =
+                    (p.and_then(|p| p.exec_filename.as_deref()), p.and_then(|p| p.exe.as_deref()))
+                {
+                    line.exec = Some(ExecV {
+                        interpreter: Lossy(exe),
+                        filename: Lossy(f),
+                        filename_b64: b64_if_invalid(f),
+                    });
+                } else {
+                    let _ = filename;
+                }
+            }
+            Body::Fork { child_pid, child_tid, child_start_ns, thread } => {
+                line.child = Some(ChildV {
+                    pid: *child_pid,
+                    tid: *child_tid,
+                    entity_id: crate::enrich::process::entity_id(
+                        &self.host,
+                        *child_pid,
+                        *child_start_ns,
+                    ),
+                    thread: *thread,
+                });
+            }
+            Body::Exit(s) => {
+                line.exit = Some(ExitV {
+                    code: s.code,
+                    signal: s.signal,
+                    core_dumped: s.core_dumped,
+                });
+            }
+            Body::Probe { info, .. } => line.probe = Some(info),
+            Body::Loss { source, kind, count, since_ns } => {
+                line.loss = Some(LossV {
+                    source,
+                    kind,
+                    count: *count,
+                    since: self.clock.rfc3339(*since_ns),
+                });
+            }
+        }
+        // Writing into a Vec cannot fail and every field serialises infallibly.
+        let _ = serde_json::to_writer(&mut *out, &line);
+        out.push(b'\n');
+        let _ = Cow::<str>::Borrowed("");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::event::Task;
+
+    fn exec_event(args: Vec<Vec<u8>>, exe: &[u8]) -> Event {
+        let task = Task {
+            kind: probe_common::EventKind::ProcessExec,
+            flags: 0,
+            ts_ns: 1,
+            pid: 10,
+            tid: 10,
+            ppid: 1,
+            uid: 0,
+            gid: 0,
+            cgroup_id: 7,
+            start_ns: 1,
+            parent_start_ns: 0,
+            comm: b"a\nb".to_vec(),
+        };
+        let info = ProcessInfo {
+            pid: 10,
+            exe: Some(exe.to_vec()),
+            args: args.clone(),
+            entity_id: "e".into(),
+            ..Default::default()
+        };
+        Event {
+            ts_ns: 1,
+            task: Some(task),
+            body: Body::Exec { filename: exe.to_vec(), args, args_truncated: false },
+            process: Some(Arc::new(info)),
+            parent: None,
+            user: None,
+        }
+    }
+
+    fn encode(ev: &Event) -> serde_json::Value {
+        let n = Native::new("h".into(), BootClock::measure());
+        let mut out = Vec::new();
+        n.encode(ev, 3, &mut out);
+        assert_eq!(out.last(), Some(&b'\n'));
+        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1, "one line per event");
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    #[test]
+    fn odd_bytes_are_lossy_with_exact_base64() {
+        let v = encode(&exec_event(
+            vec![b"x".to_vec(), vec![0xff, b'a'], vec![], b"l1\nl2".to_vec()],
+            b"/tmp/\xe9t\xe9",
+        ));
+        assert_eq!(v["seq"], 3);
+        assert_eq!(v["kind"], "process.exec");
+        assert_eq!(v["schema"], "tprobe/1");
+        let p = &v["process"];
+        assert_eq!(p["args"], serde_json::json!(["x", "\u{fffd}a", "", "l1\nl2"]));
+        assert_eq!(p["args_b64"], serde_json::json!(["eA==", "/2E=", "", "bDEKbDI="]));
+        assert_eq!(p["exe"], "/tmp/\u{fffd}t\u{fffd}");
+        assert_eq!(p["exe_b64"], "L3RtcC/pdOk=");
+        assert_eq!(p["comm"], "a\nb");
+        assert!(p.get("comm_b64").is_none());
+        assert_eq!(p["cgroup_id"], 7);
+    }
+
+    #[test]
+    fn valid_utf8_has_no_b64_sibling() {
+        let v = encode(&exec_event(vec![b"ok".to_vec(), "é".as_bytes().to_vec()], b"/bin/ok"));
+        assert!(v["process"].get("args_b64").is_none());
+        assert!(v["process"].get("exe_b64").is_none());
+        assert!(v["ts"].as_str().unwrap().ends_with('Z'));
+    }
+}

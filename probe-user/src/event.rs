@@ -1,0 +1,138 @@
+//! The one userspace event type: decode fills it, enrich completes it, filter and encode read it.
+use std::sync::Arc;
+
+use probe_common::EventKind;
+
+use crate::enrich::process::ProcessInfo;
+
+/// What the kernel told us about the acting task (decoded [`probe_common::EventHeader`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Task {
+    pub kind: EventKind,
+    pub flags: u32,
+    pub ts_ns: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub cgroup_id: u64,
+    pub start_ns: u64,
+    pub parent_start_ns: u64,
+    pub comm: Vec<u8>,
+}
+
+/// How a process ended, from the wait-status encoding of `task_struct.exit_code`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExitStatus {
+    /// Exit code for a normal exit; `None` when a signal killed the process.
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub core_dumped: bool,
+}
+
+impl ExitStatus {
+    pub fn from_wait_status(raw: u32) -> Self {
+        let sig = (raw & 0x7f) as i32;
+        if sig == 0 {
+            ExitStatus {
+                code: Some(((raw >> 8) & 0xff) as i32),
+                signal: None,
+                core_dumped: false,
+            }
+        } else {
+            ExitStatus {
+                code: None,
+                signal: Some(sig),
+                core_dumped: raw & 0x80 != 0,
+            }
+        }
+    }
+}
+
+/// Kind-specific data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    Exec {
+        filename: Vec<u8>,
+        args: Vec<Vec<u8>>,
+        args_truncated: bool,
+    },
+    Fork {
+        child_pid: u32,
+        child_tid: u32,
+        child_start_ns: u64,
+        thread: bool,
+    },
+    Exit(ExitStatus),
+    /// `probe.start` / `probe.stop`: a JSON object built by the run loop.
+    Probe {
+        stop: bool,
+        info: serde_json::Value,
+    },
+    /// `probe.loss`.
+    Loss {
+        source: &'static str,
+        kind: String,
+        count: u64,
+        since_ns: u64,
+    },
+}
+
+/// One event flowing through the pipeline.
+#[derive(Clone, Debug)]
+pub struct Event {
+    /// Event time as boot-clock nanoseconds (converted to wall time by the encoder).
+    pub ts_ns: u64,
+    /// Absent for events without process context (`probe.*`).
+    pub task: Option<Task>,
+    pub body: Body,
+    pub process: Option<Arc<ProcessInfo>>,
+    pub parent: Option<Arc<ProcessInfo>>,
+    /// Name of `task.uid`, when resolvable.
+    pub user: Option<Arc<str>>,
+}
+
+impl Event {
+    /// The `kind` string of the schema.
+    pub fn kind_name(&self) -> &'static str {
+        match &self.body {
+            Body::Probe { stop: false, .. } => "probe.start",
+            Body::Probe { stop: true, .. } => "probe.stop",
+            Body::Loss { .. } => "probe.loss",
+            _ => self.task.as_ref().map(|t| t.kind.name()).unwrap_or("unknown"),
+        }
+    }
+
+    pub fn probe(ts_ns: u64, body: Body) -> Self {
+        Event {
+            ts_ns,
+            task: None,
+            body,
+            process: None,
+            parent: None,
+            user: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_status() {
+        assert_eq!(
+            ExitStatus::from_wait_status(7 << 8),
+            ExitStatus { code: Some(7), signal: None, core_dumped: false }
+        );
+        assert_eq!(
+            ExitStatus::from_wait_status(9),
+            ExitStatus { code: None, signal: Some(9), core_dumped: false }
+        );
+        assert_eq!(
+            ExitStatus::from_wait_status(0x80 | 11),
+            ExitStatus { code: None, signal: Some(11), core_dumped: true }
+        );
+    }
+}

@@ -1,0 +1,35 @@
+//! tprobe userspace: load/attach, drain, decode, enrich, filter, encode, sinks.
+//! Data flows one way: kernel hook -> ring buffer -> drain -> decode -> enrich -> encode -> sink.
+pub mod btf;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod decode;
+pub mod drain;
+pub mod encode;
+pub mod enrich;
+pub mod event;
+pub mod loader;
+pub mod metrics;
+pub mod pipeline;
+pub mod run;
+pub mod sink;
+pub mod tracefs;
+
+/// Process exit codes, so scripts can tell failures apart.
+pub mod exit_code {
+    pub const RUNTIME: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const PERMISSION: u8 = 3;
+    pub const UNSUPPORTED_KERNEL: u8 = 4;
+}
+
+/// Maps an error from `run` to an exit code.
+pub fn exit_code_for(e: &anyhow::Error) -> u8 {
+    use loader::LoadError;
+    match e.downcast_ref::<LoadError>() {
+        Some(LoadError::Permission(_)) => exit_code::PERMISSION,
+        Some(LoadError::Btf(_) | LoadError::Tracefs(_)) => exit_code::UNSUPPORTED_KERNEL,
+        _ => exit_code::RUNTIME,
+    }
+}

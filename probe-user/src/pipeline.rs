@@ -1,0 +1,134 @@
+//! The userspace stages after decode, on their own thread: enrich -> filter -> encode -> sink.
+//! Blocking writes to a slow reader therefore never stall the ring buffer drain.
+use std::sync::{atomic::Ordering::Relaxed, Arc};
+
+use tokio::sync::{mpsc, watch};
+
+use crate::{
+    encode::Encoder,
+    enrich::{process::ProcessTable, users::Users},
+    event::{Body, Event},
+    metrics::Stats,
+    sink::{Sink, SinkError},
+};
+
+/// Why the run should end, as seen from the pipeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    Running,
+    /// `--count` events were written.
+    CountReached,
+    /// The reader closed the output (EPIPE).
+    ReaderGone,
+    /// Writing failed for another reason.
+    SinkFailed,
+}
+
+pub struct Pipeline {
+    pub table: ProcessTable,
+    pub users: Users,
+    pub encoder: Box<dyn Encoder>,
+    pub sink: Box<dyn Sink>,
+    pub stats: Arc<Stats>,
+    /// Stop after this many non-`probe.*` events.
+    pub count: Option<u64>,
+    seq: u64,
+    data_events: u64,
+    buf: Vec<u8>,
+}
+
+impl Pipeline {
+    pub fn new(
+        table: ProcessTable,
+        encoder: Box<dyn Encoder>,
+        sink: Box<dyn Sink>,
+        stats: Arc<Stats>,
+        count: Option<u64>,
+    ) -> Self {
+        Pipeline {
+            table,
+            users: Users::default(),
+            encoder,
+            sink,
+            stats,
+            count,
+            seq: 0,
+            data_events: 0,
+            buf: Vec::with_capacity(1 << 16),
+        }
+    }
+
+    fn limit_reached(&self) -> bool {
+        self.count.is_some_and(|c| self.data_events >= c)
+    }
+
+    fn process(&mut self, mut ev: Event, stop: &watch::Sender<Stop>) {
+        let kind = ev.task.as_ref().map(|t| t.kind);
+        if kind.is_some() && self.limit_reached() {
+            return;
+        }
+        self.table.enrich(&mut ev);
+        if let Some(t) = &ev.task {
+            ev.user = self.users.name(t.uid);
+        }
+        if let Body::Probe { stop: true, info } = &mut ev.body {
+            self.stop_report(info);
+        }
+        self.seq += 1;
+        self.encoder.encode(&ev, self.seq, &mut self.buf);
+        self.stats.lines.fetch_add(1, Relaxed);
+        if let Some(k) = kind {
+            self.stats.count_emitted(k);
+            self.data_events += 1;
+            if self.limit_reached() {
+                let _ = stop.send(Stop::CountReached);
+            }
+        }
+    }
+
+    /// Completes `probe.stop` with the counters as they stand when it is written.
+    fn stop_report(&self, info: &mut serde_json::Value) {
+        if let Some(o) = info.as_object_mut() {
+            let s = &self.stats;
+            o.insert("events".into(), s.emitted_by_kind().into());
+            o.insert("lines".into(), (s.lines.load(Relaxed) + 1).into());
+            o.insert(
+                "losses".into(),
+                serde_json::json!({
+                    "ringbuf": s.ringbuf_lost.load(Relaxed),
+                    "decode": s.decode_errors.load(Relaxed),
+                }),
+            );
+            o.insert("drained".into(), s.drained.load(Relaxed).into());
+            o.insert("process_table".into(), self.table.len().into());
+        }
+    }
+
+    /// Runs until the sender side closes; returns a sink error other than EPIPE.
+    pub fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Vec<Event>>,
+        stop: watch::Sender<Stop>,
+    ) -> Result<(), SinkError> {
+        while let Some(batch) = rx.blocking_recv() {
+            for ev in batch {
+                self.process(ev, &stop);
+            }
+            if self.buf.is_empty() {
+                continue;
+            }
+            match self.sink.write_batch(&self.buf) {
+                Ok(()) => self.buf.clear(),
+                Err(SinkError::Closed) => {
+                    let _ = stop.send(Stop::ReaderGone);
+                    return Ok(());
+                }
+                Err(e) => {
+                    let _ = stop.send(Stop::SinkFailed);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+}
