@@ -129,25 +129,27 @@ impl EventHeader {
     }
 }
 
-/// `process.exec`. The record is variable length: it ends after
-/// `data[filename_len + args_len]`; `data` holds the filename, then argv (NUL-separated).
+/// `process.exec`. The record is variable length: `data` holds the filename, then the
+/// interpreter path, then argv (NUL-separated), and the record ends right after argv.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct ExecEvent {
     pub header: EventHeader,
-    /// Bytes of filename in `data`, without NUL.
+    /// Bytes of filename (`bprm->filename`, as passed to exec) in `data`, without NUL.
     pub filename_len: u32,
+    /// Bytes of `bprm->interp` after the filename: the interpreter of a script, else the
+    /// filename again.
+    pub interp_len: u32,
     /// Bytes of argv in `data` after the filename, NUL-separated, as the kernel laid them out.
     pub args_len: u32,
     /// `mm->arg_end - mm->arg_start`: the full argv size, to tell how much was cut.
     pub args_total: u32,
-    pub _pad0: u32,
     pub data: [u8; EXEC_DATA_LEN],
 }
 
-/// Size of [`ExecEvent::data`]: one path plus the argv budget, with room for the verifier to
-/// see every copy in bounds.
-pub const EXEC_DATA_LEN: usize = PATH_MAX + ARGS_MAX;
+/// Size of [`ExecEvent::data`]: two paths plus the argv budget, so the verifier can see every
+/// copy in bounds.
+pub const EXEC_DATA_LEN: usize = 2 * PATH_MAX + ARGS_MAX;
 /// Bytes of [`ExecEvent`] before `data`.
 pub const EXEC_FIXED_LEN: usize = core::mem::size_of::<EventHeader>() + 16;
 
@@ -187,6 +189,8 @@ pub struct KernelOffsets {
     pub signal_live: u32,
     pub mm_arg_start: u32,
     pub mm_arg_end: u32,
+    pub bprm_filename: u32,
+    pub bprm_interp: u32,
     pub _pad0: u32,
 }
 
@@ -204,6 +208,8 @@ impl KernelOffsets {
             signal_live: 0,
             mm_arg_start: 0,
             mm_arg_end: 0,
+            bprm_filename: 0,
+            bprm_interp: 0,
             _pad0: 0,
         }
     }
@@ -234,4 +240,4 @@ const _: () = assert!(core::mem::size_of::<EventHeader>() == 80);
 const _: () = assert!(core::mem::size_of::<ForkEvent>() == 96);
 const _: () = assert!(core::mem::size_of::<ExitEvent>() == 88);
 const _: () = assert!(core::mem::size_of::<ExecEvent>() == EXEC_FIXED_LEN + EXEC_DATA_LEN);
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 48);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 56);

@@ -154,5 +154,9 @@ pub fn emit_bytes(kind: EventKind, data: *const u8, len: u64) {
 /// Emits a fixed-size record.
 #[inline(always)]
 pub fn emit<T>(kind: EventKind, ev: &T) {
-    emit_bytes(kind, ev as *const T as *const u8, core::mem::size_of::<T>() as u64);
+    emit_bytes(
+        kind,
+        ev as *const T as *const u8,
+        core::mem::size_of::<T>() as u64,
+    );
 }

@@ -5,7 +5,6 @@ use aya_ebpf::{
     helpers::generated::{bpf_probe_read_kernel_str, bpf_probe_read_user},
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
-    EbpfContext,
 };
 use probe_common::{
     EventHeader, EventKind, ExitEvent, ForkEvent, ARGS_MAX, CFG_THREADS, EXEC_FIXED_LEN,
@@ -17,18 +16,33 @@ use crate::{
     maps::EXEC_SCRATCH,
 };
 
-/// Offset of the `__data_loc char[] filename` field of `sched_process_exec`, read by
-/// userspace from the tracepoint's format file.
-#[unsafe(no_mangle)]
-static TP_EXEC_FILENAME: u32 = 8;
-
-#[tracepoint]
-pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
+/// Raw tracepoint: `(task, old_pid, bprm)`. `bprm` gives the filename as passed and the
+/// interpreter of a script (`bprm->interp`), which no /proc read after the fact can do reliably.
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
     let _ = try_exec(&ctx);
     0
 }
 
-fn try_exec(ctx: &TracePointContext) -> Result<(), i64> {
+/// Copies the kernel string at `*(base + off)` to `dst`; returns its length without the NUL.
+#[inline(always)]
+fn read_kstr_at(base: *const u8, off: u32, dst: *mut u8) -> usize {
+    let ptr: *const u8 = read_kernel(base, off).unwrap_or(core::ptr::null());
+    if ptr.is_null() {
+        return 0;
+    }
+    let n = unsafe {
+        bpf_probe_read_kernel_str(dst as *mut c_void, PATH_MAX as u32, ptr as *const c_void)
+    };
+    // n counts the NUL; exec paths are bounded by PATH_MAX, so nothing is cut here.
+    if n > 0 {
+        (n - 1) as usize & (PATH_MAX - 1)
+    } else {
+        0
+    }
+}
+
+fn try_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
     enabled(EventKind::ProcessExec).ok_or(0)?;
     let off = offsets();
     let ev = EXEC_SCRATCH.get_ptr_mut(0).ok_or(0)?;
@@ -36,21 +50,13 @@ fn try_exec(ctx: &TracePointContext) -> Result<(), i64> {
     let task = current_task();
     fill_header(&mut ev.header, EventKind::ProcessExec, task, &off);
 
-    // The filename is a __data_loc field: low 16 bits offset into the record, high 16 length.
-    let field = unsafe { core::ptr::read_volatile(&TP_EXEC_FILENAME) };
-    let loc: u32 = unsafe { ctx.read_at(field as usize) }.map_err(|e| e as i64)?;
-    let src = (ctx.as_ptr() as *const u8).wrapping_add((loc & 0xffff) as usize);
-    let n = unsafe {
-        bpf_probe_read_kernel_str(
-            ev.data.as_mut_ptr() as *mut c_void,
-            PATH_MAX as u32,
-            src as *const c_void,
-        )
-    };
-    // n counts the NUL; the kernel bounds exec filenames by PATH_MAX, so nothing is cut here.
-    let fname_len = if n > 0 { (n - 1) as usize } else { 0 };
-    let fname_len = fname_len & (PATH_MAX - 1);
+    let bprm = ctx.arg::<u64>(2) as *const u8;
+    let data = ev.data.as_mut_ptr();
+    let fname_len = read_kstr_at(bprm, off.bprm_filename, data);
+    let interp_len = read_kstr_at(bprm, off.bprm_interp, data.wrapping_add(fname_len));
     ev.filename_len = fname_len as u32;
+    ev.interp_len = interp_len as u32;
+    let paths = fname_len + interp_len;
 
     // argv as the new image sees it: one NUL-separated block at mm->arg_start..arg_end.
     let mut args_len: usize = 0;
@@ -69,7 +75,7 @@ fn try_exec(ctx: &TracePointContext) -> Result<(), i64> {
             ev.header.flags |= FLAG_ARGS_TRUNCATED;
         }
         if want > 0 {
-            let dst = ev.data.as_mut_ptr().wrapping_add(fname_len);
+            let dst = data.wrapping_add(paths);
             let ret = unsafe {
                 bpf_probe_read_user(dst as *mut c_void, want as u32, start as *const c_void)
             };
@@ -81,9 +87,12 @@ fn try_exec(ctx: &TracePointContext) -> Result<(), i64> {
         }
     }
     ev.args_len = args_len as u32;
-    ev._pad0 = 0;
-    let len = EXEC_FIXED_LEN + fname_len + args_len;
-    emit_bytes(EventKind::ProcessExec, ev as *const _ as *const u8, len as u64);
+    let len = EXEC_FIXED_LEN + paths + args_len;
+    emit_bytes(
+        EventKind::ProcessExec,
+        ev as *const _ as *const u8,
+        len as u64,
+    );
     Ok(())
 }
 

@@ -68,7 +68,9 @@ impl Btf {
 
     pub fn parse(data: &[u8]) -> Result<Self, BtfError> {
         if data.len() < 24 || u16::from_le_bytes([data[0], data[1]]) != 0xeb9f {
-            return Err(BtfError::Format("bad magic (only little-endian BTF is supported)"));
+            return Err(BtfError::Format(
+                "bad magic (only little-endian BTF is supported)",
+            ));
         }
         let hdr_len = u32_at(data, 4)? as usize;
         let type_off = u32_at(data, 8)? as usize;
@@ -103,9 +105,9 @@ impl Btf {
             let kflag = info >> 31 == 1;
             let mut members = Vec::new();
             p += match kind {
-                1 | 14 | 17 => 4,   // INT, VAR, DECL_TAG
-                3 => 12,            // ARRAY
-                6 | 13 => 8 * vlen, // ENUM, FUNC_PROTO
+                1 | 14 | 17 => 4,     // INT, VAR, DECL_TAG
+                3 => 12,              // ARRAY
+                6 | 13 => 8 * vlen,   // ENUM, FUNC_PROTO
                 15 | 19 => 12 * vlen, // DATASEC, ENUM64
                 KIND_STRUCT | KIND_UNION => {
                     for i in 0..vlen {
@@ -217,6 +219,8 @@ pub fn kernel_offsets(btf: &Btf) -> Result<probe_common::KernelOffsets, BtfError
         signal_live: btf.member_offset("signal_struct", "live")?,
         mm_arg_start: btf.member_offset("mm_struct", "arg_start")?,
         mm_arg_end: btf.member_offset("mm_struct", "arg_end")?,
+        bprm_filename: btf.member_offset("linux_binprm", "filename")?,
+        bprm_interp: btf.member_offset("linux_binprm", "interp")?,
         _pad0: 0,
     })
 }
@@ -230,7 +234,10 @@ mod tests {
         let strings = b"\0int\0outer\0a\0b\0c\0long\0".to_vec();
         // offsets: int=1 outer=5 a=11 b=13 c=15 long=17
         let mut types = Vec::new();
-        let mut push = |v: &[u32]| v.iter().for_each(|x| types.extend_from_slice(&x.to_le_bytes()));
+        let mut push = |v: &[u32]| {
+            v.iter()
+                .for_each(|x| types.extend_from_slice(&x.to_le_bytes()))
+        };
         push(&[1, 1 << 24, 4, 32]); // 1: int
         push(&[17, 1 << 24, 8, 64]); // 2: long
         push(&[0, (KIND_UNION << 24) | 2, 8, 13, 1, 0, 15, 2, 0]); // 3: anon union
@@ -239,7 +246,13 @@ mod tests {
         for v in [0xeb9f_u16.to_le_bytes().to_vec(), vec![1, 0]] {
             b.extend(v);
         }
-        for v in [24u32, 0, types.len() as u32, types.len() as u32, strings.len() as u32] {
+        for v in [
+            24u32,
+            0,
+            types.len() as u32,
+            types.len() as u32,
+            strings.len() as u32,
+        ] {
             b.extend(v.to_le_bytes());
         }
         b.extend(types);
@@ -256,7 +269,10 @@ mod tests {
             btf.member_offset("outer", "zz"),
             Err(BtfError::NoMember { .. })
         ));
-        assert!(matches!(btf.member_offset("nope", "a"), Err(BtfError::NoStruct(_))));
+        assert!(matches!(
+            btf.member_offset("nope", "a"),
+            Err(BtfError::NoStruct(_))
+        ));
     }
 
     #[test]

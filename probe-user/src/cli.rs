@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use crate::config::{self, ConfigError, RunConfig};
 
 #[derive(Parser, Debug)]
-#[command(name = "tprobe", version, about = "eBPF process, file and network telemetry as JSON lines")]
+#[command(
+    name = "tprobe",
+    version,
+    about = "eBPF process, file and network telemetry as JSON lines"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

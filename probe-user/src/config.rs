@@ -32,9 +32,7 @@ pub fn parse_kinds(spec: &str) -> Result<Vec<EventKind>, ConfigError> {
             .iter()
             .copied()
             .filter(|k| {
-                item == "all"
-                    || k.name() == item
-                    || k.name().split('.').next() == Some(item)
+                item == "all" || k.name() == item || k.name().split('.').next() == Some(item)
             })
             .collect();
         if matched.is_empty() {
@@ -58,7 +56,9 @@ pub fn parse_size(s: &str) -> Result<u64, ConfigError> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| ConfigError::BadSize(s.to_owned()))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| ConfigError::BadSize(s.to_owned()))?;
     let mul = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
@@ -74,7 +74,7 @@ pub fn check_ring_size(bytes: u64) -> Result<u32, ConfigError> {
         .ok()
         .flatten()
         .unwrap_or(4096) as u64;
-    if !bytes.is_power_of_two() || bytes % page != 0 || bytes > u32::MAX as u64 / 2 {
+    if !bytes.is_power_of_two() || !bytes.is_multiple_of(page) || bytes > u32::MAX as u64 / 2 {
         return Err(ConfigError::RingSize(bytes, page));
     }
     Ok(bytes as u32)
@@ -101,14 +101,20 @@ mod tests {
 
     #[test]
     fn kinds_by_name_category_and_all() {
-        assert_eq!(parse_kinds("process.exec").unwrap(), vec![EventKind::ProcessExec]);
+        assert_eq!(
+            parse_kinds("process.exec").unwrap(),
+            vec![EventKind::ProcessExec]
+        );
         assert_eq!(parse_kinds("process").unwrap(), EventKind::ALL.to_vec());
         assert_eq!(parse_kinds("all").unwrap(), EventKind::ALL.to_vec());
         assert_eq!(
             parse_kinds("process.exit, process.exec").unwrap(),
             vec![EventKind::ProcessExec, EventKind::ProcessExit]
         );
-        assert!(matches!(parse_kinds("proc"), Err(ConfigError::UnknownKind(..))));
+        assert!(matches!(
+            parse_kinds("proc"),
+            Err(ConfigError::UnknownKind(..))
+        ));
         assert_eq!(parse_kinds(" , "), Err(ConfigError::NoKinds));
     }
 

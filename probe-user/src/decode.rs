@@ -94,20 +94,22 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 });
             }
             let off = std::mem::offset_of!(ExecEvent, filename_len);
-            let filename_len = read::<u32>(&bytes[off..]).unwrap_or(0) as usize;
-            let args_len = read::<u32>(&bytes[off + 4..]).unwrap_or(0) as usize;
+            let field = |i: usize| read::<u32>(&bytes[off + 4 * i..]).unwrap_or(0) as usize;
+            let (filename_len, interp_len, args_len) = (field(0), field(1), field(2));
             let data = &bytes[EXEC_FIXED_LEN..];
-            let want = EXEC_FIXED_LEN + filename_len + args_len;
-            if data.len() < filename_len + args_len {
+            let paths = filename_len.saturating_add(interp_len);
+            let want = paths.saturating_add(args_len);
+            if data.len() < want {
                 return Err(DecodeError::BadLength {
                     kind: kind.name(),
                     len: bytes.len(),
-                    want,
+                    want: EXEC_FIXED_LEN.saturating_add(want),
                 });
             }
-            let (args, cut) = split_args(&data[filename_len..filename_len + args_len]);
+            let (args, cut) = split_args(&data[paths..want]);
             Body::Exec {
                 filename: data[..filename_len].to_vec(),
+                interp: data[filename_len..paths].to_vec(),
                 args,
                 args_truncated: cut || h.flags & FLAG_ARGS_TRUNCATED != 0,
             }
@@ -160,9 +162,10 @@ mod tests {
         h.flags = flags;
         let mut b = bytes_of(&h);
         b.extend((filename.len() as u32).to_le_bytes());
+        b.extend((filename.len() as u32).to_le_bytes());
         b.extend((args.len() as u32).to_le_bytes());
         b.extend((args.len() as u32).to_le_bytes());
-        b.extend(0u32.to_le_bytes());
+        b.extend(filename);
         b.extend(filename);
         b.extend(args);
         b
@@ -172,9 +175,21 @@ mod tests {
     fn exec_round_trip_with_odd_args() {
         let rec = exec_record(b"/bin/echo", b"echo\0\0a\nb\0\xff\xfe\0", 0);
         let ev = decode(&rec).unwrap();
-        let Body::Exec { filename, args, args_truncated } = ev.body else { panic!() };
+        let Body::Exec {
+            filename,
+            interp,
+            args,
+            args_truncated,
+        } = ev.body
+        else {
+            panic!()
+        };
         assert_eq!(filename, b"/bin/echo");
-        assert_eq!(args, vec![b"echo".to_vec(), vec![], b"a\nb".to_vec(), vec![0xff, 0xfe]]);
+        assert_eq!(interp, b"/bin/echo");
+        assert_eq!(
+            args,
+            vec![b"echo".to_vec(), vec![], b"a\nb".to_vec(), vec![0xff, 0xfe]]
+        );
         assert!(!args_truncated);
         let t = ev.task.unwrap();
         assert_eq!((t.pid, t.tid, t.comm.as_slice()), (42, 43, &b"true"[..]));
@@ -183,7 +198,14 @@ mod tests {
     #[test]
     fn exec_cut_mid_argument_is_truncated() {
         let ev = decode(&exec_record(b"/x", b"a\0bc", FLAG_ARGS_TRUNCATED)).unwrap();
-        let Body::Exec { args, args_truncated, .. } = ev.body else { panic!() };
+        let Body::Exec {
+            args,
+            args_truncated,
+            ..
+        } = ev.body
+        else {
+            panic!()
+        };
         assert_eq!(args, vec![b"a".to_vec(), b"bc".to_vec()]);
         assert!(args_truncated);
     }
@@ -198,9 +220,12 @@ mod tests {
 
     #[test]
     fn malformed_records_are_errors_not_panics() {
-        assert_eq!(decode(&[]), Err(DecodeError::Short(0)).map(|_: ()| unreachable!()));
+        assert!(matches!(decode(&[]), Err(DecodeError::Short(0))));
         assert!(matches!(decode(&[1, 2, 3]), Err(DecodeError::Short(3))));
-        assert!(matches!(decode(&bytes_of(&header(999))), Err(DecodeError::UnknownKind(999))));
+        assert!(matches!(
+            decode(&bytes_of(&header(999))),
+            Err(DecodeError::UnknownKind(999))
+        ));
         // A fork header without its payload.
         assert!(matches!(
             decode(&bytes_of(&header(EventKind::ProcessFork as u32))),

@@ -18,7 +18,7 @@ impl Drain {
         // SAFETY: the RingBuf owns its map fd, which stays open and unchanged until the
         // AsyncFd (and so the RingBuf) is dropped.
         let fd = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
-            .map_err(|e| std::io::Error::from(e))?;
+            .map_err(std::io::Error::from)?;
         Ok(Drain { fd, tick })
     }
 

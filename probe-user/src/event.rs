@@ -54,7 +54,10 @@ impl ExitStatus {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Body {
     Exec {
+        /// The path given to exec.
         filename: Vec<u8>,
+        /// `bprm->interp`: the interpreter of a script, else equal to `filename`.
+        interp: Vec<u8>,
         args: Vec<Vec<u8>>,
         args_truncated: bool,
     },
@@ -100,7 +103,11 @@ impl Event {
             Body::Probe { stop: false, .. } => "probe.start",
             Body::Probe { stop: true, .. } => "probe.stop",
             Body::Loss { .. } => "probe.loss",
-            _ => self.task.as_ref().map(|t| t.kind.name()).unwrap_or("unknown"),
+            _ => self
+                .task
+                .as_ref()
+                .map(|t| t.kind.name())
+                .unwrap_or("unknown"),
         }
     }
 
@@ -124,15 +131,27 @@ mod tests {
     fn wait_status() {
         assert_eq!(
             ExitStatus::from_wait_status(7 << 8),
-            ExitStatus { code: Some(7), signal: None, core_dumped: false }
+            ExitStatus {
+                code: Some(7),
+                signal: None,
+                core_dumped: false
+            }
         );
         assert_eq!(
             ExitStatus::from_wait_status(9),
-            ExitStatus { code: None, signal: Some(9), core_dumped: false }
+            ExitStatus {
+                code: None,
+                signal: Some(9),
+                core_dumped: false
+            }
         );
         assert_eq!(
             ExitStatus::from_wait_status(0x80 | 11),
-            ExitStatus { code: None, signal: Some(11), core_dumped: true }
+            ExitStatus {
+                code: None,
+                signal: Some(11),
+                core_dumped: true
+            }
         );
     }
 }

@@ -49,7 +49,7 @@ pub struct Hook {
 pub const HOOKS: &[Hook] = &[
     Hook {
         program: "sched_process_exec",
-        attach: Attach::TracePoint("sched", "sched_process_exec"),
+        attach: Attach::RawTracePoint("sched_process_exec"),
         kinds: &[EventKind::ProcessExec],
     },
     Hook {
@@ -119,7 +119,10 @@ fn raise_memlock() {
     // SAFETY: plain syscall with a valid struct.
     let ret = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rl) };
     if ret != 0 {
-        log::debug!("could not raise RLIMIT_MEMLOCK: {}", std::io::Error::last_os_error());
+        log::debug!(
+            "could not raise RLIMIT_MEMLOCK: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 
@@ -133,15 +136,12 @@ pub fn load(opts: &LoadOptions) -> Result<Probe, LoadError> {
     let tracefs_root = tracefs::ensure_mounted()?;
     let kbtf = btf::Btf::from_file(&opts.btf_path)?;
     let offsets = btf::kernel_offsets(&kbtf)?;
-    let exec_filename =
-        tracefs::field_offset(&tracefs_root, "sched", "sched_process_exec", "filename")?;
     let self_tgid = std::process::id();
 
     let mut ebpf = EbpfLoader::new()
         .override_global("SELF_TGID", &self_tgid, true)
         .override_global("OFFSETS", &offsets, true)
         .override_global("WAKEUP_BYTES", &opts.wakeup_bytes, true)
-        .override_global("TP_EXEC_FILENAME", &exec_filename, true)
         .map_max_entries(MAP_EVENTS, opts.ringbuf_bytes)
         .load(PROBE_OBJ)
         .map_err(|e| {
@@ -154,7 +154,12 @@ pub fn load(opts: &LoadOptions) -> Result<Probe, LoadError> {
 
     let mut config: Array<MapData, ProbeConfig> = ebpf
         .take_map(MAP_CONFIG)
-        .ok_or(LoadError::Map(MAP_CONFIG, aya::maps::MapError::InvalidName { name: MAP_CONFIG.into() }))?
+        .ok_or(LoadError::Map(
+            MAP_CONFIG,
+            aya::maps::MapError::InvalidName {
+                name: MAP_CONFIG.into(),
+            },
+        ))?
         .try_into()
         .map_err(|e| LoadError::Map(MAP_CONFIG, e))?;
     config
@@ -162,12 +167,22 @@ pub fn load(opts: &LoadOptions) -> Result<Probe, LoadError> {
         .map_err(|e| LoadError::Map(MAP_CONFIG, e))?;
     let losses: PerCpuArray<MapData, u64> = ebpf
         .take_map(MAP_LOSSES)
-        .ok_or(LoadError::Map(MAP_LOSSES, aya::maps::MapError::InvalidName { name: MAP_LOSSES.into() }))?
+        .ok_or(LoadError::Map(
+            MAP_LOSSES,
+            aya::maps::MapError::InvalidName {
+                name: MAP_LOSSES.into(),
+            },
+        ))?
         .try_into()
         .map_err(|e| LoadError::Map(MAP_LOSSES, e))?;
     let ring: RingBuf<MapData> = ebpf
         .take_map(MAP_EVENTS)
-        .ok_or(LoadError::Map(MAP_EVENTS, aya::maps::MapError::InvalidName { name: MAP_EVENTS.into() }))?
+        .ok_or(LoadError::Map(
+            MAP_EVENTS,
+            aya::maps::MapError::InvalidName {
+                name: MAP_EVENTS.into(),
+            },
+        ))?
         .try_into()
         .map_err(|e| LoadError::Map(MAP_EVENTS, e))?;
 
@@ -215,7 +230,9 @@ fn attach(ebpf: &mut Ebpf, hook: &Hook, tracefs_root: &Path) -> Result<(), Strin
     match hook.attach {
         Attach::TracePoint(cat, name) => {
             if !tracefs::tracepoint_exists(tracefs_root, cat, name) {
-                return Err(format!("tracepoint {cat}:{name} does not exist on this kernel"));
+                return Err(format!(
+                    "tracepoint {cat}:{name} does not exist on this kernel"
+                ));
             }
             let p: &mut TracePoint = prog.try_into().map_err(|e| format!("{e}"))?;
             p.load().map_err(|e| format!("verifier/load: {e:?}"))?;

@@ -44,7 +44,12 @@ impl Stats {
     pub fn emitted_by_kind(&self) -> serde_json::Map<String, serde_json::Value> {
         EventKind::ALL
             .iter()
-            .map(|k| (k.name().to_owned(), self.emitted[*k as usize].load(Relaxed).into()))
+            .map(|k| {
+                (
+                    k.name().to_owned(),
+                    self.emitted[*k as usize].load(Relaxed).into(),
+                )
+            })
             .collect()
     }
 }

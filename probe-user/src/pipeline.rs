@@ -32,6 +32,9 @@ pub struct Pipeline {
     pub stats: Arc<Stats>,
     /// Stop after this many non-`probe.*` events.
     pub count: Option<u64>,
+    /// Kinds the user asked for; others reach the pipeline only to keep the process table
+    /// right and are dropped after enrichment.
+    pub emit: Vec<probe_common::EventKind>,
     seq: u64,
     data_events: u64,
     buf: Vec<u8>,
@@ -44,8 +47,10 @@ impl Pipeline {
         sink: Box<dyn Sink>,
         stats: Arc<Stats>,
         count: Option<u64>,
+        emit: Vec<probe_common::EventKind>,
     ) -> Self {
         Pipeline {
+            emit,
             table,
             users: Users::default(),
             encoder,
@@ -68,6 +73,9 @@ impl Pipeline {
             return;
         }
         self.table.enrich(&mut ev);
+        if kind.is_some_and(|k| !self.emit.contains(&k)) {
+            return;
+        }
         if let Some(t) = &ev.task {
             ev.user = self.users.name(t.uid);
         }

@@ -7,6 +7,7 @@ use std::{
 };
 
 use anyhow::Context as _;
+use probe_common::EventKind;
 use tokio::{
     signal::unix::{signal, SignalKind},
     sync::{mpsc, watch},
@@ -114,8 +115,20 @@ fn start_info(cfg: &RunConfig, probe: &Probe) -> serde_json::Value {
 pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     let clock = BootClock::measure();
     let stats = Arc::new(Stats::default());
+    // Process lifecycle events always flow: they keep the process table (exe, args, cwd of
+    // every event's process) right whatever the user chose to see.
+    let mut kernel_kinds = cfg.kinds.clone();
+    for k in [
+        EventKind::ProcessExec,
+        EventKind::ProcessFork,
+        EventKind::ProcessExit,
+    ] {
+        if !kernel_kinds.contains(&k) {
+            kernel_kinds.push(k);
+        }
+    }
     let mut probe = loader::load(&LoadOptions {
-        kinds: cfg.kinds.clone(),
+        kinds: kernel_kinds,
         threads: cfg.threads,
         ringbuf_bytes: cfg.ringbuf_bytes,
         wakeup_bytes: (cfg.ringbuf_bytes / 8) as u64,
@@ -131,13 +144,16 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         None => Box::new(Stdout),
     };
     let start_ns = BootClock::now_boot_ns();
-    let table = ProcessTable::new(cfg.host_name.clone(), "/proc".into());
+    let mut table = ProcessTable::new(cfg.host_name.clone(), "/proc".into());
+    // After attaching: a process is either in the snapshot or seen by the hooks.
+    table.snapshot();
     let pipeline = Pipeline::new(
         table,
         Box::new(Native::new(cfg.host_name.clone(), clock)),
         sink,
         stats.clone(),
         cfg.count,
+        cfg.kinds.clone(),
     );
     let (tx, rx) = mpsc::channel::<Vec<Event>>(1024);
     let (stop_tx, mut stop_rx) = watch::channel(Stop::Running);
@@ -146,7 +162,12 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         .spawn(move || pipeline.run(rx, stop_tx))?;
 
     let info = start_info(&cfg, &probe);
-    let _ = tx.send(vec![Event::probe(start_ns, Body::Probe { stop: false, info })]).await;
+    let _ = tx
+        .send(vec![Event::probe(
+            start_ns,
+            Body::Probe { stop: false, info },
+        )])
+        .await;
 
     let ring = probe.ring.take().context("ring buffer already taken")?;
     let mut drain = Drain::new(ring, cfg.flush_interval)?;
@@ -195,7 +216,10 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         },
         "duration_s": (BootClock::now_boot_ns() - start_ns) as f64 / 1e9,
     });
-    tail.push(Event::probe(BootClock::now_boot_ns(), Body::Probe { stop: true, info }));
+    tail.push(Event::probe(
+        BootClock::now_boot_ns(),
+        Body::Probe { stop: true, info },
+    ));
     let _ = tx.send(tail).await;
     drop(tx);
     let result = tokio::task::spawn_blocking(move || worker.join())

@@ -86,8 +86,9 @@ pub fn field_offset(
     field: &str,
 ) -> Result<u32, TracefsError> {
     let tp = format!("{category}:{name}");
-    let text = std::fs::read_to_string(root.join("events").join(category).join(name).join("format"))
-        .map_err(|_| TracefsError::NoTracepoint(tp.clone()))?;
+    let text =
+        std::fs::read_to_string(root.join("events").join(category).join(name).join("format"))
+            .map_err(|_| TracefsError::NoTracepoint(tp.clone()))?;
     parse_format(&text)
         .into_iter()
         .find(|f| f.name == field)
@@ -106,13 +107,27 @@ mod tests {
     fn parses_fields_of_both_fork_layouts() {
         let new = "name: sched_process_fork\nformat:\n\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\tfield:__data_loc char[] parent_comm;\toffset:8;\tsize:4;\tsigned:0;\n\tfield:pid_t child_pid;\toffset:20;\tsize:4;\tsigned:1;\n";
         let f = parse_format(new);
-        assert_eq!(f[1], Field { name: "parent_comm".into(), offset: 8, size: 4 });
+        assert_eq!(
+            f[1],
+            Field {
+                name: "parent_comm".into(),
+                offset: 8,
+                size: 4
+            }
+        );
         assert_eq!(f[2].name, "child_pid");
         let exec = "\tfield:__data_loc char[] filename;\toffset:8;\tsize:4;\tsigned:0;";
         assert_eq!(parse_format(exec)[0].name, "filename");
         let old = "\tfield:char parent_comm[16];\toffset:8;\tsize:16;\tsigned:0;\n\tfield:const char * filename;\toffset:16;\tsize:8;\tsigned:0;";
         let f = parse_format(old);
-        assert_eq!(f[0], Field { name: "parent_comm".into(), offset: 8, size: 16 });
+        assert_eq!(
+            f[0],
+            Field {
+                name: "parent_comm".into(),
+                offset: 8,
+                size: 16
+            }
+        );
         assert_eq!(f[1].name, "filename");
     }
 }

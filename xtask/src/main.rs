@@ -1,1 +1,120 @@
-fn main(){}
+//! Project tasks: `cargo xtask setup | run | test | lint | bench`.
+mod setup;
+mod util;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what building and testing need (idempotent; fast when nothing is missing).
+    Setup,
+    /// Build and run `tprobe` as root with the given arguments (e.g. `-- run --events process`).
+    Run {
+        /// Build in debug mode instead of release.
+        #[arg(long)]
+        debug: bool,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Lint, then unit and integration tests (as root).
+    Test {
+        /// Skip `cargo fmt --check` and clippy.
+        #[arg(long)]
+        no_lint: bool,
+        /// Extra arguments for the test binaries (e.g. a test name filter).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// rustfmt check and clippy for the host crates and the eBPF crate.
+    Lint,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Setup => setup::setup(),
+        Cmd::Run { debug, args } => run(debug, &args),
+        Cmd::Test { no_lint, args } => test(no_lint, &args),
+        Cmd::Lint => {
+            setup::setup()?;
+            lint()
+        }
+    }
+}
+
+fn run(debug: bool, args: &[String]) -> Result<()> {
+    setup::setup()?;
+    let mut build = util::cargo(&["build", "-p", "probe-user", "--bin", "tprobe"]);
+    if !debug {
+        build.arg("--release");
+    }
+    util::status(&mut build)?;
+    let bin = util::root()
+        .join("target")
+        .join(if debug { "debug" } else { "release" })
+        .join("tprobe");
+    let args: Vec<&str> = if args.is_empty() {
+        vec!["run"]
+    } else {
+        args.iter().map(String::as_str).collect()
+    };
+    let mut cmd = util::as_root(&bin, &args);
+    util::exec(&mut cmd)
+}
+
+fn lint() -> Result<()> {
+    util::status(&mut util::cargo(&["fmt", "--all", "--check"]))?;
+    util::status(&mut util::cargo(&[
+        "clippy",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    // The eBPF crate alone, for its own target: with the host crates, feature unification
+    // would pull std-only features into aya-ebpf's dependencies.
+    util::status(&mut util::cargo(&[
+        "+nightly",
+        "clippy",
+        "-p",
+        "probe-ebpf",
+        "--target",
+        "bpfel-unknown-none",
+        "-Zbuild-std=core",
+        "--",
+        "-D",
+        "warnings",
+    ]))
+}
+
+fn test(no_lint: bool, args: &[String]) -> Result<()> {
+    setup::setup()?;
+    if !no_lint {
+        lint()?;
+    }
+    util::status(&mut util::cargo(&[
+        "build",
+        "-p",
+        "probe-user",
+        "--bin",
+        "tprobe",
+    ]))?;
+    let bin = util::root().join("target/debug/tprobe");
+    let mut test = util::cargo(&["test", "--no-fail-fast"]);
+    if !args.is_empty() {
+        test.arg("--").args(args);
+    }
+    test.env("TPROBE_BIN", &bin);
+    // Integration tests load eBPF programs: they need root.
+    if !util::is_root() {
+        anyhow::bail!("the integration tests load eBPF programs: run `sudo -E cargo xtask test`");
+    }
+    util::test_with_summary(&mut test)
+}

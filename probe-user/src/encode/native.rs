@@ -1,6 +1,4 @@
 //! The native JSON-lines format of `shared/schema.md` (`schema: "tprobe/1"`).
-use std::borrow::Cow;
-
 use serde::{Serialize, Serializer};
 
 use super::{b64_if_invalid, Encoder};
@@ -196,21 +194,21 @@ impl Encoder for Native {
             loss: None,
         };
         match &ev.body {
-            Body::Exec { filename, .. } => {
-                let p = ev.process.as_deref();
-                if let (Some(f), Some(exe)) =
-                    (p.and_then(|p| p.exec_filename.as_deref()), p.and_then(|p| p.exe.as_deref()))
-                {
+            Body::Exec { .. } => {
+                if let Some(sc) = ev.process.as_deref().and_then(|p| p.script.as_ref()) {
                     line.exec = Some(ExecV {
-                        interpreter: Lossy(exe),
-                        filename: Lossy(f),
-                        filename_b64: b64_if_invalid(f),
+                        interpreter: Lossy(&sc.interpreter),
+                        filename: Lossy(&sc.filename),
+                        filename_b64: b64_if_invalid(&sc.filename),
                     });
-                } else {
-                    let _ = filename;
                 }
             }
-            Body::Fork { child_pid, child_tid, child_start_ns, thread } => {
+            Body::Fork {
+                child_pid,
+                child_tid,
+                child_start_ns,
+                thread,
+            } => {
                 line.child = Some(ChildV {
                     pid: *child_pid,
                     tid: *child_tid,
@@ -230,7 +228,12 @@ impl Encoder for Native {
                 });
             }
             Body::Probe { info, .. } => line.probe = Some(info),
-            Body::Loss { source, kind, count, since_ns } => {
+            Body::Loss {
+                source,
+                kind,
+                count,
+                since_ns,
+            } => {
                 line.loss = Some(LossV {
                     source,
                     kind,
@@ -242,7 +245,6 @@ impl Encoder for Native {
         // Writing into a Vec cannot fail and every field serialises infallibly.
         let _ = serde_json::to_writer(&mut *out, &line);
         out.push(b'\n');
-        let _ = Cow::<str>::Borrowed("");
     }
 }
 
@@ -278,7 +280,12 @@ mod tests {
         Event {
             ts_ns: 1,
             task: Some(task),
-            body: Body::Exec { filename: exe.to_vec(), args, args_truncated: false },
+            body: Body::Exec {
+                filename: exe.to_vec(),
+                interp: exe.to_vec(),
+                args,
+                args_truncated: false,
+            },
             process: Some(Arc::new(info)),
             parent: None,
             user: None,
@@ -290,7 +297,11 @@ mod tests {
         let mut out = Vec::new();
         n.encode(ev, 3, &mut out);
         assert_eq!(out.last(), Some(&b'\n'));
-        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1, "one line per event");
+        assert_eq!(
+            out.iter().filter(|&&b| b == b'\n').count(),
+            1,
+            "one line per event"
+        );
         serde_json::from_slice(&out).unwrap()
     }
 
@@ -304,8 +315,14 @@ mod tests {
         assert_eq!(v["kind"], "process.exec");
         assert_eq!(v["schema"], "tprobe/1");
         let p = &v["process"];
-        assert_eq!(p["args"], serde_json::json!(["x", "\u{fffd}a", "", "l1\nl2"]));
-        assert_eq!(p["args_b64"], serde_json::json!(["eA==", "/2E=", "", "bDEKbDI="]));
+        assert_eq!(
+            p["args"],
+            serde_json::json!(["x", "\u{fffd}a", "", "l1\nl2"])
+        );
+        assert_eq!(
+            p["args_b64"],
+            serde_json::json!(["eA==", "/2E=", "", "bDEKbDI="])
+        );
         assert_eq!(p["exe"], "/tmp/\u{fffd}t\u{fffd}");
         assert_eq!(p["exe_b64"], "L3RtcC/pdOk=");
         assert_eq!(p["comm"], "a\nb");
@@ -315,7 +332,10 @@ mod tests {
 
     #[test]
     fn valid_utf8_has_no_b64_sibling() {
-        let v = encode(&exec_event(vec![b"ok".to_vec(), "é".as_bytes().to_vec()], b"/bin/ok"));
+        let v = encode(&exec_event(
+            vec![b"ok".to_vec(), "é".as_bytes().to_vec()],
+            b"/bin/ok",
+        ));
         assert!(v["process"].get("args_b64").is_none());
         assert!(v["process"].get("exe_b64").is_none());
         assert!(v["ts"].as_str().unwrap().ends_with('Z'));

@@ -22,8 +22,14 @@ pub struct ProcessInfo {
     pub cwd: Option<Vec<u8>>,
     pub args: Vec<Vec<u8>>,
     pub args_truncated: bool,
-    /// Set for exec events of scripts: the file that was executed when it is not `exe`.
-    pub exec_filename: Option<Vec<u8>>,
+    /// For scripts: the file that was executed (absolute) and its interpreter (`#!` path).
+    pub script: Option<Script>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Script {
+    pub filename: Vec<u8>,
+    pub interpreter: Vec<u8>,
 }
 
 /// Stable id of a process instance: FNV-1a 64 over host name, pid and start time (ns since boot),
@@ -45,12 +51,20 @@ pub fn entity_id(host: &str, pid: u32, start_ns: u64) -> String {
 
 type Key = (u32, u64);
 
+/// One live pid's entry. `exact` is false for entries read from /proc, whose start time has
+/// only clock-tick resolution until a kernel event gives the exact one.
+#[derive(Clone, Debug)]
+struct Slot {
+    info: Arc<ProcessInfo>,
+    exact: bool,
+}
+
 pub struct ProcessTable {
     host: String,
     proc_root: PathBuf,
     /// Nanoseconds per clock tick (for /proc/<pid>/stat start times).
     tick_ns: u64,
-    map: HashMap<Key, Arc<ProcessInfo>>,
+    map: HashMap<u32, Slot>,
     /// Exited processes, removed once `linger_ns` has passed.
     graveyard: VecDeque<(u64, Key)>,
     linger_ns: u64,
@@ -89,22 +103,32 @@ impl ProcessTable {
         let Some(task) = ev.task.as_ref() else { return };
         let key = (task.pid, task.start_ns);
         let process = match &ev.body {
-            Body::Exec { filename, args, args_truncated } => {
-                let info = Arc::new(self.after_exec(task, filename, args, *args_truncated));
-                self.map.insert(key, info.clone());
+            Body::Exec {
+                filename,
+                interp,
+                args,
+                args_truncated,
+            } => {
+                let info = Arc::new(self.after_exec(task, filename, interp, args, *args_truncated));
+                self.put(info.clone(), true);
                 info
             }
-            Body::Fork { child_pid, child_start_ns, thread: false, .. } => {
+            Body::Fork {
+                child_pid,
+                child_start_ns,
+                thread: false,
+                ..
+            } => {
                 let parent = self.get_or_load(task);
                 let child = ProcessInfo {
                     pid: *child_pid,
                     ppid: task.pid,
                     start_ns: *child_start_ns,
                     entity_id: entity_id(&self.host, *child_pid, *child_start_ns),
-                    exec_filename: None,
+                    script: None,
                     ..(*parent).clone()
                 };
-                self.map.insert((*child_pid, *child_start_ns), Arc::new(child));
+                self.put(Arc::new(child), true);
                 parent
             }
             Body::Exit(_) => {
@@ -134,7 +158,13 @@ impl ProcessTable {
                 break;
             }
             self.graveyard.pop_front();
-            self.map.remove(&key);
+            if self
+                .map
+                .get(&key.0)
+                .is_some_and(|s| s.info.start_ns == key.1)
+            {
+                self.map.remove(&key.0);
+            }
         }
         if self.map.len() > self.cap {
             self.sweep();
@@ -145,14 +175,16 @@ impl ProcessTable {
     fn sweep(&mut self) {
         let root = self.proc_root.clone();
         let tick = self.tick_ns;
-        self.map
-            .retain(|&(pid, start), _| proc_start_ns(&root, pid, tick).is_some_and(|s| near(s, start, tick)));
+        self.map.retain(|&pid, s| {
+            proc_start_ns(&root, pid, tick).is_some_and(|st| near(st, s.info.start_ns, tick))
+        });
     }
 
     fn after_exec(
         &self,
         task: &Task,
         filename: &[u8],
+        interp: &[u8],
         args: &[Vec<u8>],
         args_truncated: bool,
     ) -> ProcessInfo {
@@ -160,24 +192,21 @@ impl ProcessTable {
         let alive = self.same_process(task.pid, task.start_ns);
         // exec keeps the cwd: a short-lived process that is already gone still has the one it
         // inherited at fork.
-        let before = self.map.get(&(task.pid, task.start_ns));
+        let before = self.lookup(task.pid, task.start_ns);
         let cwd = alive
             .then(|| link(&dir.join("cwd")))
             .flatten()
             .or_else(|| before.and_then(|b| b.cwd.clone()));
-        let from_proc = if alive { link(&dir.join("exe")) } else { None };
-        let filename_abs = absolute(filename, cwd.as_deref());
-        // Without /proc, resolve symlinks ourselves so `exe` reads the same either way.
-        let exe = from_proc
-            .clone()
-            .or_else(|| filename_abs.as_deref().map(|f| canonical(f).unwrap_or_else(|| f.to_vec())));
-        // A script: the kernel ran an interpreter for the file that was named.
-        let exec_filename = match (&from_proc, &filename_abs) {
-            (Some(e), Some(f)) if e != f && canonical(f).as_deref() != Some(e.as_slice()) => {
-                Some(f.clone())
-            }
-            _ => None,
-        };
+        // /proc/<pid>/exe is resolved and right inside containers; the kernel's path is the
+        // fallback for processes already gone.
+        let exe = alive
+            .then(|| link(&dir.join("exe")))
+            .flatten()
+            .or_else(|| absolute(interp, cwd.as_deref()).or_else(|| Some(interp.to_vec())));
+        let script = (interp != filename).then(|| Script {
+            filename: absolute(filename, cwd.as_deref()).unwrap_or_else(|| filename.to_vec()),
+            interpreter: interp.to_vec(),
+        });
         ProcessInfo {
             pid: task.pid,
             ppid: task.ppid,
@@ -188,7 +217,7 @@ impl ProcessTable {
             cwd,
             args: args.to_vec(),
             args_truncated,
-            exec_filename,
+            script,
         }
     }
 
@@ -201,37 +230,95 @@ impl ProcessTable {
             .is_some_and(|s| near(s, start_ns, self.tick_ns))
     }
 
-    /// The cached entry, or one read from /proc when the pid still names the same process.
-    pub fn get_or_load(&mut self, task: &Task) -> Arc<ProcessInfo> {
-        let key = (task.pid, task.start_ns);
-        if let Some(p) = self.map.get(&key) {
-            return p.clone();
+    fn put(&mut self, info: Arc<ProcessInfo>, exact: bool) {
+        self.map.insert(info.pid, Slot { info, exact });
+    }
+
+    /// The entry for this process instance, if the table has one.
+    fn lookup(&self, pid: u32, start_ns: u64) -> Option<&Arc<ProcessInfo>> {
+        let s = self.map.get(&pid)?;
+        let same = if s.exact {
+            s.info.start_ns == start_ns
+        } else {
+            near(s.info.start_ns, start_ns, self.tick_ns)
+        };
+        same.then_some(&s.info)
+    }
+
+    /// Loads every running process from /proc, so processes that started before the probe
+    /// are enriched even when they exit before we hear of them again.
+    pub fn snapshot(&mut self) {
+        let Ok(dir) = std::fs::read_dir(&self.proc_root) else {
+            return;
+        };
+        for e in dir.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            if let Some(info) = self.read_proc(pid, None) {
+                self.put(Arc::new(info), false);
+            }
         }
+    }
+
+    /// Reads /proc/<pid>; with `start_ns`, only when the pid still names that process.
+    fn read_proc(&self, pid: u32, start_ns: Option<u64>) -> Option<ProcessInfo> {
+        let dir = self.proc_dir(pid);
+        let stat = procfs::process::Process::new_with_root(dir.clone())
+            .ok()?
+            .stat()
+            .ok()?;
+        let proc_start = stat.starttime * self.tick_ns;
+        if start_ns.is_some_and(|s| !near(proc_start, s, self.tick_ns)) {
+            return None;
+        }
+        let start = start_ns.unwrap_or(proc_start);
         let mut info = ProcessInfo {
-            pid: task.pid,
-            ppid: task.ppid,
-            start_ns: task.start_ns,
-            entity_id: entity_id(&self.host, task.pid, task.start_ns),
-            comm: task.comm.clone(),
+            pid,
+            ppid: stat.ppid.max(0) as u32,
+            start_ns: start,
+            entity_id: entity_id(&self.host, pid, start),
+            comm: stat.comm.into_bytes(),
+            exe: link(&dir.join("exe")),
+            cwd: link(&dir.join("cwd")),
             ..Default::default()
         };
-        if self.same_process(task.pid, task.start_ns) {
-            let dir = self.proc_dir(task.pid);
-            info.exe = link(&dir.join("exe"));
-            info.cwd = link(&dir.join("cwd"));
-            if let Ok(raw) = std::fs::read(dir.join("cmdline")) {
-                let (args, cut) = crate::decode::split_args(&raw);
-                info.args = args;
-                info.args_truncated = cut;
+        if let Ok(raw) = std::fs::read(dir.join("cmdline")) {
+            let (args, cut) = crate::decode::split_args(&raw);
+            info.args = args;
+            info.args_truncated = cut;
+        }
+        Some(info)
+    }
+
+    /// The cached entry, or one read from /proc when the pid still names the same process.
+    /// Entries from the start-up snapshot get the kernel's exact start time on first use.
+    pub fn get_or_load(&mut self, task: &Task) -> Arc<ProcessInfo> {
+        if let Some(slot) = self.map.get(&task.pid) {
+            if slot.exact && slot.info.start_ns == task.start_ns {
+                return slot.info.clone();
             }
-            if info.comm.is_empty() {
-                if let Ok(c) = std::fs::read(dir.join("comm")) {
-                    info.comm = c.strip_suffix(b"\n").unwrap_or(&c).to_vec();
-                }
+            if !slot.exact && near(slot.info.start_ns, task.start_ns, self.tick_ns) {
+                let mut info = (*slot.info).clone();
+                info.start_ns = task.start_ns;
+                info.entity_id = entity_id(&self.host, task.pid, task.start_ns);
+                let info = Arc::new(info);
+                self.put(info.clone(), true);
+                return info;
             }
         }
+        let info = self
+            .read_proc(task.pid, Some(task.start_ns))
+            .unwrap_or_else(|| ProcessInfo {
+                pid: task.pid,
+                ppid: task.ppid,
+                start_ns: task.start_ns,
+                entity_id: entity_id(&self.host, task.pid, task.start_ns),
+                comm: task.comm.clone(),
+                ..Default::default()
+            });
         let info = Arc::new(info);
-        self.map.insert(key, info.clone());
+        self.put(info.clone(), true);
         info
     }
 }
@@ -253,12 +340,6 @@ fn link(p: &Path) -> Option<Vec<u8>> {
     std::fs::read_link(p)
         .ok()
         .map(|l| l.as_os_str().as_bytes().to_vec())
-}
-
-fn canonical(p: &[u8]) -> Option<Vec<u8>> {
-    std::fs::canonicalize(std::ffi::OsStr::from_bytes(p))
-        .ok()
-        .map(|c| c.as_os_str().as_bytes().to_vec())
 }
 
 /// `p` made absolute against `cwd` (lexically; `None` when relative and cwd is unknown).
@@ -292,7 +373,10 @@ mod tests {
     #[test]
     fn absolute_paths() {
         assert_eq!(absolute(b"/bin/x", None).unwrap(), b"/bin/x");
-        assert_eq!(absolute(b"./run.sh", Some(b"/tmp")).unwrap(), b"/tmp/run.sh");
+        assert_eq!(
+            absolute(b"./run.sh", Some(b"/tmp")).unwrap(),
+            b"/tmp/run.sh"
+        );
         assert_eq!(absolute(b"a", Some(b"/")).unwrap(), b"/a");
         assert_eq!(absolute(b"a", None), None);
     }
@@ -321,8 +405,23 @@ mod tests {
         assert!(!me.args.is_empty());
         assert!(!me.comm.is_empty());
         // Same pid, another start time: a different process, nothing borrowed from /proc.
-        let other = t.get_or_load(&Task { start_ns: start + 10_000_000_000, ..task });
+        let other = t.get_or_load(&Task {
+            start_ns: start + 10_000_000_000,
+            ..task.clone()
+        });
         assert!(other.exe.is_none() && other.args.is_empty());
         assert_ne!(other.entity_id, me.entity_id);
+        // A snapshot entry (tick resolution) is matched and upgraded to the exact start time.
+        let mut t = ProcessTable::new("h".into(), "/proc".into());
+        t.snapshot();
+        assert!(t.len() > 1);
+        let exact = start + 1234;
+        let me2 = t.get_or_load(&Task {
+            start_ns: exact,
+            ..task.clone()
+        });
+        assert_eq!(me2.start_ns, exact);
+        assert_eq!(me2.entity_id, entity_id("h", pid, exact));
+        assert!(!me2.args.is_empty());
     }
 }
