@@ -115,18 +115,18 @@ fn debian_packages() -> Result<()> {
             missing.join(" ")
         );
     }
-    // One retry of update: a stale list is the usual reason an install fails.
-    if !ok(Command::new("apt-get")
-        .args(["install", "-y", "--no-install-recommends"])
-        .args(&missing))
-    {
-        status(Command::new("apt-get").args(["update", "-q"]))?;
-        status(
-            Command::new("apt-get")
-                .args(["install", "-y", "-q", "--no-install-recommends"])
-                .args(&missing)
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-        )?;
+    // Wait for a dpkg lock held by another install rather than failing at once.
+    let apt = |args: &[&str]| {
+        let mut c = Command::new("apt-get");
+        c.args(["-o", "DPkg::Lock::Timeout=600", "-q"])
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        c
+    };
+    // One retry after an update: a stale package list is the usual reason an install fails.
+    if !ok(apt(&["install", "-y", "--no-install-recommends"]).args(&missing)) {
+        status(&mut apt(&["update"]))?;
+        status(apt(&["install", "-y", "--no-install-recommends"]).args(&missing))?;
     }
     Ok(())
 }
