@@ -41,8 +41,9 @@ pub struct RunArgs {
     /// Write to this file (created mode 0600, appended) instead of stdout.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
-    /// Kernel ring buffer size (power of two, e.g. `16M`).
-    #[arg(long, default_value = "16M")]
+    /// Kernel ring buffer size (power of two, e.g. `16M`). Its pages are mapped twice into the
+    /// probe, so they count double in its RSS.
+    #[arg(long, default_value = "8M")]
     pub ringbuf_size: String,
     /// Longest time a quiet event may wait in the ring buffer (e.g. `100ms`).
     #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]

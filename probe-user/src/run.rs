@@ -111,6 +111,16 @@ fn start_info(cfg: &RunConfig, probe: &Probe) -> serde_json::Value {
     })
 }
 
+/// Loading parses the kernel's BTF (megabytes, twice: ours and aya's); hand that memory back
+/// instead of keeping it as free heap for the whole run.
+fn release_startup_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Runs the probe until Ctrl-C, SIGTERM, `--duration`, `--count` or a closed output.
 pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     let clock = BootClock::measure();
@@ -134,6 +144,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         wakeup_bytes: (cfg.ringbuf_bytes / 8) as u64,
         btf_path: cfg.btf_path.clone(),
     })?;
+    release_startup_memory();
     for h in probe.hooks.iter().filter(|h| !h.attached) {
         if let Some(r) = h.reason.as_deref().filter(|r| !r.starts_with("no enabled")) {
             log::warn!("hook {} not attached: {r}", h.hook);

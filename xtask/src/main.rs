@@ -1,4 +1,5 @@
 //! Project tasks: `cargo xtask setup | run | test | lint | bench`.
+mod bench;
 mod setup;
 mod util;
 
@@ -35,6 +36,18 @@ enum Cmd {
     },
     /// rustfmt check and clippy for the host crates and the eBPF crate.
     Lint,
+    /// Overhead benchmarks beside bpftrace; writes BENCHMARKS.md (not part of `test`).
+    Bench {
+        /// Rounds per comparison (median is reported).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Seconds of idle measurement.
+        #[arg(long, default_value_t = 60)]
+        idle_secs: u64,
+        /// Smaller workloads, for a quick smoke run.
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 fn main() -> Result<()> {
@@ -45,6 +58,33 @@ fn main() -> Result<()> {
         Cmd::Lint => {
             setup::setup()?;
             lint()
+        }
+        Cmd::Bench {
+            rounds,
+            idle_secs,
+            quick,
+        } => {
+            setup::setup()?;
+            setup::packages(&["bpftrace"])?;
+            util::status(&mut util::cargo(&[
+                "build",
+                "--release",
+                "-p",
+                "probe-user",
+                "--bin",
+                "tprobe",
+            ]))?;
+            if !util::is_root() {
+                anyhow::bail!("benchmarks load eBPF programs: run `sudo -E cargo xtask bench`");
+            }
+            bench::bench(
+                &util::root().join("target/release/tprobe"),
+                &bench::Opts {
+                    rounds,
+                    idle_secs,
+                    quick,
+                },
+            )
         }
     }
 }

@@ -98,7 +98,12 @@ fn bpf_linker() -> Result<()> {
 }
 
 fn debian_packages() -> Result<()> {
-    let missing: Vec<&str> = DEBIAN_PACKAGES
+    packages(DEBIAN_PACKAGES)
+}
+
+/// Installs the Debian packages of `list` that are missing.
+pub fn packages(list: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = list
         .iter()
         .copied()
         .filter(|p| {

@@ -1,0 +1,537 @@
+//! `cargo xtask bench`: workloads run side by side (alternating A/B, median of N rounds) with
+//! no probe, with tprobe and with bpftrace; results printed and written to BENCHMARKS.md.
+use std::{
+    ffi::CString,
+    fmt::Write as _,
+    io::{Read as _, Write as _},
+    net::{TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context as _, Result};
+use serde_json::Value;
+
+use crate::util;
+
+pub struct Opts {
+    pub rounds: usize,
+    pub idle_secs: u64,
+    /// Scale workload sizes down (for a smoke run).
+    pub quick: bool,
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[v.len() / 2]
+}
+
+/// A workload: runs `n` operations and returns how long they took.
+#[derive(Clone, Copy)]
+enum Work {
+    Getppid,
+    OpenClose,
+    Exec,
+    Connect,
+}
+
+impl Work {
+    fn run(self, n: u64, dir: &Path) -> Duration {
+        match self {
+            Work::Getppid => {
+                let t = Instant::now();
+                for _ in 0..n {
+                    // SAFETY: getppid has no preconditions.
+                    unsafe { libc::getppid() };
+                }
+                t.elapsed()
+            }
+            Work::OpenClose => {
+                let path = CString::new(dir.join("bench-file").to_string_lossy().as_bytes())
+                    .expect("no NUL in path");
+                std::fs::write(dir.join("bench-file"), b"x").expect("create bench file");
+                let t = Instant::now();
+                for _ in 0..n {
+                    // SAFETY: valid C string; the fd is closed right away.
+                    unsafe {
+                        let fd = libc::open(path.as_ptr(), libc::O_RDONLY);
+                        if fd >= 0 {
+                            libc::close(fd);
+                        }
+                    }
+                }
+                t.elapsed()
+            }
+            Work::Exec => {
+                let t = Instant::now();
+                for _ in 0..n {
+                    let _ = Command::new("/bin/true").status();
+                }
+                t.elapsed()
+            }
+            Work::Connect => {
+                let l = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+                let addr = l.local_addr().unwrap();
+                let acceptor = std::thread::spawn(move || {
+                    for _ in 0..n {
+                        match l.accept() {
+                            Ok((mut s, _)) => {
+                                let _ = s.read(&mut [0u8; 1]);
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                });
+                let t = Instant::now();
+                for _ in 0..n {
+                    if let Ok(mut s) = TcpStream::connect(addr) {
+                        let _ = s.write_all(b"x");
+                    }
+                }
+                let el = t.elapsed();
+                let _ = acceptor.join();
+                el
+            }
+        }
+    }
+}
+
+/// A tracer running beside the workload.
+struct Tracer {
+    child: Child,
+    out: PathBuf,
+    kind: TracerKind,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum TracerKind {
+    Tprobe,
+    Bpftrace,
+}
+
+/// What a stopped tracer reports.
+#[derive(Default, Debug, Clone)]
+struct Report {
+    /// Events delivered (lines of the traced kinds).
+    events: u64,
+    lost: u64,
+    /// utime + stime of the tracer, seconds.
+    cpu_s: f64,
+    /// Peak RSS in MiB.
+    rss_mib: f64,
+}
+
+fn proc_cpu_s(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+fn proc_hwm_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+impl Tracer {
+    fn start(kind: TracerKind, tprobe: &Path, events: &str, bt_script: &str) -> Result<Tracer> {
+        let out = PathBuf::from(format!("/dev/shm/tprobe-bench-{}.out", std::process::id()));
+        let _ = std::fs::remove_file(&out);
+        let child = match kind {
+            TracerKind::Tprobe => Command::new(tprobe)
+                .args(["run", "--events", events, "-o"])
+                .arg(&out)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?,
+            TracerKind::Bpftrace => Command::new("bpftrace")
+                .args(["-B", "full", "-o"])
+                .arg(&out)
+                .args(["-e", bt_script])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?,
+        };
+        let t = Tracer { child, out, kind };
+        let ready = match kind {
+            TracerKind::Tprobe => "probe.start",
+            TracerKind::Bpftrace => "Attaching",
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if std::fs::read_to_string(&t.out).is_ok_and(|s| s.contains(ready)) {
+                // Let the first wakeup/drain settle.
+                std::thread::sleep(Duration::from_millis(300));
+                return Ok(t);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} did not start",
+                    if kind == TracerKind::Tprobe {
+                        "tprobe"
+                    } else {
+                        "bpftrace"
+                    }
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(mut self, prefix: &str) -> Result<Report> {
+        let pid = self.child.id();
+        let cpu_s = proc_cpu_s(pid);
+        let rss_mib = proc_hwm_mib(pid);
+        let sig = if self.kind == TracerKind::Tprobe {
+            libc::SIGTERM
+        } else {
+            libc::SIGINT
+        };
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid as i32, sig) };
+        self.child.wait()?;
+        let text = std::fs::read(&self.out).unwrap_or_default();
+        let _ = std::fs::remove_file(&self.out);
+        let text = String::from_utf8_lossy(&text);
+        let mut r = Report {
+            cpu_s,
+            rss_mib,
+            ..Default::default()
+        };
+        match self.kind {
+            TracerKind::Tprobe => {
+                let stop: Value = text
+                    .lines()
+                    .rev()
+                    .find_map(|l| {
+                        serde_json::from_str::<Value>(l)
+                            .ok()
+                            .filter(|v| v["kind"] == "probe.stop")
+                    })
+                    .context("no probe.stop line")?;
+                if let Some(ev) = stop["probe"]["events"].as_object() {
+                    r.events = ev
+                        .iter()
+                        .filter(|(k, _)| k.starts_with(prefix))
+                        .map(|(_, v)| v.as_u64().unwrap_or(0))
+                        .sum();
+                }
+                r.lost = stop["probe"]["losses"]
+                    .as_object()
+                    .map(|o| o.values().filter_map(Value::as_u64).sum())
+                    .unwrap_or(0);
+            }
+            TracerKind::Bpftrace => {
+                for l in text.lines() {
+                    if let Some(n) = l
+                        .strip_prefix("Lost ")
+                        .and_then(|s| s.split_whitespace().next())
+                    {
+                        r.lost += n.parse::<u64>().unwrap_or(0);
+                    } else if l.starts_with("EV ") {
+                        r.events += 1;
+                    }
+                }
+            }
+        }
+        Ok(r)
+    }
+}
+
+struct Row {
+    name: String,
+    values: Vec<(String, String)>,
+}
+
+fn machine_info() -> String {
+    let uname = util::output(Command::new("uname").arg("-r")).unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_default();
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .next()
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_owned())
+        })
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .unwrap_or(0);
+    let date =
+        util::output(Command::new("date").arg("-u").arg("+%Y-%m-%d %H:%M UTC")).unwrap_or_default();
+    format!(
+        "- date: {}\n- kernel: {}\n- cpu: {} x {}\n- memory: {} GiB\n",
+        date.trim(),
+        uname.trim(),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        cpu,
+        mem / 1024 / 1024
+    )
+}
+
+/// A storm workload and how each tracer observes it.
+struct Storm {
+    title: &'static str,
+    work: Work,
+    n: u64,
+    /// tprobe `--events`.
+    events: &'static str,
+    /// Kind prefix counted as delivered events.
+    prefix: &'static str,
+    /// The equivalent bpftrace program (one `EV` line per event).
+    bt: &'static str,
+}
+
+/// One storm workload compared across no tracer, tprobe and bpftrace.
+fn storm(tprobe: &Path, dir: &Path, opts: &Opts, s: &Storm, rows: &mut Vec<Row>) -> Result<Report> {
+    let Storm {
+        title,
+        work,
+        n,
+        events,
+        prefix,
+        bt,
+    } = *s;
+    let mut base = Vec::new();
+    let mut tp = Vec::new();
+    let mut bt_t = Vec::new();
+    let mut tp_rep: Vec<Report> = Vec::new();
+    let mut bt_rep: Vec<Report> = Vec::new();
+    let have_bt = util::ok(Command::new("bpftrace").arg("--version"));
+    for round in 0..opts.rounds {
+        eprintln!("bench: {title} round {}/{}", round + 1, opts.rounds);
+        base.push(work.run(n, dir).as_secs_f64());
+        let t = Tracer::start(TracerKind::Tprobe, tprobe, events, bt)?;
+        tp.push(work.run(n, dir).as_secs_f64());
+        std::thread::sleep(Duration::from_millis(300));
+        tp_rep.push(t.stop(prefix)?);
+        if have_bt {
+            match Tracer::start(TracerKind::Bpftrace, tprobe, events, bt) {
+                Ok(t) => {
+                    bt_t.push(work.run(n, dir).as_secs_f64());
+                    std::thread::sleep(Duration::from_millis(300));
+                    bt_rep.push(t.stop(prefix)?);
+                }
+                Err(e) => eprintln!("bench: bpftrace unavailable: {e}"),
+            }
+        }
+    }
+    let b = median(&mut base);
+    let t = median(&mut tp);
+    let mut tp_ev: Vec<f64> = tp_rep
+        .iter()
+        .zip(&tp)
+        .map(|(r, s)| r.events as f64 / s)
+        .collect();
+    let tp_lost: u64 = tp_rep.iter().map(|r| r.lost).max().unwrap_or(0);
+    let mut vals = vec![
+        ("ops".to_owned(), n.to_string()),
+        ("no probe".to_owned(), format!("{:.3} s", b)),
+        ("tprobe".to_owned(), format!("{:.3} s ({:.2}x)", t, t / b)),
+        (
+            "tprobe events/s".to_owned(),
+            format!("{:.0}", median(&mut tp_ev)),
+        ),
+        ("tprobe lost".to_owned(), tp_lost.to_string()),
+    ];
+    if !bt_t.is_empty() {
+        let bt_med = median(&mut bt_t.clone());
+        let mut bt_ev: Vec<f64> = bt_rep
+            .iter()
+            .zip(&bt_t)
+            .map(|(r, s)| r.events as f64 / s)
+            .collect();
+        vals.push((
+            "bpftrace".to_owned(),
+            format!("{:.3} s ({:.2}x)", bt_med, bt_med / b),
+        ));
+        vals.push((
+            "bpftrace events/s".to_owned(),
+            format!("{:.0}", median(&mut bt_ev)),
+        ));
+        vals.push((
+            "bpftrace lost".to_owned(),
+            bt_rep.iter().map(|r| r.lost).max().unwrap_or(0).to_string(),
+        ));
+    } else {
+        vals.push(("bpftrace".to_owned(), "not run".to_owned()));
+    }
+    rows.push(Row {
+        name: title.to_owned(),
+        values: vals,
+    });
+    let mut best = tp_rep
+        .into_iter()
+        .max_by_key(|r| r.events)
+        .unwrap_or_default();
+    best.lost = tp_lost;
+    Ok(best)
+}
+
+pub fn bench(tprobe: &Path, opts: &Opts) -> Result<()> {
+    let dir = PathBuf::from(format!("/dev/shm/tprobe-bench-dir-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let scale = if opts.quick { 10 } else { 1 };
+    let mut rows = Vec::new();
+
+    // W1: tax on a syscall no hook traces.
+    let n1 = 2_000_000 / scale;
+    let mut base = Vec::new();
+    let mut with = Vec::new();
+    for round in 0..opts.rounds {
+        eprintln!("bench: W1 round {}/{}", round + 1, opts.rounds);
+        base.push(Work::Getppid.run(n1, &dir).as_secs_f64() * 1e9 / n1 as f64);
+        let t = Tracer::start(TracerKind::Tprobe, tprobe, "all", "")?;
+        with.push(Work::Getppid.run(n1, &dir).as_secs_f64() * 1e9 / n1 as f64);
+        t.stop("")?;
+    }
+    let (b, w) = (median(&mut base), median(&mut with));
+    rows.push(Row {
+        name: "W1 untraced-syscall tax (getppid, all events on)".into(),
+        values: vec![
+            ("no probe".into(), format!("{b:.0} ns/op")),
+            ("tprobe".into(), format!("{w:.0} ns/op")),
+            ("tax".into(), format!("{:.0} ns (target <= 130)", w - b)),
+        ],
+    });
+
+    let scaled = |n: u64| n / scale;
+    let w2 = storm(
+        tprobe,
+        &dir,
+        opts,
+        &Storm {
+            title: "W2 file storm (open+close)",
+            work: Work::OpenClose,
+            n: scaled(200_000),
+            events: "file.open",
+            prefix: "file.open",
+            bt: r#"tracepoint:syscalls:sys_exit_openat { printf("EV %d %s %d\n", pid, comm, args->ret); }"#,
+        },
+        &mut rows,
+    );
+    storm(
+        tprobe,
+        &dir,
+        opts,
+        &Storm {
+            title: "W3 exec storm (fork+exec /bin/true)",
+            work: Work::Exec,
+            n: scaled(2_000),
+            events: "process.exec",
+            prefix: "process.exec",
+            bt: r#"tracepoint:sched:sched_process_exec { printf("EV %d %s\n", pid, str(args->filename)); }"#,
+        },
+        &mut rows,
+    )?;
+    let w4 = storm(
+        tprobe,
+        &dir,
+        opts,
+        &Storm {
+            title: "W4 connect storm (loopback)",
+            work: Work::Connect,
+            n: scaled(20_000),
+            events: "net.connect",
+            prefix: "net.connect",
+            bt: r#"tracepoint:syscalls:sys_exit_connect { printf("EV %d %s %d\n", pid, comm, args->ret); }"#,
+        },
+        &mut rows,
+    );
+
+    match &w2 {
+        Ok(r) => rows.push(Row {
+            name: "Footprint during W2".into(),
+            values: vec![
+                ("probe CPU".into(), format!("{:.2} s", r.cpu_s)),
+                (
+                    "peak RSS".into(),
+                    format!("{:.1} MiB (target < 50)", r.rss_mib),
+                ),
+                (
+                    "W5 max zero-loss rate".into(),
+                    if r.lost == 0 {
+                        "see W2 events/s (no loss at full speed)".into()
+                    } else {
+                        format!("losses seen ({})", r.lost)
+                    },
+                ),
+            ],
+        }),
+        Err(e) => rows.push(Row {
+            name: "W2 file storm".into(),
+            values: vec![("error".into(), e.to_string())],
+        }),
+    }
+    if let Err(e) = &w4 {
+        rows.push(Row {
+            name: "W4 connect storm".into(),
+            values: vec![("error".into(), e.to_string())],
+        });
+    }
+
+    // Idle CPU with every hook attached and no workload.
+    eprintln!("bench: idle CPU over {} s", opts.idle_secs);
+    let t = Tracer::start(TracerKind::Tprobe, tprobe, "all", "")?;
+    let c0 = proc_cpu_s(t.child.id());
+    std::thread::sleep(Duration::from_secs(opts.idle_secs));
+    let c1 = proc_cpu_s(t.child.id());
+    let idle = t.stop("")?;
+    rows.push(Row {
+        name: "Idle".into(),
+        values: vec![
+            (
+                "CPU".into(),
+                format!(
+                    "{:.2} % over {} s (target < 1 %)",
+                    (c1 - c0) * 100.0 / opts.idle_secs as f64,
+                    opts.idle_secs
+                ),
+            ),
+            ("RSS".into(), format!("{:.1} MiB", idle.rss_mib)),
+        ],
+    });
+
+    let mut md = String::from("# tprobe benchmarks\n\nProduced by `cargo xtask bench` (release build). Each comparison alternates no probe / tprobe / bpftrace within one run; values are medians of ");
+    let _ = writeln!(
+        md,
+        "{} rounds.\n\n## Machine\n{}",
+        opts.rounds,
+        machine_info()
+    );
+    for r in &rows {
+        let _ = writeln!(md, "## {}\n\n| measure | value |\n|---|---|", r.name);
+        for (k, v) in &r.values {
+            let _ = writeln!(md, "| {k} | {v} |");
+        }
+        md.push('\n');
+    }
+    print!("{md}");
+    std::fs::write(util::root().join("BENCHMARKS.md"), &md)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
