@@ -39,13 +39,33 @@ impl BootClock {
     }
 }
 
+/// Formats Unix-epoch nanoseconds as RFC 3339 UTC with nine fractional digits. Hand-rolled
+/// (days-to-civil conversion) because it runs two or three times per event.
 pub fn rfc3339_ns(wall_ns: i128) -> String {
     let secs = wall_ns.div_euclid(1_000_000_000) as i64;
     let nanos = wall_ns.rem_euclid(1_000_000_000) as u32;
-    match chrono::DateTime::from_timestamp(secs, nanos) {
-        Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-        None => "1970-01-01T00:00:00.000000000Z".to_owned(),
-    }
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400) as u32;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let mut out = String::with_capacity(30);
+    use std::fmt::Write as _;
+    let _ = write!(
+        out,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60
+    );
+    out
 }
 
 #[cfg(test)]
