@@ -52,6 +52,11 @@ static NET_PENDING: LruHashMap<u32, NetHead> = LruHashMap::with_max_entries(8192
 #[map]
 static NET_HEAD_SCRATCH: PerCpuArray<NetHead> = PerCpuArray::with_max_entries(1, 0);
 
+/// Scratch for `net.state`: it runs in softirq, which may interrupt a syscall program that is
+/// using `NET_HEAD_SCRATCH` on the same CPU.
+#[map]
+static NET_STATE_SCRATCH: PerCpuArray<NetHead> = PerCpuArray::with_max_entries(1, 0);
+
 /// Scratch for records with a payload.
 #[map]
 static NET_SCRATCH: PerCpuArray<NetEvent> = PerCpuArray::with_max_entries(1, 0);
@@ -615,7 +620,7 @@ fn try_state(ctx: &RawTracePointContext) -> Option<()> {
         return None;
     }
     let off = offsets();
-    let h = NET_HEAD_SCRATCH.get_ptr_mut(0)?;
+    let h = NET_STATE_SCRATCH.get_ptr_mut(0)?;
     let h = unsafe { &mut *h };
     h.info = NetInfo::zeroed();
     fill_from_sk(&mut h.info, sk, &off);

@@ -472,6 +472,84 @@ mod tests {
         assert_eq!(errno_name(100000), "E100000");
     }
 
+    fn record(kind: EventKind, f: impl FnOnce(&mut NetInfo)) -> Vec<u8> {
+        let mut h = NetHead {
+            header: probe_common::EventHeader::zeroed(),
+            info: NetInfo::zeroed(),
+        };
+        h.header.kind = kind as u32;
+        f(&mut h.info);
+        // SAFETY: test-only view of a repr(C) wire struct without padding.
+        unsafe {
+            std::slice::from_raw_parts(&h as *const NetHead as *const u8, NET_FIXED_LEN).to_vec()
+        }
+    }
+
+    #[test]
+    fn accept_puts_the_peer_first_and_keeps_the_tuple() {
+        let rec = record(EventKind::NetAccept, |i| {
+            i.nflags = NET_HAS_SOCK | NET_HAS_RET;
+            i.family = AF_INET;
+            i.protocol = 6;
+            i.saddr[..4].copy_from_slice(&[127, 0, 0, 1]);
+            i.sport = 8080;
+            i.daddr[..4].copy_from_slice(&[127, 0, 0, 2]);
+            i.dport = 40000;
+            i.fd = 7;
+        });
+        let b = decode(EventKind::NetAccept, &rec).unwrap();
+        let (src, dst) = b.src_dst();
+        assert_eq!(src, Some("127.0.0.2:40000".parse().unwrap()));
+        assert_eq!(dst, Some("127.0.0.1:8080".parse().unwrap()));
+        let t = b.five_tuple().unwrap();
+        assert_eq!(
+            (t.protocol, t.local.port(), t.remote.port()),
+            (6, 8080, 40000)
+        );
+        assert_eq!((b.fd, b.ret, b.transport()), (Some(7), Some(0), "tcp"));
+    }
+
+    #[test]
+    fn bind_to_port_zero_takes_the_kernels_port() {
+        let rec = record(EventKind::NetBind, |i| {
+            i.nflags = NET_HAS_SOCK | NET_HAS_ADDR | NET_ADDR_LOCAL;
+            i.family = AF_INET6;
+            i.protocol = 17;
+            i.saddr = Ipv6Addr::LOCALHOST.octets();
+            i.sport = 5353;
+            let mut sa = vec![10, 0, 0, 0, 0, 0, 0, 0];
+            sa.extend(Ipv6Addr::LOCALHOST.octets());
+            i.addr[..sa.len()].copy_from_slice(&sa);
+            i.addr_len = 28;
+        });
+        let b = decode(EventKind::NetBind, &rec).unwrap();
+        assert_eq!(b.local, Some("[::1]:5353".parse().unwrap()));
+        assert_eq!(b.remote, None);
+        assert_eq!(b.direction, None);
+    }
+
+    #[test]
+    fn dns_record_lengths_are_checked() {
+        let q = query("len.test", simple_dns::TYPE::A);
+        let mut rec = record(EventKind::NetDns, |i| {
+            i.payload_len = q.len() as u32;
+        });
+        rec.extend(&q);
+        assert_eq!(
+            decode(EventKind::NetDns, &rec).unwrap().dns.unwrap().query,
+            "len.test"
+        );
+        rec.truncate(rec.len() - 1);
+        assert!(matches!(
+            decode(EventKind::NetDns, &rec),
+            Err(NetDecodeError::BadLength { .. })
+        ));
+        // A length beyond the capture buffer is clamped, never trusted.
+        let mut rec = record(EventKind::NetDns, |i| i.payload_len = u32::MAX);
+        rec.extend(vec![0u8; 600]);
+        assert!(decode(EventKind::NetDns, &rec).is_err());
+    }
+
     #[test]
     fn short_records_are_errors() {
         assert!(matches!(
