@@ -31,6 +31,14 @@ pub enum EventKind {
     ProcessExec = 1,
     ProcessFork = 2,
     ProcessExit = 3,
+    NetConnect = 30,
+    NetAccept = 31,
+    NetBind = 32,
+    NetListen = 33,
+    NetClose = 34,
+    NetDns = 35,
+    NetState = 36,
+    NetSend = 37,
 }
 
 impl EventKind {
@@ -38,6 +46,14 @@ impl EventKind {
         EventKind::ProcessExec,
         EventKind::ProcessFork,
         EventKind::ProcessExit,
+        EventKind::NetConnect,
+        EventKind::NetAccept,
+        EventKind::NetBind,
+        EventKind::NetListen,
+        EventKind::NetClose,
+        EventKind::NetDns,
+        EventKind::NetState,
+        EventKind::NetSend,
     ];
 
     /// `<category>.<action>` as it appears in the JSON `kind` field.
@@ -46,6 +62,14 @@ impl EventKind {
             EventKind::ProcessExec => "process.exec",
             EventKind::ProcessFork => "process.fork",
             EventKind::ProcessExit => "process.exit",
+            EventKind::NetConnect => "net.connect",
+            EventKind::NetAccept => "net.accept",
+            EventKind::NetBind => "net.bind",
+            EventKind::NetListen => "net.listen",
+            EventKind::NetClose => "net.close",
+            EventKind::NetDns => "net.dns",
+            EventKind::NetState => "net.state",
+            EventKind::NetSend => "net.send",
         }
     }
 
@@ -67,6 +91,14 @@ impl TryFrom<u32> for EventKind {
             1 => EventKind::ProcessExec,
             2 => EventKind::ProcessFork,
             3 => EventKind::ProcessExit,
+            30 => EventKind::NetConnect,
+            31 => EventKind::NetAccept,
+            32 => EventKind::NetBind,
+            33 => EventKind::NetListen,
+            34 => EventKind::NetClose,
+            35 => EventKind::NetDns,
+            36 => EventKind::NetState,
+            37 => EventKind::NetSend,
             other => return Err(UnknownKind(other)),
         })
     }
@@ -191,6 +223,29 @@ pub struct KernelOffsets {
     pub mm_arg_end: u32,
     pub bprm_filename: u32,
     pub bprm_interp: u32,
+    // Network: fd -> file -> socket -> sock, and the sock's addresses.
+    pub task_files: u32,
+    pub files_fdt: u32,
+    pub fdt_max_fds: u32,
+    pub fdt_fd: u32,
+    pub file_f_inode: u32,
+    pub file_private_data: u32,
+    pub inode_i_mode: u32,
+    pub socket_type: u32,
+    pub socket_sk: u32,
+    pub sk_family: u32,
+    pub sk_protocol: u32,
+    pub sk_num: u32,
+    pub sk_dport: u32,
+    pub sk_rcv_saddr: u32,
+    pub sk_daddr: u32,
+    pub sk_v6_rcv_saddr: u32,
+    pub sk_v6_daddr: u32,
+    pub unix_addr: u32,
+    pub unix_address_len: u32,
+    pub unix_address_name: u32,
+    /// `inet_sock.inet_sport`: the local port after `skc_num` was cleared at close.
+    pub inet_sport: u32,
     pub _pad0: u32,
 }
 
@@ -210,6 +265,27 @@ impl KernelOffsets {
             mm_arg_end: 0,
             bprm_filename: 0,
             bprm_interp: 0,
+            task_files: 0,
+            files_fdt: 0,
+            fdt_max_fds: 0,
+            fdt_fd: 0,
+            file_f_inode: 0,
+            file_private_data: 0,
+            inode_i_mode: 0,
+            socket_type: 0,
+            socket_sk: 0,
+            sk_family: 0,
+            sk_protocol: 0,
+            sk_num: 0,
+            sk_dport: 0,
+            sk_rcv_saddr: 0,
+            sk_daddr: 0,
+            sk_v6_rcv_saddr: 0,
+            sk_v6_daddr: 0,
+            unix_addr: 0,
+            unix_address_len: 0,
+            unix_address_name: 0,
+            inet_sport: 0,
             _pad0: 0,
         }
     }
@@ -240,4 +316,113 @@ const _: () = assert!(core::mem::size_of::<EventHeader>() == 80);
 const _: () = assert!(core::mem::size_of::<ForkEvent>() == 96);
 const _: () = assert!(core::mem::size_of::<ExitEvent>() == 88);
 const _: () = assert!(core::mem::size_of::<ExecEvent>() == EXEC_FIXED_LEN + EXEC_DATA_LEN);
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 56);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 140);
+
+/// Bytes of a datagram payload captured for DNS parsing (a query fits; longer ones are cut and
+/// `NetInfo::payload_total` tells).
+pub const NET_DATA_LEN: usize = 512;
+/// Room for a raw `sockaddr` (`sockaddr_un` is the largest one: 110 bytes).
+pub const SOCKADDR_MAX: usize = 112;
+
+/// `NetInfo::nflags`: `ret` holds the syscall's return value.
+pub const NET_HAS_RET: u32 = 1 << 0;
+/// `NetInfo::nflags`: the socket was found; `family`..`daddr` come from its `struct sock`.
+pub const NET_HAS_SOCK: u32 = 1 << 1;
+/// `NetInfo::nflags`: `addr` holds the sockaddr the caller passed (connect/bind/sendto) or the
+/// bound unix address of the socket.
+pub const NET_HAS_ADDR: u32 = 1 << 2;
+/// `NetInfo::nflags`: `addr` is the socket's own (local) address, not the peer's.
+pub const NET_ADDR_LOCAL: u32 = 1 << 3;
+/// `NetInfo::nflags`: the payload came from a TCP stream (DNS over TCP, 2-byte length prefix).
+pub const NET_PAYLOAD_TCP: u32 = 1 << 4;
+/// `EventHeader::flags`: the event has no process context (e.g. a TCP state change of a socket
+/// no process was seen to own yet); the header's task fields are zero.
+pub const FLAG_NO_PROCESS: u32 = 1 << 16;
+
+/// The fixed part of every `net.*` record after the header.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetInfo {
+    /// Syscall return value (negative errno on failure); valid with `NET_HAS_RET`.
+    pub ret: i64,
+    /// `listen` backlog.
+    pub arg: u64,
+    /// Socket fd (the new fd for accept).
+    pub fd: i32,
+    /// `NET_*` bits.
+    pub nflags: u32,
+    /// `AF_*` of the socket.
+    pub family: u16,
+    /// `SOCK_*` type of the socket.
+    pub sock_type: u16,
+    /// `IPPROTO_*` of the socket.
+    pub protocol: u16,
+    /// Local port, host byte order.
+    pub sport: u16,
+    /// Remote port, host byte order.
+    pub dport: u16,
+    /// `TCP_*` states of `net.state`.
+    pub old_state: u8,
+    pub new_state: u8,
+    /// Bytes of `addr` that are valid.
+    pub addr_len: u16,
+    pub _pad0: u16,
+    /// Local address (IPv4 in the first 4 bytes).
+    pub saddr: [u8; 16],
+    /// Remote address (IPv4 in the first 4 bytes).
+    pub daddr: [u8; 16],
+    /// A raw `struct sockaddr_*`.
+    pub addr: [u8; SOCKADDR_MAX],
+    /// Bytes of payload in `NetEvent::data`.
+    pub payload_len: u32,
+    /// Full length of the datagram the payload was cut from.
+    pub payload_total: u32,
+}
+
+impl NetInfo {
+    pub const fn zeroed() -> Self {
+        NetInfo {
+            ret: 0,
+            arg: 0,
+            fd: -1,
+            nflags: 0,
+            family: 0,
+            sock_type: 0,
+            protocol: 0,
+            sport: 0,
+            dport: 0,
+            old_state: 0,
+            new_state: 0,
+            addr_len: 0,
+            _pad0: 0,
+            saddr: [0; 16],
+            daddr: [0; 16],
+            addr: [0; SOCKADDR_MAX],
+            payload_len: 0,
+            payload_total: 0,
+        }
+    }
+}
+
+/// Header plus [`NetInfo`]: what syscall events carry (no payload).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetHead {
+    pub header: EventHeader,
+    pub info: NetInfo,
+}
+
+/// A `net.*` record. Variable length: it ends `payload_len` bytes into `data`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct NetEvent {
+    pub head: NetHead,
+    pub data: [u8; NET_DATA_LEN],
+}
+
+/// Bytes of [`NetEvent`] before `data`.
+pub const NET_FIXED_LEN: usize = core::mem::size_of::<NetHead>();
+
+const _: () = assert!(core::mem::size_of::<NetInfo>() == 192);
+const _: () = assert!(NET_FIXED_LEN == 272);
+const _: () = assert!(core::mem::size_of::<NetEvent>() == NET_FIXED_LEN + NET_DATA_LEN);

@@ -4,6 +4,7 @@
 
 mod common;
 mod maps;
+mod net;
 mod process;
 
 #[cfg(not(test))]

@@ -207,6 +207,9 @@ impl Btf {
 /// Reads the offsets the programs need from the running kernel's BTF.
 pub fn kernel_offsets(btf: &Btf) -> Result<probe_common::KernelOffsets, BtfError> {
     let t = |m| btf.member_offset("task_struct", m);
+    // `struct sock` starts with `struct sock_common __sk_common`.
+    let skc_base = btf.member_offset("sock", "__sk_common")?;
+    let skc = |m| btf.member_offset("sock_common", m).map(|o| skc_base + o);
     Ok(probe_common::KernelOffsets {
         task_pid: t("pid")?,
         task_tgid: t("tgid")?,
@@ -221,6 +224,28 @@ pub fn kernel_offsets(btf: &Btf) -> Result<probe_common::KernelOffsets, BtfError
         mm_arg_end: btf.member_offset("mm_struct", "arg_end")?,
         bprm_filename: btf.member_offset("linux_binprm", "filename")?,
         bprm_interp: btf.member_offset("linux_binprm", "interp")?,
+        task_files: t("files")?,
+        files_fdt: btf.member_offset("files_struct", "fdt")?,
+        fdt_max_fds: btf.member_offset("fdtable", "max_fds")?,
+        fdt_fd: btf.member_offset("fdtable", "fd")?,
+        file_f_inode: btf.member_offset("file", "f_inode")?,
+        file_private_data: btf.member_offset("file", "private_data")?,
+        inode_i_mode: btf.member_offset("inode", "i_mode")?,
+        socket_type: btf.member_offset("socket", "type")?,
+        socket_sk: btf.member_offset("socket", "sk")?,
+        sk_family: skc("skc_family")?,
+        // A plain u16 since Linux 5.6 (a bitfield before).
+        sk_protocol: btf.member_offset("sock", "sk_protocol")?,
+        sk_num: skc("skc_num")?,
+        sk_dport: skc("skc_dport")?,
+        sk_rcv_saddr: skc("skc_rcv_saddr")?,
+        sk_daddr: skc("skc_daddr")?,
+        sk_v6_rcv_saddr: skc("skc_v6_rcv_saddr")?,
+        sk_v6_daddr: skc("skc_v6_daddr")?,
+        unix_addr: btf.member_offset("unix_sock", "addr")?,
+        unix_address_len: btf.member_offset("unix_address", "len")?,
+        unix_address_name: btf.member_offset("unix_address", "name")?,
+        inet_sport: btf.member_offset("inet_sock", "inet_sport")?,
         _pad0: 0,
     })
 }
@@ -293,5 +318,6 @@ mod tests {
         let off = kernel_offsets(&Btf::from_file(path).unwrap()).unwrap();
         assert!(off.task_tgid > off.task_pid || off.task_pid > 0);
         assert!(off.mm_arg_end > off.mm_arg_start);
+        assert!(off.sk_dport != off.sk_num && off.sk_v6_daddr > off.sk_daddr);
     }
 }

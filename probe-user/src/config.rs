@@ -105,7 +105,14 @@ mod tests {
             parse_kinds("process.exec").unwrap(),
             vec![EventKind::ProcessExec]
         );
-        assert_eq!(parse_kinds("process").unwrap(), EventKind::ALL.to_vec());
+        assert_eq!(
+            parse_kinds("process").unwrap(),
+            vec![
+                EventKind::ProcessExec,
+                EventKind::ProcessFork,
+                EventKind::ProcessExit
+            ]
+        );
         assert_eq!(parse_kinds("all").unwrap(), EventKind::ALL.to_vec());
         assert_eq!(
             parse_kinds("process.exit, process.exec").unwrap(),

@@ -18,6 +18,8 @@ pub enum DecodeError {
         len: usize,
         want: usize,
     },
+    #[error(transparent)]
+    Net(#[from] crate::net::NetDecodeError),
 }
 
 /// Reads a `T` from the front of `bytes` (which may be unaligned).
@@ -127,6 +129,14 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             let ev: ExitEvent = need(bytes, kind)?;
             Body::Exit(ExitStatus::from_wait_status(ev.exit_code))
         }
+        EventKind::NetConnect
+        | EventKind::NetAccept
+        | EventKind::NetBind
+        | EventKind::NetListen
+        | EventKind::NetClose
+        | EventKind::NetDns
+        | EventKind::NetState
+        | EventKind::NetSend => Body::Net(Box::new(crate::net::decode(kind, bytes)?)),
     };
     Ok(Event {
         ts_ns: h.ts_ns,

@@ -73,6 +73,8 @@ pub enum Body {
         stop: bool,
         info: serde_json::Value,
     },
+    /// `net.*`: addresses, result, DNS question.
+    Net(Box<crate::net::NetBody>),
     /// `probe.loss`.
     Loss {
         source: &'static str,

@@ -11,6 +11,7 @@ pub mod enrich;
 pub mod event;
 pub mod loader;
 pub mod metrics;
+pub mod net;
 pub mod pipeline;
 pub mod run;
 pub mod sink;

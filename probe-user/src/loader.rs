@@ -62,6 +62,86 @@ pub const HOOKS: &[Hook] = &[
         attach: Attach::TracePoint("sched", "sched_process_exit"),
         kinds: &[EventKind::ProcessExit],
     },
+    Hook {
+        program: "net_enter_connect",
+        attach: Attach::TracePoint("syscalls", "sys_enter_connect"),
+        kinds: &[EventKind::NetConnect],
+    },
+    Hook {
+        program: "net_exit_connect",
+        attach: Attach::TracePoint("syscalls", "sys_exit_connect"),
+        kinds: &[EventKind::NetConnect],
+    },
+    Hook {
+        program: "net_enter_accept",
+        attach: Attach::TracePoint("syscalls", "sys_enter_accept"),
+        kinds: &[EventKind::NetAccept],
+    },
+    Hook {
+        program: "net_exit_accept",
+        attach: Attach::TracePoint("syscalls", "sys_exit_accept"),
+        kinds: &[EventKind::NetAccept],
+    },
+    Hook {
+        program: "net_enter_accept4",
+        attach: Attach::TracePoint("syscalls", "sys_enter_accept4"),
+        kinds: &[EventKind::NetAccept],
+    },
+    Hook {
+        program: "net_exit_accept4",
+        attach: Attach::TracePoint("syscalls", "sys_exit_accept4"),
+        kinds: &[EventKind::NetAccept],
+    },
+    Hook {
+        program: "net_enter_bind",
+        attach: Attach::TracePoint("syscalls", "sys_enter_bind"),
+        kinds: &[EventKind::NetBind],
+    },
+    Hook {
+        program: "net_exit_bind",
+        attach: Attach::TracePoint("syscalls", "sys_exit_bind"),
+        kinds: &[EventKind::NetBind],
+    },
+    Hook {
+        program: "net_enter_listen",
+        attach: Attach::TracePoint("syscalls", "sys_enter_listen"),
+        kinds: &[EventKind::NetListen],
+    },
+    Hook {
+        program: "net_exit_listen",
+        attach: Attach::TracePoint("syscalls", "sys_exit_listen"),
+        kinds: &[EventKind::NetListen],
+    },
+    Hook {
+        program: "net_enter_close",
+        attach: Attach::TracePoint("syscalls", "sys_enter_close"),
+        kinds: &[EventKind::NetClose],
+    },
+    Hook {
+        program: "net_exit_close",
+        attach: Attach::TracePoint("syscalls", "sys_exit_close"),
+        kinds: &[EventKind::NetClose],
+    },
+    Hook {
+        program: "net_enter_sendto",
+        attach: Attach::TracePoint("syscalls", "sys_enter_sendto"),
+        kinds: &[EventKind::NetDns, EventKind::NetSend],
+    },
+    Hook {
+        program: "net_enter_sendmsg",
+        attach: Attach::TracePoint("syscalls", "sys_enter_sendmsg"),
+        kinds: &[EventKind::NetDns, EventKind::NetSend],
+    },
+    Hook {
+        program: "net_enter_sendmmsg",
+        attach: Attach::TracePoint("syscalls", "sys_enter_sendmmsg"),
+        kinds: &[EventKind::NetDns, EventKind::NetSend],
+    },
+    Hook {
+        program: "net_inet_sock_set_state",
+        attach: Attach::RawTracePoint("inet_sock_set_state"),
+        kinds: &[EventKind::NetState],
+    },
 ];
 
 impl Attach {

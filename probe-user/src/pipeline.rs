@@ -105,6 +105,7 @@ impl Pipeline {
                 serde_json::json!({
                     "ringbuf": s.ringbuf_lost.load(Relaxed),
                     "decode": s.decode_errors.load(Relaxed),
+                    "dns": s.dns_malformed.load(Relaxed),
                 }),
             );
             o.insert("drained".into(), s.drained.load(Relaxed).into());

@@ -31,6 +31,7 @@ use crate::{
 struct LossTracker {
     last: HashMap<u32, u64>,
     last_decode: u64,
+    last_dns: u64,
     since_ns: u64,
 }
 
@@ -69,6 +70,19 @@ impl LossTracker {
             ));
             self.last_decode = dec;
         }
+        let dns = stats.dns_malformed.load(Relaxed);
+        if dns > self.last_dns {
+            out.push(Event::probe(
+                now,
+                Body::Loss {
+                    source: "dns",
+                    kind: "net.dns".into(),
+                    count: dns - self.last_dns,
+                    since_ns: self.since_ns,
+                },
+            ));
+            self.last_dns = dns;
+        }
         self.since_ns = now;
         out
     }
@@ -78,6 +92,10 @@ fn drain_batch(drain: &mut Drain, stats: &Stats) -> Vec<Event> {
     let mut batch = Vec::new();
     let n = drain.drain(|bytes| match decode(bytes) {
         Ok(ev) => batch.push(ev),
+        Err(DecodeError::Net(crate::net::NetDecodeError::Dns(e))) => {
+            stats.dns_malformed.fetch_add(1, Relaxed);
+            log::debug!("skipped a DNS payload: {e}");
+        }
         Err(e) => {
             if matches!(e, DecodeError::UnknownKind(_)) {
                 stats.unknown_kinds.fetch_add(1, Relaxed);
@@ -190,6 +208,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     let mut losses = LossTracker {
         last: HashMap::new(),
         last_decode: 0,
+        last_dns: 0,
         since_ns: start_ns,
     };
 

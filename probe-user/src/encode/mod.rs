@@ -1,5 +1,6 @@
 //! Event -> bytes. One implementation per format.
 pub mod native;
+pub mod net;
 
 use crate::event::Event;
 

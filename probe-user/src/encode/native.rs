@@ -128,6 +128,12 @@ struct Line<'a> {
     probe: Option<&'a serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     loss: Option<LossV<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    net: Option<super::net::NetV>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dns: Option<super::net::DnsV<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<super::net::ResultV>,
 }
 
 fn opt_b64(b: Option<&[u8]>) -> Option<String> {
@@ -137,6 +143,9 @@ fn opt_b64(b: Option<&[u8]>) -> Option<String> {
 impl Native {
     fn process<'a>(&self, ev: &'a Event) -> Option<ProcessV<'a>> {
         let t = ev.task.as_ref()?;
+        if t.flags & probe_common::FLAG_NO_PROCESS != 0 {
+            return None;
+        }
         let p: Option<&'a ProcessInfo> = ev.process.as_deref();
         let args: &'a [Vec<u8>] = p.map(|p| p.args.as_slice()).unwrap_or(&[]);
         let any_bad = args.iter().any(|a| std::str::from_utf8(a).is_err());
@@ -192,6 +201,9 @@ impl Encoder for Native {
             exit: None,
             probe: None,
             loss: None,
+            net: None,
+            dns: None,
+            result: None,
         };
         match &ev.body {
             Body::Exec { .. } => {
@@ -228,6 +240,11 @@ impl Encoder for Native {
                 });
             }
             Body::Probe { info, .. } => line.probe = Some(info),
+            Body::Net(n) => {
+                line.net = Some(super::net::NetV::new(n));
+                line.dns = super::net::DnsV::new(n);
+                line.result = n.ret.map(super::net::ResultV::new);
+            }
             Body::Loss {
                 source,
                 kind,

@@ -101,6 +101,9 @@ impl ProcessTable {
     /// Attaches `process` and `parent` to the event and updates the table.
     pub fn enrich(&mut self, ev: &mut Event) {
         let Some(task) = ev.task.as_ref() else { return };
+        if task.flags & probe_common::FLAG_NO_PROCESS != 0 {
+            return;
+        }
         let key = (task.pid, task.start_ns);
         let process = match &ev.body {
             Body::Exec {

@@ -1,0 +1,144 @@
+//! JSON views of `net.*` events (`net`, `dns`, `result` objects of the schema).
+use std::net::SocketAddr;
+
+use serde::Serialize;
+
+use super::b64_if_invalid;
+use crate::net::{errno_name, tcp_state_name, NetBody};
+
+#[derive(Serialize)]
+pub struct EndpointV {
+    pub ip: String,
+    pub port: u16,
+}
+
+impl From<SocketAddr> for EndpointV {
+    fn from(sa: SocketAddr) -> Self {
+        EndpointV {
+            ip: sa.ip().to_string(),
+            port: sa.port(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct StateV {
+    pub old: &'static str,
+    pub new: &'static str,
+}
+
+#[derive(Serialize)]
+pub struct NetV {
+    pub transport: &'static str,
+    pub family: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub socket_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src: Option<EndpointV>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dst: Option<EndpointV>,
+    /// Unix socket path; an abstract name is rendered with a leading `@`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_b64: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub path_abstract: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub direction: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fd: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backlog: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<StateV>,
+}
+
+impl NetV {
+    pub fn new(n: &NetBody) -> Self {
+        let (src, dst) = n.src_dst();
+        let (path, path_b64, path_abstract) = match &n.unix {
+            Some(u) => {
+                let mut shown = Vec::with_capacity(u.name.len() + 1);
+                if u.abstract_ns {
+                    shown.push(b'@');
+                }
+                shown.extend_from_slice(&u.name);
+                (
+                    Some(String::from_utf8_lossy(&shown).into_owned()),
+                    b64_if_invalid(&u.name),
+                    u.abstract_ns,
+                )
+            }
+            None => (None, None, false),
+        };
+        NetV {
+            transport: n.transport(),
+            family: n.family_name(),
+            socket_type: n.sock_type_name(),
+            src: src.map(Into::into),
+            dst: dst.map(Into::into),
+            path,
+            path_b64,
+            path_abstract,
+            direction: n.direction.map(|d| d.as_str()),
+            fd: n.fd,
+            backlog: n.backlog,
+            state: n.state.map(|(old, new)| StateV {
+                old: tcp_state_name(old),
+                new: tcp_state_name(new),
+            }),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct DnsV<'a> {
+    pub query: &'a str,
+    pub qtype: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    pub id: u16,
+}
+
+impl<'a> DnsV<'a> {
+    pub fn new(n: &'a NetBody) -> Option<Self> {
+        let d = n.dns.as_ref()?;
+        Some(DnsV {
+            query: &d.query,
+            qtype: &d.qtype,
+            server: n.remote.map(|r| r.ip().to_string()),
+            id: d.id,
+        })
+    }
+}
+
+#[derive(Serialize)]
+pub struct ResultV {
+    pub ok: bool,
+    /// errno of a failed call, else absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errno: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ResultV {
+    /// From a raw syscall return value (negative errno on failure).
+    pub fn new(ret: i64) -> Self {
+        if ret < 0 {
+            let errno = i32::try_from(-ret).unwrap_or(i32::MAX);
+            ResultV {
+                ok: false,
+                errno: Some(errno),
+                error: Some(errno_name(errno)),
+            }
+        } else {
+            ResultV {
+                ok: true,
+                errno: None,
+                error: None,
+            }
+        }
+    }
+}
