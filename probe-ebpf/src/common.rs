@@ -35,17 +35,25 @@ pub fn offsets() -> KernelOffsets {
 }
 
 #[inline(always)]
-fn self_tgid() -> u32 {
+pub fn self_tgid() -> u32 {
     unsafe { core::ptr::read_volatile(&SELF_TGID) }
+}
+
+/// The run-time config when `kind` is enabled, whatever task is current. For hooks that run
+/// outside process context (softirq), where the current task is not the actor.
+#[inline(always)]
+pub fn kind_enabled(kind: EventKind) -> Option<&'static ProbeConfig> {
+    let cfg = CONFIG.get(0)?;
+    if cfg.enabled & kind.bit() == 0 {
+        return None;
+    }
+    Some(cfg)
 }
 
 /// The run-time config when `kind` is enabled and the current task is not the probe itself.
 #[inline(always)]
 pub fn enabled(kind: EventKind) -> Option<&'static ProbeConfig> {
-    let cfg = CONFIG.get(0)?;
-    if cfg.enabled & kind.bit() == 0 {
-        return None;
-    }
+    let cfg = kind_enabled(kind)?;
     if (bpf_get_current_pid_tgid() >> 32) as u32 == self_tgid() {
         return None;
     }

@@ -19,7 +19,10 @@ use probe_common::{
     NET_PAYLOAD_TCP, SOCKADDR_MAX,
 };
 
-use crate::common::{current_task, emit, emit_bytes, enabled, fill_header, offsets, read_kernel};
+use crate::common::{
+    current_task, emit, emit_bytes, enabled, fill_header, kind_enabled, offsets, read_kernel,
+    self_tgid,
+};
 
 /// Syscall tracepoint records (`syscalls:sys_enter_*`): an 8-byte common header, the syscall
 /// number, then six 8-byte argument slots. This layout has not changed since syscall
@@ -612,7 +615,9 @@ pub fn net_inet_sock_set_state(ctx: RawTracePointContext) -> i32 {
 }
 
 fn try_state(ctx: &RawTracePointContext) -> Option<()> {
-    enabled(EventKind::NetState)?;
+    // Softirq: the current task is whoever was interrupted, so only the kind is checked here
+    // and the probe's own sockets are recognised by their owner below.
+    kind_enabled(EventKind::NetState)?;
     let sk = ctx.arg::<u64>(0) as *const u8;
     let old = ctx.arg::<u64>(1) as u8;
     let new = ctx.arg::<u64>(2) as u8;
@@ -637,6 +642,7 @@ fn try_state(ctx: &RawTracePointContext) -> Option<()> {
         None => None,
     };
     match owner {
+        Some(o) if unsafe { (*o).pid } == self_tgid() => return None,
         Some(o) => h.header = unsafe { *o },
         None => {
             h.header = EventHeader::zeroed();
