@@ -1,4 +1,5 @@
-//! Project tasks: `cargo xtask setup | run | test | lint | bench`.
+//! Project tasks: `cargo xtask setup | run | test | lint | bench | kernel-test`.
+mod kernels;
 mod setup;
 mod util;
 
@@ -35,6 +36,8 @@ enum Cmd {
     },
     /// rustfmt check and clippy for the host crates and the eBPF crate.
     Lint,
+    /// Boot the static tprobe on other kernels (Debian 6.1, 6.12) under qemu and check its events.
+    KernelTest,
 }
 
 fn main() -> Result<()> {
@@ -46,6 +49,7 @@ fn main() -> Result<()> {
             setup::setup()?;
             lint()
         }
+        Cmd::KernelTest => kernel_test(),
     }
 }
 
@@ -112,9 +116,26 @@ fn test(no_lint: bool, args: &[String]) -> Result<()> {
         test.arg("--").args(args);
     }
     test.env("TPROBE_BIN", &bin);
+    kernels::prepare(&mut test)?;
     // Integration tests load eBPF programs: they need root.
     if !util::is_root() {
         anyhow::bail!("the integration tests load eBPF programs: run `sudo -E cargo xtask test`");
     }
+    util::test_with_summary(&mut test)
+}
+
+fn kernel_test() -> Result<()> {
+    setup::setup()?;
+    let mut test = util::cargo(&[
+        "test",
+        "-p",
+        "tprobe-tests",
+        "--test",
+        "it",
+        "--",
+        "kernels::",
+    ]);
+    kernels::prepare(&mut test)?;
+    test.arg("--nocapture");
     util::test_with_summary(&mut test)
 }
