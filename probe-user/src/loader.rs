@@ -9,7 +9,7 @@ use aya::{
 };
 use probe_common::{EventKind, ProbeConfig, CFG_THREADS, MAP_CONFIG, MAP_EVENTS, MAP_LOSSES};
 
-use crate::{btf, tracefs};
+use crate::{btf, features::Features, tracefs};
 
 /// The compiled eBPF object, built by `build.rs`.
 static PROBE_OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/probe"));
@@ -28,6 +28,8 @@ pub enum LoadError {
     Map(&'static str, aya::maps::MapError),
     #[error("no hook could be attached; first failure: {0}")]
     NothingAttached(String),
+    #[error("this kernel lacks what tprobe needs: {0}")]
+    Unsupported(String),
 }
 
 /// How a program attaches.
@@ -101,6 +103,8 @@ pub struct Probe {
     pub losses: PerCpuArray<MapData, u64>,
     config: Array<MapData, ProbeConfig>,
     pub hooks: Vec<HookReport>,
+    /// Kernel features probed before loading (reported in `probe.start`).
+    pub features: Vec<crate::features::FeatureReport>,
 }
 
 pub fn probe_config(kinds: &[EventKind], threads: bool) -> ProbeConfig {
@@ -137,6 +141,10 @@ pub fn load(opts: &LoadOptions) -> Result<Probe, LoadError> {
     let kbtf = btf::Btf::from_file(&opts.btf_path)?;
     let offsets = btf::kernel_offsets(&kbtf)?;
     let self_tgid = std::process::id();
+    let features = Features::probe();
+    if let Some(missing) = features.missing_required() {
+        return Err(LoadError::Unsupported(missing));
+    }
 
     let mut ebpf = EbpfLoader::new()
         .override_global("SELF_TGID", &self_tgid, true)
@@ -196,6 +204,8 @@ pub fn load(opts: &LoadOptions) -> Result<Probe, LoadError> {
         };
         if !hook.kinds.iter().any(|k| opts.kinds.contains(k)) {
             report.reason = Some("no enabled event kind needs it".into());
+        } else if let Some(why) = features.hook_unsupported(&hook.attach) {
+            report.reason = Some(why);
         } else if let Err(e) = attach(&mut ebpf, hook, &tracefs_root) {
             report.reason = Some(e);
         } else {
@@ -220,6 +230,7 @@ pub fn load(opts: &LoadOptions) -> Result<Probe, LoadError> {
         losses,
         config,
         hooks,
+        features: features.reports,
     })
 }
 

@@ -41,6 +41,19 @@ fn verify_run(k: &Kernel, run: &GuestRun) -> Result<(), String> {
         .filter(|v| v["kind"] == "probe.start")
         .ok_or_else(|| format!("no probe.start first; stderr: {}", run.stderr))?;
     kernel::expect_eq("probe.kernel", &start["probe"]["kernel"], &release.into())?;
+    // Every probed kernel feature is there on the kernels of the matrix.
+    let features = start["probe"]["features"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if features.is_empty() {
+        return Err("probe.start has no features".into());
+    }
+    for f in &features {
+        if f["available"] != true || !f["error"].is_null() {
+            return Err(format!("feature probe: {f}"));
+        }
+    }
     for h in hooks(run) {
         if h["attached"] == true {
             continue;
