@@ -246,12 +246,14 @@ fn attach(ebpf: &mut Ebpf, hook: &Hook, tracefs_root: &Path) -> Result<(), Strin
                 ));
             }
             let p: &mut TracePoint = prog.try_into().map_err(|e| format!("{e}"))?;
-            p.load().map_err(|e| format!("verifier/load: {e:?}"))?;
+            p.load()
+                .map_err(|e| crate::features::load_failure(hook.program, &e))?;
             p.attach(cat, name).map_err(|e| format!("attach: {e}"))?;
         }
         Attach::RawTracePoint(name) => {
             let p: &mut RawTracePoint = prog.try_into().map_err(|e| format!("{e}"))?;
-            p.load().map_err(|e| format!("verifier/load: {e:?}"))?;
+            p.load()
+                .map_err(|e| crate::features::load_failure(hook.program, &e))?;
             p.attach(name).map_err(|e| format!("attach: {e}"))?;
         }
     }
