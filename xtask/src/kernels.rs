@@ -84,11 +84,20 @@ fn ensure_backports() -> Result<()> {
 }
 
 fn apt_update() -> Result<()> {
-    status(
-        Command::new("apt-get")
-            .args(["-o", "DPkg::Lock::Timeout=600", "-q", "update"])
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )
+    // Another helper's apt may hold the lists lock for a while: a few tries, then give up.
+    let mut tries = 0;
+    loop {
+        let r = status(
+            Command::new("apt-get")
+                .args(["-o", "DPkg::Lock::Timeout=600", "-q", "update"])
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        );
+        tries += 1;
+        if r.is_ok() || tries == 5 {
+            return r;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(15));
+    }
 }
 
 /// Downloads `pkg` and keeps only its `/boot/vmlinuz-*`, as `<cache>/<pkg>/vmlinuz`.
@@ -146,9 +155,29 @@ fn cached(series: &str) -> Option<(String, PathBuf)> {
     p.is_file().then_some((n, p))
 }
 
+/// A list written less than a day ago whose images are all there: asking apt again (a second
+/// per query) would only find the same packages, bar a security update.
+fn fresh(list: &Path) -> bool {
+    let young = std::fs::metadata(list)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age < std::time::Duration::from_secs(24 * 3600));
+    let text = std::fs::read_to_string(list).unwrap_or_default();
+    young
+        && text.lines().count() == KERNELS.len()
+        && text
+            .lines()
+            .all(|l| l.split('\t').nth(2).is_some_and(|p| Path::new(p).is_file()))
+}
+
 /// Makes sure every kernel of the matrix is cached; writes `kernels.tsv` (series, package,
 /// image path) for the test and returns its path.
 pub fn kernels() -> Result<PathBuf> {
+    let path = dir().join("kernels.tsv");
+    if fresh(&path) {
+        return Ok(path);
+    }
     ensure_backports()?;
     let mut manifest = String::new();
     for (series, suite) in KERNELS {
@@ -169,7 +198,6 @@ pub fn kernels() -> Result<PathBuf> {
         };
         writeln!(manifest, "{series}\t{pkg}\t{}", image.display())?;
     }
-    let path = dir().join("kernels.tsv");
     std::fs::write(&path, manifest)?;
     Ok(path)
 }

@@ -116,11 +116,11 @@ fn test(no_lint: bool, args: &[String]) -> Result<()> {
         test.arg("--").args(args);
     }
     test.env("TPROBE_BIN", &bin);
-    kernels::prepare(&mut test)?;
     // Integration tests load eBPF programs: they need root.
     if !util::is_root() {
         anyhow::bail!("the integration tests load eBPF programs: run `sudo -E cargo xtask test`");
     }
+    kernels::prepare(&mut test)?;
     util::test_with_summary(&mut test)
 }
 

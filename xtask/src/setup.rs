@@ -22,7 +22,8 @@ pub fn setup() -> Result<()> {
     bpf_linker()?;
     debian_packages()?;
     crate::kernels::musl_target()?;
-    if crate::kernels::host_can_run() {
+    // Kernel images (adding an apt source needs root; `cargo xtask test` runs as root anyway).
+    if crate::kernels::host_can_run() && util::is_root() {
         crate::kernels::kernels()?;
     }
     Ok(())
