@@ -384,6 +384,12 @@ pub fn boot(kernel: &Kernel, initrd: &Path, timeout: Duration) -> Result<GuestRu
 pub fn write_initramfs(checks: &[Check]) -> Result<PathBuf, String> {
     let tprobe = PathBuf::from(std::env::var_os("TPROBE_STATIC_BIN").ok_or("TPROBE_STATIC_BIN")?);
     let busybox = Path::new("/bin/busybox");
+    // A dynamically linked busybox (Debian's `busybox` rather than `busybox-static`) would
+    // leave the guest without a working init.
+    let bb = std::fs::read(busybox).map_err(|e| format!("{}: {e}", busybox.display()))?;
+    if bb.windows(12).any(|w| w == b"/lib64/ld-li") {
+        return Err("/bin/busybox is dynamically linked: install busybox-static".into());
+    }
     let data = initramfs(busybox, &tprobe, &init_script(checks))
         .map_err(|e| format!("building the initramfs: {e}"))?;
     let path = std::env::temp_dir().join(format!("tprobe-kt-{}.cpio", std::process::id()));
