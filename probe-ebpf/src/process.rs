@@ -68,7 +68,10 @@ fn try_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
         let start: u64 = read_kernel(mm, off.mm_arg_start).unwrap_or(0);
         let end: u64 = read_kernel(mm, off.mm_arg_end).unwrap_or(0);
         let total = end.saturating_sub(start);
-        ev.args_total = total.min(u32::MAX as u64) as u32;
+        // The kernel caps argv+envp far below 4 GiB, so the cast keeps the value. No clamp
+        // here on purpose: a `min` on the same register gave the 6.1 verifier contradictory
+        // bounds on the impossible branch and it rejected the record length below.
+        ev.args_total = total as u32;
         let mut want = total as usize;
         if want > ARGS_MAX {
             want = ARGS_MAX;

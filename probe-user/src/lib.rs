@@ -9,6 +9,7 @@ pub mod drain;
 pub mod encode;
 pub mod enrich;
 pub mod event;
+pub mod features;
 pub mod loader;
 pub mod metrics;
 pub mod net;
@@ -31,6 +32,7 @@ pub fn exit_code_for(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<LoadError>() {
         Some(LoadError::Permission(_)) => exit_code::PERMISSION,
         Some(LoadError::Btf(_) | LoadError::Tracefs(_)) => exit_code::UNSUPPORTED_KERNEL,
+        Some(LoadError::Unsupported(_)) => exit_code::UNSUPPORTED_KERNEL,
         _ => exit_code::RUNTIME,
     }
 }

@@ -9,7 +9,7 @@ use aya::{
 };
 use probe_common::{EventKind, ProbeConfig, CFG_THREADS, MAP_CONFIG, MAP_EVENTS, MAP_LOSSES};
 
-use crate::{btf, tracefs};
+use crate::{btf, features::Features, tracefs};
 
 /// The compiled eBPF object, built by `build.rs`.
 static PROBE_OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/probe"));
@@ -28,6 +28,8 @@ pub enum LoadError {
     Map(&'static str, aya::maps::MapError),
     #[error("no hook could be attached; first failure: {0}")]
     NothingAttached(String),
+    #[error("this kernel lacks what tprobe needs: {0}")]
+    Unsupported(String),
 }
 
 /// How a program attaches.
@@ -181,6 +183,8 @@ pub struct Probe {
     pub losses: PerCpuArray<MapData, u64>,
     config: Array<MapData, ProbeConfig>,
     pub hooks: Vec<HookReport>,
+    /// Kernel features probed before loading (reported in `probe.start`).
+    pub features: Vec<crate::features::FeatureReport>,
 }
 
 pub fn probe_config(kinds: &[EventKind], threads: bool) -> ProbeConfig {
@@ -217,6 +221,10 @@ pub fn load(opts: &LoadOptions) -> Result<Probe, LoadError> {
     let kbtf = btf::Btf::from_file(&opts.btf_path)?;
     let offsets = btf::kernel_offsets(&kbtf)?;
     let self_tgid = std::process::id();
+    let features = Features::probe();
+    if let Some(missing) = features.missing_required() {
+        return Err(LoadError::Unsupported(missing));
+    }
 
     let mut ebpf = EbpfLoader::new()
         .override_global("SELF_TGID", &self_tgid, true)
@@ -276,6 +284,8 @@ pub fn load(opts: &LoadOptions) -> Result<Probe, LoadError> {
         };
         if !hook.kinds.iter().any(|k| opts.kinds.contains(k)) {
             report.reason = Some("no enabled event kind needs it".into());
+        } else if let Some(why) = features.hook_unsupported(&hook.attach) {
+            report.reason = Some(why);
         } else if let Err(e) = attach(&mut ebpf, hook, &tracefs_root) {
             report.reason = Some(e);
         } else {
@@ -300,6 +310,7 @@ pub fn load(opts: &LoadOptions) -> Result<Probe, LoadError> {
         losses,
         config,
         hooks,
+        features: features.reports,
     })
 }
 
@@ -315,12 +326,14 @@ fn attach(ebpf: &mut Ebpf, hook: &Hook, tracefs_root: &Path) -> Result<(), Strin
                 ));
             }
             let p: &mut TracePoint = prog.try_into().map_err(|e| format!("{e}"))?;
-            p.load().map_err(|e| format!("verifier/load: {e:?}"))?;
+            p.load()
+                .map_err(|e| crate::features::load_failure(hook.program, &e))?;
             p.attach(cat, name).map_err(|e| format!("attach: {e}"))?;
         }
         Attach::RawTracePoint(name) => {
             let p: &mut RawTracePoint = prog.try_into().map_err(|e| format!("{e}"))?;
-            p.load().map_err(|e| format!("verifier/load: {e:?}"))?;
+            p.load()
+                .map_err(|e| crate::features::load_failure(hook.program, &e))?;
             p.attach(name).map_err(|e| format!("attach: {e}"))?;
         }
     }

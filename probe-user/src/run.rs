@@ -117,6 +117,7 @@ fn start_info(cfg: &RunConfig, probe: &Probe) -> serde_json::Value {
         "kernel": kernel,
         "pid": std::process::id(),
         "hooks": probe.hooks,
+        "features": probe.features,
         "config": {
             "events": cfg.kinds.iter().map(|k| k.name()).collect::<Vec<_>>(),
             "threads": cfg.threads,

@@ -1,5 +1,6 @@
-//! Project tasks: `cargo xtask setup | run | test | lint | bench`.
+//! Project tasks: `cargo xtask setup | run | test | lint | bench | kernel-test`.
 mod bench;
+mod kernels;
 mod setup;
 mod util;
 
@@ -48,6 +49,8 @@ enum Cmd {
         #[arg(long)]
         quick: bool,
     },
+    /// Boot the static tprobe on other kernels (Debian 6.1, 6.12) under qemu and check its events.
+    KernelTest,
 }
 
 fn main() -> Result<()> {
@@ -86,6 +89,7 @@ fn main() -> Result<()> {
                 },
             )
         }
+        Cmd::KernelTest => kernel_test(),
     }
 }
 
@@ -156,5 +160,22 @@ fn test(no_lint: bool, args: &[String]) -> Result<()> {
     if !util::is_root() {
         anyhow::bail!("the integration tests load eBPF programs: run `sudo -E cargo xtask test`");
     }
+    kernels::prepare(&mut test)?;
+    util::test_with_summary(&mut test)
+}
+
+fn kernel_test() -> Result<()> {
+    setup::setup()?;
+    let mut test = util::cargo(&[
+        "test",
+        "-p",
+        "tprobe-tests",
+        "--test",
+        "it",
+        "--",
+        "kernels::",
+    ]);
+    kernels::prepare(&mut test)?;
+    test.arg("--nocapture");
     util::test_with_summary(&mut test)
 }

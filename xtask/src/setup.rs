@@ -6,7 +6,14 @@ use anyhow::{bail, Context as _, Result};
 use crate::util::{self, ok, output, status};
 
 /// Debian packages the tests use (container runtime, network tools, receivers, ...).
-pub const DEBIAN_PACKAGES: &[&str] = &["iproute2", "procps"];
+pub const DEBIAN_PACKAGES: &[&str] = &[
+    "iproute2",
+    "procps",
+    // kernel matrix: emulated guests, their userland, `strip` for the guest binary
+    "qemu-system-x86",
+    "busybox-static",
+    "binutils",
+];
 
 const BPF_LINKER_VERSION: &str = "0.13";
 
@@ -14,6 +21,11 @@ pub fn setup() -> Result<()> {
     nightly()?;
     bpf_linker()?;
     debian_packages()?;
+    crate::kernels::musl_target()?;
+    // Kernel images (adding an apt source needs root; `cargo xtask test` runs as root anyway).
+    if crate::kernels::host_can_run() && util::is_root() {
+        crate::kernels::kernels()?;
+    }
     Ok(())
 }
 
