@@ -321,6 +321,7 @@ const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 140);
 /// Bytes of a datagram payload captured for DNS parsing (a query fits; longer ones are cut and
 /// `NetInfo::payload_total` tells).
 pub const NET_DATA_LEN: usize = 512;
+const _: () = assert!(NET_DATA_LEN.is_power_of_two());
 /// Room for a raw `sockaddr` (`sockaddr_un` is the largest one: 110 bytes).
 pub const SOCKADDR_MAX: usize = 112;
 

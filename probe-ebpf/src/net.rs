@@ -479,10 +479,10 @@ fn send_one(fd: i64, uaddr: u64, ulen: u64, buf: u64, len: u64, tcp_prefix: bool
     let (family, port, addr) = send_dest(info);
     let proto = info.protocol;
     if dns && port == DNS_PORT && (proto == IPPROTO_UDP || proto == IPPROTO_TCP) {
-        let mut n = len as u32;
-        if n > NET_DATA_LEN as u32 {
-            n = NET_DATA_LEN as u32;
-        }
+        // A mask the verifier can follow on every kernel (6.1 loses the bound of a plain
+        // min): at most NET_DATA_LEN - 1 bytes, ample for a DNS query.
+        const CAP: u64 = NET_DATA_LEN as u64 - 1;
+        let n = (len.min(CAP) as u32) & CAP as u32;
         let ret = unsafe {
             bpf_probe_read_user(ev.data.as_mut_ptr() as *mut c_void, n, buf as *const c_void)
         };
