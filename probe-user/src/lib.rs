@@ -9,10 +9,12 @@ pub mod drain;
 pub mod encode;
 pub mod enrich;
 pub mod event;
+pub mod http;
 pub mod loader;
 pub mod metrics;
 pub mod pipeline;
 pub mod run;
+pub mod service;
 pub mod sink;
 pub mod tracefs;
 
