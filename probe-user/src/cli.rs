@@ -54,7 +54,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "/sys/kernel/btf/vmlinux")]
     pub btf: PathBuf,
     #[command(flatten)]
-    pub service: crate::service::ServiceArgs,
+    pub service: Box<crate::service::ServiceArgs>,
 }
 
 impl RunArgs {
@@ -76,7 +76,7 @@ impl RunArgs {
             host_name,
             btf_path: self.btf,
             flush_interval: self.flush_interval,
-            service: self.service,
+            service: *self.service,
         })
     }
 }

@@ -117,10 +117,25 @@ fn run_true(n: usize) {
     }
 }
 
+fn wait_healthy(addr: &str) {
+    let t = Instant::now();
+    loop {
+        let (code, body) = http_get(addr, "/healthz");
+        if code == 200 {
+            return;
+        }
+        assert!(code == 503 && body.starts_with("starting"), "{code} {body}");
+        assert!(t.elapsed() < WAIT, "/healthz never became ok: {body}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn metrics_parse_as_prometheus_text_and_move_with_events() {
     let probe = Probe::start(&["--events", "process", "--metrics-addr", "127.0.0.1:0"]);
     let addr = metrics_addr(&probe.lines()[0]);
+    // 503 "starting" until the drain loop first turns, then ok.
+    wait_healthy(&addr);
     let (code, body) = http_get(&addr, "/healthz");
     assert_eq!((code, body.trim()), (200, "ok"));
     assert_eq!(http_get(&addr, "/nope").0, 404);
@@ -265,11 +280,7 @@ fn healthz_fails_when_the_drain_stalls_and_recovers() {
         "--flush-interval",
         "1ms",
     ]);
-    let t = Instant::now();
-    while http_get(&addr, "/healthz").0 != 200 {
-        assert!(t.elapsed() < WAIT, "/healthz never became ok");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_healthy(&addr);
     stall_until(&addr, "sink write blocked", Duration::from_secs(60));
     stall_until(&addr, "drain stalled", Duration::from_secs(120));
     let m = scrape(&addr);
@@ -477,6 +488,7 @@ fn chart_renders_and_every_object_validates_strictly() {
         "/sys/kernel/tracing",
         "/host/proc",
         "/run/containerd",
+        "/etc/passwd",
     ] {
         let m = mounts
             .iter()
@@ -828,6 +840,10 @@ fn image_runs_like_the_daemonset() {
         assert_eq!(
             exec["process"]["exe"], "/usr/bin/dash",
             "{mode}: exe via /host/proc"
+        );
+        assert_eq!(
+            exec["process"]["user"], "root",
+            "{mode}: the host's /etc/passwd"
         );
         let exit = probe
             .wait_for(WAIT, |v| {
