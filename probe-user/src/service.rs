@@ -50,3 +50,38 @@ impl ServiceArgs {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use crate::cli::{Cli, Command};
+
+    fn service(args: &[&str]) -> Result<super::ServiceArgs, clap::Error> {
+        let cli = Cli::try_parse_from(["tprobe", "run"].iter().chain(args))?;
+        match cli.command {
+            Command::Run(r) => Ok(*r.service),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn listen_address_and_whether_it_is_required() {
+        let (addr, required) = service(&[]).unwrap().listen().unwrap();
+        assert_eq!(
+            (addr.to_string().as_str(), required),
+            ("127.0.0.1:9810", false)
+        );
+        let (addr, required) = service(&["--metrics-addr", "[::]:9900"])
+            .unwrap()
+            .listen()
+            .unwrap();
+        assert_eq!((addr.to_string().as_str(), required), ("[::]:9900", true));
+        assert!(service(&["--no-metrics"]).unwrap().listen().is_none());
+        assert!(service(&["--no-metrics", "--metrics-addr", "127.0.0.1:1"]).is_err());
+        assert!(service(&["--metrics-addr", "localhost:80"]).is_err());
+        let s = service(&["--stall-timeout", "3s", "--shutdown-timeout", "1m"]).unwrap();
+        assert_eq!(s.stall_timeout.as_secs(), 3);
+        assert_eq!(s.shutdown_timeout.as_secs(), 60);
+    }
+}

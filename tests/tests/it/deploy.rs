@@ -499,6 +499,14 @@ fn chart_renders_and_every_object_validates_strictly() {
     assert!(c["resources"]["requests"]["memory"].is_string());
     assert!(find(def, "ServiceMonitor").is_none());
     assert!(find(def, "ConfigMap").is_none());
+    assert!(
+        !c["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a.as_str().unwrap().starts_with("--events")),
+        "no --events unless asked: it would override the config file"
+    );
 
     let lp = objects(&r, "lp");
     let sc = &find(lp, "DaemonSet").unwrap()["spec"]["template"]["spec"]["containers"][0]
@@ -525,6 +533,7 @@ fn chart_renders_and_every_object_validates_strictly() {
         "{args:?}"
     );
     assert!(args.contains(&"--metrics-addr=$(HOST_IP):9810"), "{args:?}");
+    assert!(args.contains(&"--events=process,file"), "{args:?}");
     assert!(
         args.iter().any(|a| a.starts_with("--otlp-endpoint=")),
         "{args:?}"
