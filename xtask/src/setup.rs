@@ -6,7 +6,7 @@ use anyhow::{bail, Context as _, Result};
 use crate::util::{self, ok, output, status};
 
 /// Debian packages the tests use (container runtime, network tools, receivers, ...).
-pub const DEBIAN_PACKAGES: &[&str] = &["iproute2", "procps", "podman", "python3-venv"];
+pub const DEBIAN_PACKAGES: &[&str] = &["iproute2", "procps", "podman", "runc", "python3-venv"];
 
 /// PyPI packages the tests use, installed into `target/py-venv` (see python.rs).
 pub const PYPI_PACKAGES: &[&str] = &[

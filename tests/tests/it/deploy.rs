@@ -460,6 +460,7 @@ fn chart_renders_and_every_object_validates_strictly() {
         ("bad", &bad),
         ("unscrapable", &unscrapable),
     ]);
+    let _ = std::fs::remove_dir_all(&dir);
 
     let def = objects(&r, "default");
     let ds = find(def, "DaemonSet").expect("a DaemonSet");
