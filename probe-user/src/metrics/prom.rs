@@ -173,8 +173,9 @@ pub enum Health {
     Ok,
     /// Hooks not attached yet, or the drain loop has not run.
     Starting,
-    /// The drain loop has not turned for this long.
-    DrainStalled(Duration),
+    /// The drain loop has not turned for this long (and the sink write blocked for so long,
+    /// the usual cause).
+    DrainStalled(Duration, Option<Duration>),
     /// A sink write has been blocked for this long.
     SinkStalled(Duration),
 }
@@ -187,17 +188,17 @@ impl Health {
             return Health::Starting;
         }
         let drain_age = Duration::from_nanos(now.saturating_sub(beat));
-        if drain_age > stall_after {
-            return Health::DrainStalled(drain_age);
-        }
         let since = stats.sink_write_since_ns.load(Relaxed);
-        if since != 0 {
-            let blocked = Duration::from_nanos(now.saturating_sub(since));
-            if blocked > stall_after {
-                return Health::SinkStalled(blocked);
-            }
+        let blocked = (since != 0)
+            .then(|| Duration::from_nanos(now.saturating_sub(since)))
+            .filter(|b| *b > stall_after);
+        if drain_age > stall_after {
+            return Health::DrainStalled(drain_age, blocked);
         }
-        Health::Ok
+        match blocked {
+            Some(b) => Health::SinkStalled(b),
+            None => Health::Ok,
+        }
     }
 
     pub fn is_ok(&self) -> bool {
@@ -210,7 +211,11 @@ impl std::fmt::Display for Health {
         match self {
             Health::Ok => write!(f, "ok"),
             Health::Starting => write!(f, "starting: hooks not attached or drain not running yet"),
-            Health::DrainStalled(d) => write!(f, "ring buffer drain stalled for {d:.1?}"),
+            Health::DrainStalled(d, None) => write!(f, "ring buffer drain stalled for {d:.1?}"),
+            Health::DrainStalled(d, Some(b)) => write!(
+                f,
+                "ring buffer drain stalled for {d:.1?}; sink write blocked for {b:.1?}"
+            ),
             Health::SinkStalled(d) => write!(f, "sink write blocked for {d:.1?}"),
         }
     }
@@ -446,6 +451,8 @@ mod tests {
         assert!(matches!(Health::of(&s, stall), Health::SinkStalled(_)));
         s.drain_heartbeat_ns
             .store(BootClock::now_boot_ns() - 2_000_000_000, Relaxed);
-        assert!(matches!(Health::of(&s, stall), Health::DrainStalled(_)));
+        let h = Health::of(&s, stall);
+        assert!(matches!(h, Health::DrainStalled(_, Some(_))), "{h:?}");
+        assert!(h.to_string().contains("sink write blocked"), "{h}");
     }
 }
