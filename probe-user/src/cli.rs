@@ -54,6 +54,8 @@ pub struct RunArgs {
     /// Kernel BTF used to find struct offsets.
     #[arg(long, default_value = "/sys/kernel/btf/vmlinux")]
     pub btf: PathBuf,
+    #[command(flatten)]
+    pub service: Box<crate::service::ServiceArgs>,
 }
 
 impl RunArgs {
@@ -75,6 +77,7 @@ impl RunArgs {
             host_name,
             btf_path: self.btf,
             flush_interval: self.flush_interval,
+            service: *self.service,
         })
     }
 }

@@ -93,6 +93,8 @@ pub struct RunConfig {
     pub btf_path: PathBuf,
     /// Longest time a quiet event waits in the ring buffer before userspace reads it.
     pub flush_interval: Duration,
+    /// Metrics/health server, stall and shutdown limits, host procfs.
+    pub service: crate::service::ServiceArgs,
 }
 
 #[cfg(test)]

@@ -10,11 +10,13 @@ pub mod encode;
 pub mod enrich;
 pub mod event;
 pub mod features;
+pub mod http;
 pub mod loader;
 pub mod metrics;
 pub mod net;
 pub mod pipeline;
 pub mod run;
+pub mod service;
 pub mod sink;
 pub mod tracefs;
 

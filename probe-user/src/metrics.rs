@@ -3,6 +3,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use probe_common::{EventKind, KIND_SLOTS};
 
+pub mod prom;
+pub use prom::{counter, gauge};
+
 pub struct Stats {
     /// Events written to the sink, per kernel kind.
     pub emitted: [AtomicU64; KIND_SLOTS as usize],
@@ -19,6 +22,14 @@ pub struct Stats {
     pub filtered: AtomicU64,
     /// Payloads sent to port 53 that did not parse as a DNS query (skipped).
     pub dns_malformed: AtomicU64,
+    /// Entries in the process table (the enrichment cache), set by the pipeline.
+    pub process_table: AtomicU64,
+    /// Batches queued between the drain and the pipeline thread.
+    pub queued_batches: AtomicU64,
+    /// Boot-clock ns of the drain loop's last turn (0 until it first runs): `/healthz`.
+    pub drain_heartbeat_ns: AtomicU64,
+    /// Boot-clock ns at which the current sink write started, 0 when no write is in progress.
+    pub sink_write_since_ns: AtomicU64,
 }
 
 impl Default for Stats {
@@ -32,6 +43,10 @@ impl Default for Stats {
             ringbuf_lost: AtomicU64::new(0),
             filtered: AtomicU64::new(0),
             dns_malformed: AtomicU64::new(0),
+            process_table: AtomicU64::new(0),
+            queued_batches: AtomicU64::new(0),
+            drain_heartbeat_ns: AtomicU64::new(0),
+            sink_write_since_ns: AtomicU64::new(0),
         }
     }
 }

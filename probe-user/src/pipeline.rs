@@ -120,13 +120,23 @@ impl Pipeline {
         stop: watch::Sender<Stop>,
     ) -> Result<(), SinkError> {
         while let Some(batch) = rx.blocking_recv() {
+            self.stats.queued_batches.fetch_sub(1, Relaxed);
             for ev in batch {
                 self.process(ev, &stop);
             }
+            self.stats
+                .process_table
+                .store(self.table.len() as u64, Relaxed);
             if self.buf.is_empty() {
                 continue;
             }
-            match self.sink.write_batch(&self.buf) {
+            // A write that stays in progress too long makes /healthz fail (stuck reader).
+            self.stats
+                .sink_write_since_ns
+                .store(crate::clock::BootClock::now_boot_ns(), Relaxed);
+            let written = self.sink.write_batch(&self.buf);
+            self.stats.sink_write_since_ns.store(0, Relaxed);
+            match written {
                 Ok(()) => self.buf.clear(),
                 Err(SinkError::Closed) => {
                     let _ = stop.send(Stop::ReaderGone);

@@ -6,11 +6,13 @@ use std::{
     time::Duration,
 };
 
+use std::os::fd::AsRawFd as _;
+
 use anyhow::Context as _;
 use probe_common::EventKind;
 use tokio::{
     signal::unix::{signal, SignalKind},
-    sync::{mpsc, watch},
+    sync::{mpsc, oneshot, watch},
 };
 
 use crate::{
@@ -21,8 +23,12 @@ use crate::{
     encode::native::Native,
     enrich::process::ProcessTable,
     event::{Body, Event},
+    http,
     loader::{self, LoadOptions, Probe},
-    metrics::Stats,
+    metrics::{
+        prom::{self, RingFill, RunCollector},
+        Stats,
+    },
     pipeline::{Pipeline, Stop},
     sink::{file::FileSink, stdout::Stdout, Sink, SinkError},
 };
@@ -46,6 +52,7 @@ impl LossTracker {
                 let name = probe_common::EventKind::try_from(kind)
                     .map(|k| k.name().to_owned())
                     .unwrap_or_else(|_| format!("kind-{kind}"));
+                prom::loss("ringbuf", &name).inc_by(total - prev);
                 out.push(Event::probe(
                     now,
                     Body::Loss {
@@ -59,6 +66,7 @@ impl LossTracker {
         }
         let dec = stats.decode_errors.load(Relaxed);
         if dec > self.last_decode {
+            prom::loss("decode", "malformed").inc_by(dec - self.last_decode);
             out.push(Event::probe(
                 now,
                 Body::Loss {
@@ -174,7 +182,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         None => Box::new(Stdout),
     };
     let start_ns = BootClock::now_boot_ns();
-    let mut table = ProcessTable::new(cfg.host_name.clone(), "/proc".into());
+    let mut table = ProcessTable::new(cfg.host_name.clone(), cfg.service.proc_root.clone());
     // After attaching: a process is either in the snapshot or seen by the hooks.
     table.snapshot();
     let pipeline = Pipeline::new(
@@ -185,21 +193,37 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         cfg.count,
         cfg.kinds.clone(),
     );
-    let (tx, rx) = mpsc::channel::<Vec<Event>>(1024);
+    const QUEUE_BATCHES: usize = 1024;
+    let (tx, rx) = mpsc::channel::<Vec<Event>>(QUEUE_BATCHES);
     let (stop_tx, mut stop_rx) = watch::channel(Stop::Running);
-    let worker = std::thread::Builder::new()
+    // The pipeline reports its end on a channel rather than through a join, so a sink stuck in
+    // a write cannot hold the shutdown past its budget.
+    let (done_tx, mut done_rx) = oneshot::channel();
+    std::thread::Builder::new()
         .name("tprobe-pipeline".into())
-        .spawn(move || pipeline.run(rx, stop_tx))?;
-
-    let info = start_info(&cfg, &probe);
-    let _ = tx
-        .send(vec![Event::probe(
-            start_ns,
-            Body::Probe { stop: false, info },
-        )])
-        .await;
+        .spawn(move || {
+            let _ = done_tx.send(pipeline.run(rx, stop_tx));
+        })?;
 
     let ring = probe.ring.take().context("ring buffer already taken")?;
+    let fill = match RingFill::new(ring.as_raw_fd(), cfg.ringbuf_bytes as u64) {
+        Ok(f) => Some(Arc::new(f)),
+        Err(e) => {
+            log::warn!("cannot map the ring buffer positions (no fill metric): {e}");
+            None
+        }
+    };
+    let server = start_server(&cfg, &probe, &stats, fill.clone(), QUEUE_BATCHES).await?;
+
+    let mut info = start_info(&cfg, &probe);
+    info["metrics"] = server.as_ref().map(|s| s.addr.to_string()).into();
+    let _ = send(
+        &tx,
+        &stats,
+        vec![Event::probe(start_ns, Body::Probe { stop: false, info })],
+    )
+    .await;
+
     let mut drain = Drain::new(ring, cfg.flush_interval)?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -212,30 +236,52 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         last_dns: 0,
         since_ns: start_ns,
     };
+    // Zero-valued loss series from the start, so rate() works before the first loss.
+    for k in EventKind::ALL {
+        prom::loss("ringbuf", k.name());
+    }
+    prom::loss("decode", "malformed");
+    prom::enrich_failure("procfs");
 
+    // Events read but not yet handed to the pipeline when a stop came (they go in the tail).
+    let mut pending: Vec<Event> = Vec::new();
     loop {
+        // Hooks are attached and the drain turns: /healthz is ok while this stays fresh.
+        stats
+            .drain_heartbeat_ns
+            .store(BootClock::now_boot_ns(), Relaxed);
+        let mut stop = false;
         tokio::select! {
             r = drain.wait() => r.context("waiting on the ring buffer")?,
-            _ = sigterm.recv() => break,
-            _ = sigint.recv() => break,
-            _ = &mut deadline, if cfg.duration.is_some() => break,
-            _ = stop_rx.changed() => break,
-            _ = loss_tick.tick() => {
-                let ev = losses.poll(&probe, &stats);
-                if !ev.is_empty() && tx.send(ev).await.is_err() {
-                    break;
-                }
-            }
+            _ = sigterm.recv() => stop = true,
+            _ = sigint.recv() => stop = true,
+            _ = &mut deadline, if cfg.duration.is_some() => stop = true,
+            _ = stop_rx.changed() => stop = true,
+            _ = loss_tick.tick() => pending.extend(losses.poll(&probe, &stats)),
         }
-        let batch = drain_batch(&mut drain, &stats);
-        if !batch.is_empty() && tx.send(batch).await.is_err() {
+        if stop {
             break;
         }
+        pending.extend(drain_batch(&mut drain, &stats));
+        if pending.is_empty() {
+            continue;
+        }
+        // A full queue (stuck sink) must not hide a SIGTERM: wait for room or a signal.
+        let permit = tokio::select! {
+            p = tx.reserve() => p,
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+        };
+        let Ok(permit) = permit else { break };
+        stats.queued_batches.fetch_add(1, Relaxed);
+        permit.send(std::mem::take(&mut pending));
     }
 
-    // Stop producing, then take what the kernel already queued.
+    // Stop producing, then take everything the kernel queued, including records that were
+    // being written when the hooks went away.
     probe.detach();
-    let mut tail = drain_batch(&mut drain, &stats);
+    let mut tail = pending;
+    tail.extend(final_drain(&mut drain, fill.as_deref(), &stats).await);
     tail.extend(losses.poll(&probe, &stats));
     let info = serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
@@ -251,15 +297,101 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         BootClock::now_boot_ns(),
         Body::Probe { stop: true, info },
     ));
-    let _ = tx.send(tail).await;
-    drop(tx);
-    let result = tokio::task::spawn_blocking(move || worker.join())
-        .await
-        .context("joining the pipeline")?;
+    let unwritten = tail.len();
+    // Hand over the tail and wait for the sinks to flush it, within the shutdown budget; a
+    // second signal cuts it short.
+    let budget = cfg.service.shutdown_timeout;
+    let flushed = async {
+        let _ = send(&tx, &stats, tail).await;
+        drop(tx);
+        (&mut done_rx).await
+    };
+    let result = tokio::select! {
+        r = tokio::time::timeout(budget, flushed) => match r {
+            Ok(r) => r,
+            Err(_) => anyhow::bail!(
+                "shutdown took longer than {budget:?} (--shutdown-timeout): the output is stuck; \
+                 up to {} queued batches and {unwritten} final events were not written",
+                stats.queued_batches.load(Relaxed)
+            ),
+        },
+        _ = sigterm.recv() => anyhow::bail!("second signal during shutdown: exiting without flushing"),
+        _ = sigint.recv() => anyhow::bail!("second signal during shutdown: exiting without flushing"),
+    };
+    drop(server);
     match result {
         Ok(Ok(())) => Ok(()),
         Ok(Err(SinkError::Closed)) => Ok(()),
         Ok(Err(e)) => Err(anyhow::Error::new(e).context("writing events")),
         Err(_) => anyhow::bail!("the pipeline thread panicked"),
+    }
+}
+
+/// Queues a batch for the pipeline; false when the pipeline is gone.
+async fn send(tx: &mpsc::Sender<Vec<Event>>, stats: &Stats, batch: Vec<Event>) -> bool {
+    stats.queued_batches.fetch_add(1, Relaxed);
+    if tx.send(batch).await.is_err() {
+        stats.queued_batches.fetch_sub(1, Relaxed);
+        return false;
+    }
+    true
+}
+
+/// Drains after the hooks are detached until the ring buffer is empty. A program that was
+/// running during the detach may still commit a reserved record, so wait (briefly) for it.
+async fn final_drain(drain: &mut Drain, fill: Option<&RingFill>, stats: &Stats) -> Vec<Event> {
+    // Let programs that were already running when the hooks went away finish.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let mut out = drain_batch(drain, stats);
+    let Some(fill) = fill else { return out };
+    let give_up = tokio::time::Instant::now() + Duration::from_millis(500);
+    while fill.used() > 0 && tokio::time::Instant::now() < give_up {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        out.extend(drain_batch(drain, stats));
+    }
+    if fill.used() > 0 {
+        log::warn!(
+            "{} bytes left in the ring buffer after the final drain",
+            fill.used()
+        );
+    }
+    out
+}
+
+/// Starts `/metrics` and `/healthz` unless disabled. A taken default port only warns (several
+/// probes on one host); an address the user asked for must work.
+async fn start_server(
+    cfg: &RunConfig,
+    probe: &Probe,
+    stats: &Arc<Stats>,
+    fill: Option<Arc<RingFill>>,
+    queue: usize,
+) -> anyhow::Result<Option<http::Server>> {
+    let Some((addr, required)) = cfg.service.listen() else {
+        return Ok(None);
+    };
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register_collector(Box::new(RunCollector {
+        stats: stats.clone(),
+        ring: fill,
+        queue_capacity: queue as u64,
+        hooks: probe
+            .hooks
+            .iter()
+            .map(|h| (h.hook.clone(), h.program.to_owned(), h.attached))
+            .collect(),
+        stall_after: cfg.service.stall_timeout,
+    }));
+    match http::start(addr, registry, stats.clone(), cfg.service.stall_timeout).await {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if !required => {
+            log::warn!(
+                "no /metrics or /healthz: cannot listen on {addr}: {e} (use --metrics-addr)"
+            );
+            Ok(None)
+        }
+        Err(e) => {
+            Err(anyhow::Error::new(e).context(format!("listening on {addr} (--metrics-addr)")))
+        }
     }
 }

@@ -51,9 +51,13 @@ impl Probe {
     /// Starts `tprobe run ARGS` and waits for its `probe.start` line (hooks attached).
     pub fn start(args: &[&str]) -> Probe {
         let mut cmd = Command::new(tprobe_bin());
-        cmd.arg("run")
-            .args(args)
-            .stdin(Stdio::null())
+        cmd.arg("run").args(args);
+        Probe::start_command(cmd)
+    }
+
+    /// Like [`Probe::start`] for any command that runs tprobe (e.g. `podman run IMAGE ...`).
+    pub fn start_command(mut cmd: Command) -> Probe {
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         // If the test process dies, the probe goes with it.

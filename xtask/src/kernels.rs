@@ -31,16 +31,6 @@ pub fn host_can_run() -> bool {
     cfg!(target_arch = "x86_64")
 }
 
-/// The musl target for the static build (setup step; quiet when present).
-pub fn musl_target() -> Result<()> {
-    let have =
-        output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
-    if !have.lines().any(|l| l.trim() == MUSL_TARGET) {
-        status(Command::new("rustup").args(["target", "add", MUSL_TARGET]))?;
-    }
-    Ok(())
-}
-
 /// Debian version strings compare like this only roughly; `dpkg --compare-versions` is exact.
 fn newer(a: &str, b: &str) -> bool {
     ok(Command::new("dpkg").args(["--compare-versions", a, "gt", b]))

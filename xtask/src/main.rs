@@ -1,6 +1,7 @@
 //! Project tasks: `cargo xtask setup | run | test | lint | bench | kernel-test`.
 mod bench;
 mod kernels;
+mod python;
 mod setup;
 mod util;
 
@@ -17,7 +18,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Install what building and testing need (idempotent; fast when nothing is missing).
-    Setup,
+    Setup {
+        /// Only the Rust toolchain pieces (nightly, bpf-linker, musl target), no test tools.
+        #[arg(long)]
+        toolchain_only: bool,
+    },
     /// Build and run `tprobe` as root with the given arguments (e.g. `-- run --events process`).
     Run {
         /// Build in debug mode instead of release.
@@ -55,7 +60,7 @@ enum Cmd {
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
-        Cmd::Setup => setup::setup(),
+        Cmd::Setup { toolchain_only } => setup::setup_with(toolchain_only),
         Cmd::Run { debug, args } => run(debug, &args),
         Cmd::Test { no_lint, args } => test(no_lint, &args),
         Cmd::Lint => {

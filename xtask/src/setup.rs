@@ -13,19 +13,40 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "qemu-system-x86",
     "busybox-static",
     "binutils",
+    // image test: podman (runc, since crun refuses hybrid cgroups), chart rendering venv
+    "podman",
+    "runc",
+    "python3-venv",
+];
+
+/// PyPI packages the tests use, installed into `target/py-venv` (see python.rs).
+pub const PYPI_PACKAGES: &[&str] = &[
+    "helm-python-sdk==0.2.2",
+    "kubernetes-validate==1.37.0",
+    "prometheus-client==0.26.0",
+    "PyYAML==6.0.4",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13";
 
 pub fn setup() -> Result<()> {
+    setup_with(false)
+}
+
+/// `toolchain_only`: what building needs (e.g. in the image's build stage), no test tools.
+pub fn setup_with(toolchain_only: bool) -> Result<()> {
     nightly()?;
     bpf_linker()?;
+    crate::python::musl_target()?;
+    if toolchain_only {
+        return Ok(());
+    }
     debian_packages()?;
-    crate::kernels::musl_target()?;
     // Kernel images (adding an apt source needs root; `cargo xtask test` runs as root anyway).
     if crate::kernels::host_can_run() && util::is_root() {
         crate::kernels::kernels()?;
     }
+    crate::python::venv(PYPI_PACKAGES)?;
     Ok(())
 }
 

@@ -312,19 +312,26 @@ impl ProcessTable {
         }
         let info = self
             .read_proc(task.pid, Some(task.start_ns))
-            .unwrap_or_else(|| ProcessInfo {
-                pid: task.pid,
-                ppid: task.ppid,
-                start_ns: task.start_ns,
-                entity_id: entity_id(&self.host, task.pid, task.start_ns),
-                comm: task.comm.clone(),
-                ..Default::default()
+            .unwrap_or_else(|| {
+                PROC_MISSES.inc();
+                ProcessInfo {
+                    pid: task.pid,
+                    ppid: task.ppid,
+                    start_ns: task.start_ns,
+                    entity_id: entity_id(&self.host, task.pid, task.start_ns),
+                    comm: task.comm.clone(),
+                    ..Default::default()
+                }
             });
         let info = Arc::new(info);
         self.put(info.clone(), true);
         info
     }
 }
+
+/// Processes whose /proc entry was gone or unreadable when first needed (`/metrics`).
+static PROC_MISSES: std::sync::LazyLock<prometheus_client::metrics::counter::Counter> =
+    std::sync::LazyLock::new(|| crate::metrics::prom::enrich_failure("procfs"));
 
 fn near(a: u64, b: u64, tick: u64) -> bool {
     a.abs_diff(b) < tick
