@@ -13,6 +13,8 @@ pub enum ConfigError {
     BadSize(String),
     #[error("ring buffer size {0} must be a power of two and a multiple of the page size ({1})")]
     RingSize(u64, u64),
+    #[error("{0}")]
+    Xdp(String),
 }
 
 /// Every kind name, for messages and `tprobe events`.
@@ -93,6 +95,49 @@ pub struct RunConfig {
     pub btf_path: PathBuf,
     /// Longest time a quiet event waits in the ring buffer before userspace reads it.
     pub flush_interval: Duration,
+    /// XDP flow telemetry, when `--xdp-iface` names interfaces.
+    pub xdp: Option<crate::xdp::XdpConfig>,
+}
+
+/// Checks the XDP settings: interfaces exist, timeouts are sane, flow events are wanted.
+pub fn xdp_config(
+    kinds: &[EventKind],
+    mut x: crate::xdp::XdpConfig,
+) -> Result<Option<crate::xdp::XdpConfig>, ConfigError> {
+    x.ifaces.retain(|i| !i.trim().is_empty());
+    let mut seen = Vec::new();
+    x.ifaces.retain(|i| {
+        let new = !seen.contains(i);
+        seen.push(i.clone());
+        new
+    });
+    if x.ifaces.is_empty() {
+        return Ok(None);
+    }
+    for i in &x.ifaces {
+        if crate::xdp::ifindex(i) == 0 {
+            return Err(ConfigError::Xdp(format!(
+                "--xdp-iface {i}: no such network interface"
+            )));
+        }
+    }
+    if !kinds
+        .iter()
+        .any(|k| matches!(k, EventKind::FlowEnd | EventKind::FlowUpdate))
+    {
+        return Err(ConfigError::Xdp(
+            "--xdp-iface needs flow events: add `flow` to --events".into(),
+        ));
+    }
+    if x.idle_timeout.is_zero() || x.active_timeout.is_zero() {
+        return Err(ConfigError::Xdp(
+            "--flow-idle-timeout and --flow-active-timeout must be above zero".into(),
+        ));
+    }
+    if x.table_size == 0 {
+        return Err(ConfigError::Xdp("--flow-table-size must be at least 1".into()));
+    }
+    Ok(Some(x))
 }
 
 #[cfg(test)]

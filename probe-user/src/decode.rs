@@ -1,6 +1,6 @@
 //! Ring buffer bytes -> [`Event`]. Every length is checked; no input makes it panic.
 use probe_common::{
-    EventHeader, EventKind, ExecEvent, ExitEvent, ForkEvent, ARGC_MAX, EXEC_FIXED_LEN,
+    EventHeader, EventKind, ExecEvent, ExitEvent, FlowEvent, ForkEvent, ARGC_MAX, EXEC_FIXED_LEN,
     FLAG_ARGS_TRUNCATED, FLAG_THREAD,
 };
 
@@ -126,6 +126,11 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         EventKind::ProcessExit => {
             let ev: ExitEvent = need(bytes, kind)?;
             Body::Exit(ExitStatus::from_wait_status(ev.exit_code))
+        }
+        EventKind::FlowUpdate | EventKind::FlowEnd | EventKind::FlowNew => {
+            let ev: FlowEvent = need(bytes, kind)?;
+            // Flows have no task: the owning process is found later, from the socket tables.
+            return Ok(Event::flow(crate::xdp::FlowRecord::from_kernel(kind, &ev)));
         }
     };
     Ok(Event {

@@ -128,6 +128,8 @@ struct Line<'a> {
     probe: Option<&'a serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     loss: Option<LossV<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flow: Option<super::flow::FlowV<'a>>,
 }
 
 fn opt_b64(b: Option<&[u8]>) -> Option<String> {
@@ -192,6 +194,7 @@ impl Encoder for Native {
             exit: None,
             probe: None,
             loss: None,
+            flow: None,
         };
         match &ev.body {
             Body::Exec { .. } => {
@@ -228,6 +231,7 @@ impl Encoder for Native {
                 });
             }
             Body::Probe { info, .. } => line.probe = Some(info),
+            Body::Flow(f) => line.flow = Some(super::flow::FlowV::new(f, &self.clock)),
             Body::Loss {
                 source,
                 kind,
