@@ -135,7 +135,9 @@ pub fn xdp_config(
         ));
     }
     if x.table_size == 0 {
-        return Err(ConfigError::Xdp("--flow-table-size must be at least 1".into()));
+        return Err(ConfigError::Xdp(
+            "--flow-table-size must be at least 1".into(),
+        ));
     }
     Ok(Some(x))
 }

@@ -29,9 +29,9 @@ pub mod exit_code {
 pub fn exit_code_for(e: &anyhow::Error) -> u8 {
     use loader::LoadError;
     // The interfaces or mode asked for cannot be used: like a bad argument.
-    if e.downcast_ref::<xdp::XdpError>().is_some_and(|x| {
-        !matches!(x, xdp::XdpError::Program(_) | xdp::XdpError::Map(..))
-    }) {
+    if e.downcast_ref::<xdp::XdpError>()
+        .is_some_and(|x| !matches!(x, xdp::XdpError::Program(_) | xdp::XdpError::Map(..)))
+    {
         return exit_code::USAGE;
     }
     match e.downcast_ref::<LoadError>() {

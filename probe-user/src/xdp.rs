@@ -15,8 +15,8 @@ use aya::{
     programs::{Xdp, XdpMode},
 };
 use probe_common::{
-    EventKind, FlowEvent, FlowKey, FlowStats, FLOW_END_FIN, FLOW_END_RST, MAP_FLOWS,
-    MAP_XDP_STATS, XDP_FLOW_INSERTS, XDP_FLOW_KERNEL_DELETES,
+    EventKind, FlowEvent, FlowKey, FlowStats, FLOW_END_FIN, FLOW_END_RST, MAP_FLOWS, MAP_XDP_STATS,
+    XDP_FLOW_INSERTS, XDP_FLOW_KERNEL_DELETES,
 };
 use tokio::sync::mpsc;
 
@@ -225,17 +225,21 @@ fn attach_error(iface: &str, mode: Mode, e: aya::programs::ProgramError) -> XdpE
     if let ProgramError::UnknownInterface { .. } = e {
         return XdpError::NoSuchInterface(iface.to_owned());
     }
+    let detail = match &e {
+        ProgramError::SyscallError(s) => format!("{}: {}", s.call, s.io_error),
+        _ => e.to_string(),
+    };
     if errno == Some(libc::EOPNOTSUPP) || text.contains("not supported") {
         return XdpError::ModeUnsupported {
             iface: iface.to_owned(),
             mode: mode.name(),
-            detail: e.to_string(),
+            detail,
         };
     }
     if matches!(errno, Some(libc::EBUSY) | Some(libc::EEXIST)) {
         return XdpError::Occupied {
             iface: iface.to_owned(),
-            what: format!("attach refused: {e}"),
+            what: format!("attach refused: {detail}"),
         };
     }
     XdpError::Program(format!("attach to {iface}: {text}"))
@@ -426,12 +430,28 @@ impl State {
                     return self.stop();
                 }
                 Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                    // Retry owners of young flows still without one.
+                    self.rescan_wanted |= self
+                        .flows
+                        .values()
+                        .any(|k| k.owner.is_none() && k.seen.elapsed() < OWNER_RETRY)
+                        && self.owner_relevant();
+                    self.resolve_owners();
                     let out = self.scan(false);
                     self.send(out);
                     next_scan = Instant::now() + self.scan_every;
                 }
             }
         }
+    }
+
+    /// Whether any young owner-less flow is TCP or UDP (the only ones with sockets to find).
+    fn owner_relevant(&self) -> bool {
+        self.flows.iter().any(|(key, k)| {
+            k.owner.is_none()
+                && k.seen.elapsed() < OWNER_RETRY
+                && matches!(key.proto, IPPROTO_TCP | IPPROTO_UDP)
+        })
     }
 
     fn send(&self, out: Vec<Event>) {
@@ -501,11 +521,7 @@ impl State {
         if !self.rescan_wanted {
             return;
         }
-        if self
-            .scanner
-            .last
-            .is_some_and(|t| t.elapsed() < RESCAN_MIN)
-        {
+        if self.scanner.last.is_some_and(|t| t.elapsed() < RESCAN_MIN) {
             return;
         }
         self.rescan_wanted = false;
@@ -604,7 +620,11 @@ impl State {
                     kind: EventKind::FlowEnd,
                     key,
                     stats: st,
-                    reason: if idle_out { "idle_timeout" } else { "probe_stop" },
+                    reason: if idle_out {
+                        "idle_timeout"
+                    } else {
+                        "probe_stop"
+                    },
                     iface: None,
                     delta_packets: st.packets,
                     delta_bytes: st.bytes,

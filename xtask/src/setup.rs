@@ -6,7 +6,7 @@ use anyhow::{bail, Context as _, Result};
 use crate::util::{self, ok, output, status};
 
 /// Debian packages the tests use (container runtime, network tools, receivers, ...).
-pub const DEBIAN_PACKAGES: &[&str] = &["iproute2", "procps"];
+pub const DEBIAN_PACKAGES: &[&str] = &["iproute2", "procps", "iputils-ping"];
 
 const BPF_LINKER_VERSION: &str = "0.13";
 

@@ -101,7 +101,9 @@ impl FlowOwners {
             upsert(self.bound.entry((proto, local.port())).or_default(), e);
         } else {
             upsert(
-                self.exact.entry(Tuple::new(proto, local, remote)).or_default(),
+                self.exact
+                    .entry(Tuple::new(proto, local, remote))
+                    .or_default(),
                 e,
             );
         }
@@ -109,7 +111,12 @@ impl FlowOwners {
 
     /// The owner of the flow `src -> dst`: a connected socket first (the sender's end
     /// preferred), then a socket bound to the source port, then one bound to the destination.
-    pub fn lookup(&self, proto: u8, src: SocketAddr, dst: SocketAddr) -> Option<(Arc<Owner>, Side)> {
+    pub fn lookup(
+        &self,
+        proto: u8,
+        src: SocketAddr,
+        dst: SocketAddr,
+    ) -> Option<(Arc<Owner>, Side)> {
         let (src, dst) = (canonical(src), canonical(dst));
         if let Some(v) = self.exact.get(&Tuple::new(proto, src, dst)) {
             if let Some(e) = v.iter().find(|e| e.local == src) {
@@ -183,7 +190,8 @@ impl SocketScanner {
     }
 
     fn owner(&self, pid: u32) -> Option<Owner> {
-        let p = procfs::process::Process::new_with_root(self.proc_root.join(pid.to_string())).ok()?;
+        let p =
+            procfs::process::Process::new_with_root(self.proc_root.join(pid.to_string())).ok()?;
         let stat = p.stat().ok()?;
         let status = p.status().ok();
         Some(Owner {
@@ -238,7 +246,8 @@ impl SocketScanner {
         let mut cache: HashMap<u32, Option<Arc<Owner>>> = HashMap::new();
         let mut n = 0;
         for pid in netns.into_values() {
-            let Ok(p) = procfs::process::Process::new_with_root(self.proc_root.join(pid.to_string()))
+            let Ok(p) =
+                procfs::process::Process::new_with_root(self.proc_root.join(pid.to_string()))
             else {
                 continue;
             };
@@ -331,10 +340,16 @@ mod tests {
         assert_eq!((o.pid, s), (2, Side::Dst));
         // Unconnected UDP: matched by port, a wildcard address matches any.
         t.record(17, sa("0.0.0.0:5353"), sa("0.0.0.0:0"), owner(3));
-        let (o, s) = t.lookup(17, sa("10.0.0.9:40000"), sa("10.0.0.2:5353")).unwrap();
+        let (o, s) = t
+            .lookup(17, sa("10.0.0.9:40000"), sa("10.0.0.2:5353"))
+            .unwrap();
         assert_eq!((o.pid, s), (3, Side::Dst));
-        assert!(t.lookup(17, sa("10.0.0.9:40000"), sa("10.0.0.2:5354")).is_none());
-        assert!(t.lookup(6, sa("10.0.0.9:40000"), sa("10.0.0.2:5353")).is_none());
+        assert!(t
+            .lookup(17, sa("10.0.0.9:40000"), sa("10.0.0.2:5354"))
+            .is_none());
+        assert!(t
+            .lookup(6, sa("10.0.0.9:40000"), sa("10.0.0.2:5353"))
+            .is_none());
         t.prune(Duration::ZERO);
         assert!(t.is_empty());
     }
