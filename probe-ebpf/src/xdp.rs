@@ -360,7 +360,7 @@ fn account(key: &FlowKey, l3: &L3, payload: u64, tcp_flags: u8) {
                 tcp_flags: tcp_flags as u32,
                 flags,
             };
-            match FLOWS.insert(key, &init, BPF_NOEXIST) {
+            match FLOWS.insert(key, init, BPF_NOEXIST) {
                 Ok(()) => {
                     count(XDP_FLOW_INSERTS);
                     // Tell userspace at once, so it can find the owning socket while it exists.

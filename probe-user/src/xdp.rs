@@ -132,8 +132,23 @@ pub fn attached_program(iface: &str) -> Option<String> {
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find(|l| l.contains("prog/xdp"))?;
-    Some(line.trim().to_owned())
+    let line = text.lines().find(|l| l.contains("prog/xdp"))?.trim();
+    // `prog/xdp id N name NAME tag ...`
+    let mut it = line.split_whitespace().skip(1);
+    let mut desc = Vec::new();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        if k == "id" || k == "name" {
+            desc.push(format!("{k} {v}"));
+        }
+    }
+    let mut what = format!("program {}", desc.join(", "));
+    if line.contains(&format!("name {PROGRAM} ")) {
+        what.push_str(
+            ", left behind by an earlier tprobe run that could not detach it (killed on a kernel \
+             without XDP links)",
+        );
+    }
+    Some(what)
 }
 
 /// Removes a netlink-attached XDP program (the kind a crashed run can leave behind; XDP links,
@@ -317,14 +332,14 @@ pub fn route(tracker: Option<&Tracker>, batch: &mut Vec<Event>) {
             return true;
         }
         if let Some(t) = tracker {
-            let _ = t.tx.send(Msg::Record(ev.clone()));
+            let _ = t.tx.send(Msg::Record(Box::new(ev.clone())));
         }
         false
     });
 }
 
 enum Msg {
-    Record(Event),
+    Record(Box<Event>),
     Stop,
 }
 
@@ -478,8 +493,9 @@ impl State {
             .map(|(o, side)| (o, side.name()))
     }
 
-    fn record(&mut self, ev: Event, out: &mut Vec<Event>) {
-        let Body::Flow(rec) = ev.body else { return };
+    fn record(&mut self, ev: Box<Event>, out: &mut Vec<Event>) {
+        let Event { ts_ns, body, .. } = *ev;
+        let Body::Flow(rec) = body else { return };
         match rec.kind {
             EventKind::FlowNew => {
                 let owner = self.lookup_owner(&rec.key);
@@ -510,7 +526,7 @@ impl State {
                     rec.delta_packets = rec.stats.packets.saturating_sub(k.sent_packets);
                     rec.delta_bytes = rec.stats.bytes.saturating_sub(k.sent_bytes);
                 }
-                out.push(self.event(rec, owner, ev.ts_ns));
+                out.push(self.event(rec, owner, ts_ns));
             }
             _ => {}
         }

@@ -143,12 +143,10 @@ impl FlowOwners {
     /// Forgets entries not seen for `age`.
     pub fn prune(&mut self, age: Duration) {
         let now = Instant::now();
-        for m in [&mut self.exact] {
-            m.retain(|_, v| {
-                v.retain(|e| now.duration_since(e.seen) < age);
-                !v.is_empty()
-            });
-        }
+        self.exact.retain(|_, v| {
+            v.retain(|e| now.duration_since(e.seen) < age);
+            !v.is_empty()
+        });
         self.bound.retain(|_, v| {
             v.retain(|e| now.duration_since(e.seen) < age);
             !v.is_empty()

@@ -462,3 +462,104 @@ fn bad_interface_or_mode_fails_with_a_clear_message() {
         .unwrap();
     assert!(!String::from_utf8_lossy(&out.stdout).contains("prog/xdp"));
 }
+
+/// Loads a two-instruction XDP program (`return XDP_PASS`) named `tprobe_xdp` and pins it, as
+/// a stand-in for what a crashed tprobe could leave attached. Returns the pin path.
+fn pinned_pass_program(tag: &str) -> String {
+    // r0 = 2 (XDP_PASS); exit
+    let insns: [u64; 2] = [0x0000_0002_0000_00b7, 0x0000_0000_0000_0095];
+    let license = b"GPL\0";
+    let mut attr = [0u8; 128];
+    attr[0..4].copy_from_slice(&6u32.to_ne_bytes()); // BPF_PROG_TYPE_XDP
+    attr[4..8].copy_from_slice(&2u32.to_ne_bytes());
+    attr[8..16].copy_from_slice(&(insns.as_ptr() as u64).to_ne_bytes());
+    attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
+    attr[48..58].copy_from_slice(b"tprobe_xdp");
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            5, /* BPF_PROG_LOAD */
+            attr.as_ptr(),
+            128,
+        )
+    };
+    assert!(
+        fd >= 0,
+        "BPF_PROG_LOAD: {}",
+        std::io::Error::last_os_error()
+    );
+    let path = format!("/sys/fs/bpf/tprobe-xdp-test-{tag}");
+    let cpath = std::ffi::CString::new(path.clone()).unwrap();
+    let mut attr = [0u8; 128];
+    attr[0..8].copy_from_slice(&(cpath.as_ptr() as u64).to_ne_bytes());
+    attr[8..12].copy_from_slice(&(fd as u32).to_ne_bytes());
+    let r = unsafe {
+        libc::syscall(libc::SYS_bpf, 6 /* BPF_OBJ_PIN */, attr.as_ptr(), 128)
+    };
+    assert_eq!(r, 0, "BPF_OBJ_PIN: {}", std::io::Error::last_os_error());
+    unsafe { libc::close(fd as i32) };
+    path
+}
+
+#[test]
+fn a_left_behind_program_is_reported_and_replaced_only_when_asked() {
+    let veth = Veth::new();
+    let pin = pinned_pass_program(&veth.host);
+    // Attached through netlink and no longer held by any process: what a crash leaves.
+    let attached = Command::new("ip")
+        .args([
+            "link",
+            "set",
+            "dev",
+            &veth.host,
+            "xdpgeneric",
+            "pinned",
+            &pin,
+        ])
+        .status();
+    let _ = std::fs::remove_file(&pin);
+    assert!(attached.unwrap().success());
+    assert_eq!(veth.xdp_attached(), (true, false));
+
+    let out = Command::new(tprobe_bin())
+        .args(["run", "--events", "flow", "--xdp-iface", &veth.host])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("already attached")
+            && err.contains("name tprobe_xdp")
+            && err.contains("earlier tprobe run")
+            && err.contains("--xdp-replace"),
+        "{err}"
+    );
+    assert_eq!(
+        veth.xdp_attached(),
+        (true, false),
+        "left alone when not asked"
+    );
+
+    let probe = veth.probe(&["--xdp-replace"]);
+    veth.in_ns(&[
+        "ping",
+        "-q",
+        "-c",
+        "2",
+        "-i",
+        "0.2",
+        "-W",
+        "2",
+        &veth.host_ip,
+    ]);
+    let icmp = probe
+        .wait_for(WAIT, |v| {
+            flow_between(v, "icmp", &veth.ns_ip, &veth.host_ip)
+        })
+        .expect("flows from the replacing probe");
+    assert_eq!(icmp["flow"]["packets"], 2);
+    let st = probe.stop();
+    assert!(st.status.success(), "{}", st.stderr);
+    assert!(st.stderr.contains("replacing"), "{}", st.stderr);
+    wait_detached(&veth);
+}
