@@ -318,8 +318,36 @@ fn malformed_frames_are_counted_by_reason_and_touch_no_flow() {
         "2",
         &veth.host_ip,
     ]);
+    send_frames(&veth, vec![(truncated, 3), (bad_ihl, 4), (deep, 5)]);
+
+    let icmp = probe
+        .wait_for(WAIT, |v| {
+            flow_between(v, "icmp", &veth.ns_ip, &veth.host_ip)
+        })
+        .expect("ICMP flow.end");
+    assert_eq!(icmp["flow"]["packets"], 3, "{icmp}");
+    assert_eq!(icmp["flow"]["bytes"], 3 * 84, "{icmp}");
+    let st = probe.stop();
+    assert!(st.status.success(), "{}", st.stderr);
+    let p = &st.lines.last().unwrap()["probe"]["xdp"]["packets"];
+    assert_eq!(p["truncated_ipv4"], 3, "{p}");
+    assert_eq!(p["bad_ihl"], 4, "{p}");
+    assert_eq!(p["ipv6_ext_too_deep"], 5, "{p}");
+    // None of them made a flow.
+    let touched: Vec<&Value> = st
+        .lines
+        .iter()
+        .filter(|v| {
+            v["kind"].as_str().is_some_and(|k| k.starts_with("flow."))
+                && (v["flow"]["src"]["ip"] == bogus || v["flow"]["src"]["ip"] == "fd00::99")
+        })
+        .collect();
+    assert!(touched.is_empty(), "{touched:?}");
+}
+
+/// Sends each frame `n` times from an AF_PACKET socket on the namespace end.
+fn send_frames(veth: &Veth, frames: Vec<(Vec<u8>, usize)>) {
     let peer = veth.peer.clone();
-    let frames = vec![(truncated, 3), (bad_ihl, 4), (deep, 5)];
     veth.on_ns_thread(move || {
         let fd = unsafe {
             libc::socket(
@@ -357,30 +385,113 @@ fn malformed_frames_are_counted_by_reason_and_touch_no_flow() {
         }
         unsafe { libc::close(fd) };
     });
+}
+fn udp(sport: u16, dport: u16, payload: usize) -> Vec<u8> {
+    let mut u = sport.to_be_bytes().to_vec();
+    u.extend(dport.to_be_bytes());
+    u.extend(((8 + payload) as u16).to_be_bytes());
+    u.extend([0, 0]);
+    u.extend(std::iter::repeat_n(0x61, payload));
+    u
+}
 
-    let icmp = probe
-        .wait_for(WAIT, |v| {
-            flow_between(v, "icmp", &veth.ns_ip, &veth.host_ip)
-        })
-        .expect("ICMP flow.end");
-    assert_eq!(icmp["flow"]["packets"], 3, "{icmp}");
-    assert_eq!(icmp["flow"]["bytes"], 3 * 84, "{icmp}");
+fn ipv4_udp(src: [u8; 4], dst: [u8; 4], options: &[u8], l4: &[u8]) -> Vec<u8> {
+    let ihl = (20 + options.len()) / 4;
+    let mut ip = ipv4_header(ihl as u8, (20 + options.len() + l4.len()) as u16, src, dst);
+    ip.extend_from_slice(options);
+    ip.extend_from_slice(l4);
+    ip
+}
+
+/// A VLAN tag: TCI then the ethertype that follows it.
+fn vlan(vid: u16, next: u16) -> Vec<u8> {
+    let mut t = vid.to_be_bytes().to_vec();
+    t.extend(next.to_be_bytes());
+    t
+}
+
+#[test]
+fn vlan_tags_ipv4_options_ipv6_extensions_and_fragments_are_parsed() {
+    let veth = Veth::new();
+    let probe = veth.probe(&[]);
+    let dst = addr(&veth.host_ip);
+    // UDP inside 802.1ad + 802.1Q tags: 3 x (20 + 8 + 50) IP bytes.
+    let mut qinq = vlan(100, 0x8100);
+    qinq.extend(vlan(200, 0x0800));
+    qinq.extend(ipv4_udp([10, 253, 1, 1], dst, &[], &udp(1111, 2222, 50)));
+    let double = frame(0x88a8, &qinq);
+    // IPv4 with 4 bytes of options (IHL 6): 2 x (24 + 8 + 20).
+    let opts = frame(
+        0x0800,
+        &ipv4_udp([10, 253, 1, 2], dst, &[1, 1, 1, 1], &udp(1112, 2222, 20)),
+    );
+    // IPv6: hop-by-hop and destination options, then UDP: 2 x (40 + 16 + 8 + 10).
+    let mut v6 = vec![0x60, 0, 0, 0];
+    v6.extend(((16 + 8 + 10) as u16).to_be_bytes());
+    v6.extend([0, 64]);
+    v6.extend([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x12]);
+    v6.extend([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01]);
+    v6.extend([60, 0, 1, 4, 0, 0, 0, 0]);
+    v6.extend([17, 0, 1, 4, 0, 0, 0, 0]);
+    v6.extend(udp(1113, 2222, 10));
+    let v6 = frame(0x86dd, &v6);
+    // An IPv4 datagram in two fragments: the first carries the UDP header.
+    let mut first = ipv4_udp([10, 253, 1, 3], dst, &[], &udp(1114, 2222, 16)[..24]);
+    first[6] = 0x20; // MF
+    let mut second = ipv4_header(5, 28, [10, 253, 1, 3], dst);
+    second[6] = 0x00;
+    second[7] = 3; // offset 24 bytes
+    second.extend([0x61; 8]);
+    // Three VLAN tags: beyond the parser's two.
+    let mut three = vlan(1, 0x8100);
+    three.extend(vlan(2, 0x8100));
+    three.extend(vlan(3, 0x0800));
+    three.extend(ipv4_udp([10, 253, 1, 4], dst, &[], &udp(1115, 2222, 4)));
+    send_frames(
+        &veth,
+        vec![
+            (double, 3),
+            (opts, 2),
+            (v6, 2),
+            (frame(0x0800, &first), 1),
+            (frame(0x0800, &second), 1),
+            (frame(0x8100, &three), 1),
+        ],
+    );
+    let want = |src: &str, sport: Option<u16>, packets: u64, bytes: u64, payload: u64| {
+        let f = probe
+            .wait_for(WAIT, |v| {
+                v["kind"] == "flow.end"
+                    && v["flow"]["src"]["ip"] == src
+                    && v["flow"]["src"]["port"].as_u64() == sport.map(u64::from)
+                    && v["flow"]["transport"] == "udp"
+            })
+            .unwrap_or_else(|| panic!("no flow from {src}:{sport:?}"));
+        let f = &f["flow"];
+        assert_eq!(
+            (&f["packets"], &f["bytes"], &f["payload_bytes"]),
+            (&packets.into(), &bytes.into(), &payload.into()),
+            "{f}"
+        );
+        f.clone()
+    };
+    want("10.253.1.1", Some(1111), 3, 3 * 78, 3 * 50);
+    want("10.253.1.2", Some(1112), 2, 2 * 52, 2 * 20);
+    want("fd00::12", Some(1113), 2, 2 * 74, 2 * 10);
+    // The first fragment has ports; a later one cannot: it is its own port-0 record.
+    let f = want("10.253.1.3", Some(1114), 1, 44, 16);
+    assert_eq!(f["fragments"], true);
+    want("10.253.1.3", Some(0), 1, 28, 8);
     let st = probe.stop();
-    assert!(st.status.success(), "{}", st.stderr);
     let p = &st.lines.last().unwrap()["probe"]["xdp"]["packets"];
-    assert_eq!(p["truncated_ipv4"], 3, "{p}");
-    assert_eq!(p["bad_ihl"], 4, "{p}");
-    assert_eq!(p["ipv6_ext_too_deep"], 5, "{p}");
-    // None of them made a flow.
-    let touched: Vec<&Value> = st
-        .lines
-        .iter()
-        .filter(|v| {
-            v["kind"].as_str().is_some_and(|k| k.starts_with("flow."))
-                && (v["flow"]["src"]["ip"] == bogus || v["flow"]["src"]["ip"] == "fd00::99")
-        })
-        .collect();
-    assert!(touched.is_empty(), "{touched:?}");
+    assert_eq!(p["ipv4_fragments"], 2, "{p}");
+    assert_eq!(p["vlan_too_deep"], 1, "{p}");
+    assert!(
+        !st.lines
+            .iter()
+            .any(|v| v["flow"]["src"]["ip"] == "10.253.1.4"),
+        "a frame the parser refused made a flow"
+    );
 }
 
 fn wait_detached(veth: &Veth) {
