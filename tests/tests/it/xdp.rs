@@ -141,8 +141,18 @@ fn flow_between(v: &Value, transport: &str, src: &str, dst: &str) -> bool {
 
 #[test]
 fn flows_count_icmp_udp_and_tcp_exactly_and_tcp_has_its_process() {
+    exact_counts("auto");
+}
+
+/// Generic XDP (in the network stack rather than the driver) counts the same.
+#[test]
+fn flows_count_exactly_in_generic_mode() {
+    exact_counts("skb");
+}
+
+fn exact_counts(mode: &str) {
     let veth = Veth::new();
-    let probe = veth.probe(&[]);
+    let probe = veth.probe(&["--xdp-mode", mode]);
 
     // ICMP: 5 echo requests of 100 payload bytes: 20 (IP) + 8 (ICMP) + 100 each.
     veth.in_ns(&[
@@ -251,6 +261,8 @@ fn flows_count_icmp_udp_and_tcp_exactly_and_tcp_has_its_process() {
     assert!(st.status.success(), "{}", st.stderr);
     let stop = st.lines.last().unwrap();
     assert_eq!(stop["kind"], "probe.stop");
+    let hooks = st.lines[0]["probe"]["hooks"].to_string();
+    assert!(hooks.contains(&format!("(mode {mode})")), "{hooks}");
     let x = &stop["probe"]["xdp"];
     assert!(x["flows"]["created"].as_u64().unwrap() >= 3, "{x}");
     assert_eq!(x["flows"]["evicted"], 0);
@@ -673,4 +685,86 @@ fn a_left_behind_program_is_reported_and_replaced_only_when_asked() {
     assert!(st.status.success(), "{}", st.stderr);
     assert!(st.stderr.contains("replacing"), "{}", st.stderr);
     wait_detached(&veth);
+}
+
+/// From a socket in the namespace, sends `n` datagrams of `size` bytes to `dst`, one every
+/// `gap`, from one socket; returns its source port.
+fn udp_from_ns(
+    veth: &Veth,
+    dst: std::net::SocketAddr,
+    n: usize,
+    size: usize,
+    gap: Duration,
+) -> u16 {
+    let ns_ip = veth.ns_ip.clone();
+    veth.on_ns_thread(move || {
+        let s = UdpSocket::bind((ns_ip.as_str(), 0)).unwrap();
+        for _ in 0..n {
+            s.send_to(&vec![0x5a; size], dst).unwrap();
+            std::thread::sleep(gap);
+        }
+        s.local_addr().unwrap().port()
+    })
+}
+
+#[test]
+fn a_long_flow_gets_updates_at_the_active_timeout_and_deltas_add_up() {
+    let veth = Veth::new();
+    let probe = veth.probe(&["--flow-active-timeout", "1s"]);
+    let sink = UdpSocket::bind((veth.host_ip.as_str(), 0)).unwrap();
+    let dst = sink.local_addr().unwrap();
+    let sport = udp_from_ns(&veth, dst, 12, 100, Duration::from_millis(250));
+    let mine = |v: &Value| {
+        v["kind"].as_str().is_some_and(|k| k.starts_with("flow."))
+            && v["flow"]["src"]["port"] == sport
+            && v["flow"]["src"]["ip"] == veth.ns_ip.as_str()
+    };
+    let end = probe
+        .wait_for(WAIT, |v| mine(v) && v["kind"] == "flow.end")
+        .expect("flow.end");
+    let all: Vec<Value> = probe.lines().into_iter().filter(|v| mine(v)).collect();
+    let updates: Vec<&Value> = all.iter().filter(|v| v["kind"] == "flow.update").collect();
+    assert!(
+        !updates.is_empty(),
+        "no flow.update in 3 s with a 1 s active timeout: {all:?}"
+    );
+    for u in &updates {
+        assert_eq!(u["flow"]["reason"], "active_timeout");
+    }
+    assert_eq!(end["flow"]["packets"], 12);
+    assert_eq!(end["flow"]["bytes"], 12 * 128);
+    let deltas: u64 = all
+        .iter()
+        .map(|v| v["flow"]["packets_delta"].as_u64().unwrap())
+        .sum();
+    assert_eq!(deltas, 12, "{all:?}");
+    drop(probe);
+}
+
+#[test]
+fn flows_evicted_from_a_full_table_are_counted_and_reported() {
+    let veth = Veth::new();
+    let probe = veth.probe(&["--flow-table-size", "8"]);
+    let sink = UdpSocket::bind((veth.host_ip.as_str(), 0)).unwrap();
+    let dst = sink.local_addr().unwrap();
+    // 40 flows (one source port each) into a table of 8.
+    for _ in 0..40 {
+        udp_from_ns(&veth, dst, 1, 10, Duration::ZERO);
+    }
+    let loss = probe
+        .wait_for(WAIT, |v| {
+            v["kind"] == "probe.loss" && v["loss"]["source"] == "flow_table"
+        })
+        .expect("probe.loss for evicted flows");
+    assert!(loss["loss"]["count"].as_u64().unwrap() > 0);
+    let st = probe.stop();
+    let f = &st.lines.last().unwrap()["probe"]["xdp"]["flows"];
+    let n = |k: &str| f[k].as_u64().unwrap();
+    assert!(n("evicted") > 0, "{f}");
+    // Every flow created was reported or counted as evicted.
+    assert_eq!(
+        n("created"),
+        n("ended_by_kernel") + n("ended_by_scan") + n("evicted"),
+        "{f}"
+    );
 }
