@@ -739,3 +739,137 @@ impl State {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use probe_common::EventHeader;
+
+    use super::*;
+    use crate::{decode::decode, encode::Encoder as _};
+
+    fn record(kind: EventKind, proto: u8, family: u8) -> FlowEvent {
+        let mut header = EventHeader::zeroed();
+        header.kind = kind as u32;
+        header.ts_ns = 5;
+        let mut key = FlowKey {
+            src: [0; 16],
+            dst: [0; 16],
+            src_port: 40000,
+            dst_port: 443,
+            ifindex: 1,
+            family,
+            proto,
+            direction: 0,
+            _pad0: 0,
+        };
+        if family == 4 {
+            key.src[..4].copy_from_slice(&[10, 0, 0, 2]);
+            key.dst[..4].copy_from_slice(&[10, 0, 0, 1]);
+        } else {
+            key.src = Ipv6Addr::LOCALHOST.octets();
+            key.dst[0] = 0xfd;
+        }
+        FlowEvent {
+            header,
+            key,
+            reason: FLOW_END_FIN,
+            stats: FlowStats {
+                first_seen_ns: 1,
+                last_seen_ns: 5,
+                packets: 3,
+                bytes: 180,
+                payload_bytes: 60,
+                tcp_flags: 0x13,
+                flags: 0,
+            },
+        }
+    }
+
+    fn bytes_of<T>(v: &T) -> Vec<u8> {
+        // SAFETY: test-only view of a repr(C) wire struct without padding.
+        unsafe { std::slice::from_raw_parts(v as *const T as *const u8, std::mem::size_of::<T>()) }
+            .to_vec()
+    }
+
+    #[test]
+    fn flow_records_decode_and_short_ones_are_errors() {
+        let ev = record(EventKind::FlowEnd, 6, 4);
+        let raw = bytes_of(&ev);
+        let d = decode(&raw).unwrap();
+        assert_eq!(d.kind_name(), "flow.end");
+        assert_eq!(d.data_kind(), Some(EventKind::FlowEnd));
+        assert!(d.task.is_none());
+        let Body::Flow(f) = &d.body else { panic!() };
+        assert_eq!(f.reason, "fin");
+        assert_eq!(f.stats, ev.stats);
+        assert_eq!(f.src(), "10.0.0.2:40000".parse().unwrap());
+        assert_eq!(f.dst(), "10.0.0.1:443".parse().unwrap());
+        for n in 0..raw.len() {
+            assert!(decode(&raw[..n]).is_err(), "prefix of {n} bytes");
+        }
+        let v6 = decode(&bytes_of(&record(EventKind::FlowNew, 17, 6))).unwrap();
+        let Body::Flow(f) = &v6.body else { panic!() };
+        assert_eq!(f.src(), "[::1]:40000".parse().unwrap());
+    }
+
+    fn json(ev: &Event) -> serde_json::Value {
+        let n = crate::encode::native::Native::new("h".into(), BootClock::measure());
+        let mut out = Vec::new();
+        n.encode(ev, 1, &mut out);
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    #[test]
+    fn flow_json_has_ports_flags_or_icmp_fields() {
+        let mut rec =
+            FlowRecord::from_kernel(EventKind::FlowEnd, &record(EventKind::FlowEnd, 6, 4));
+        rec.iface = Some("eth0".into());
+        let v = json(&Event::flow(rec));
+        let f = &v["flow"];
+        assert_eq!(v["kind"], "flow.end");
+        assert!(v.get("process").is_none());
+        assert_eq!(f["iface"], "eth0");
+        assert_eq!(f["transport"], "tcp");
+        assert_eq!(
+            f["src"],
+            serde_json::json!({"ip": "10.0.0.2", "port": 40000})
+        );
+        assert_eq!(f["tcp_flags"], serde_json::json!(["FIN", "SYN", "ACK"]));
+        assert_eq!(
+            (f["packets"].as_u64(), f["bytes"].as_u64()),
+            (Some(3), Some(180))
+        );
+        assert!(f["first_seen"].as_str().unwrap().ends_with('Z'));
+        assert!(f.get("icmp").is_none());
+
+        let mut ev = record(EventKind::FlowEnd, 1, 4);
+        ev.key.src_port = 77; // echo id
+        ev.key.dst_port = 8 << 8; // echo request
+        let v = json(&Event::flow(FlowRecord::from_kernel(
+            EventKind::FlowEnd,
+            &ev,
+        )));
+        let f = &v["flow"];
+        assert_eq!(f["transport"], "icmp");
+        assert!(f["src"].get("port").is_none());
+        assert_eq!(
+            f["icmp"],
+            serde_json::json!({"type": 8, "code": 0, "id": 77})
+        );
+        assert_eq!(f["tcp_flags"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn scan_interval_follows_the_shortest_timeout() {
+        let cfg = |idle: u64, active: u64| XdpConfig {
+            ifaces: vec![],
+            mode: Mode::Auto,
+            replace: false,
+            active_timeout: Duration::from_secs(active),
+            idle_timeout: Duration::from_secs(idle),
+            table_size: 1,
+        };
+        assert_eq!(cfg(15, 60).scan_interval(), Duration::from_secs(1));
+        assert_eq!(cfg(2, 60).scan_interval(), Duration::from_millis(500));
+    }
+}
