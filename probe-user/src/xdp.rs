@@ -92,7 +92,7 @@ pub enum XdpError {
         mode: &'static str,
         detail: String,
     },
-    #[error("--xdp-iface {iface}: an XDP program is already attached ({what}); tprobe leaves it alone unless started with --xdp-replace")]
+    #[error("--xdp-iface {iface}: an XDP program is already attached ({what}); tprobe leaves it alone unless started with --xdp-replace, and never replaces one a running process holds")]
     Occupied { iface: String, what: String },
     #[error("--xdp-iface {iface}: could not replace the XDP program already attached: {detail}")]
     ReplaceFailed { iface: String, detail: String },
@@ -124,31 +124,72 @@ fn ifname(index: u32) -> Option<String> {
     )
 }
 
-/// The XDP program attached to `iface` outside our control, as `ip link` shows it (`prog/xdp
-/// id N name X`). `None` when there is none or it cannot be told.
-pub fn attached_program(iface: &str) -> Option<String> {
+/// An XDP program found on an interface before we attach.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Occupant {
+    pub id: Option<u32>,
+    pub name: Option<String>,
+    /// Held by an XDP link (a running process, or a pinned link): it cannot be replaced.
+    pub linked: bool,
+}
+
+impl Occupant {
+    /// Parses the `prog/xdp id N name NAME tag ...` line of `ip -d link show`.
+    pub fn parse(ip_link: &str) -> Option<Occupant> {
+        let line = ip_link.lines().find(|l| l.contains("prog/xdp"))?.trim();
+        let mut it = line.split_whitespace().skip(1);
+        let (mut id, mut name) = (None, None);
+        while let (Some(k), Some(v)) = (it.next(), it.next()) {
+            match k {
+                "id" => id = v.parse().ok(),
+                "name" => name = Some(v.to_owned()),
+                _ => {}
+            }
+        }
+        Some(Occupant {
+            id,
+            name,
+            linked: false,
+        })
+    }
+
+    fn ours(&self) -> bool {
+        self.name.as_deref() == Some(PROGRAM)
+    }
+
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "program id {}, name {}",
+            self.id.map_or("?".into(), |i| i.to_string()),
+            self.name.as_deref().unwrap_or("?")
+        );
+        s.push_str(match (self.linked, self.ours()) {
+            (true, true) => ", held by another running tprobe; stop it first",
+            (true, false) => ", held by a running process through an XDP link; stop it first",
+            (false, true) => {
+                ", left behind by an earlier tprobe run that could not detach it (killed on a \
+                 kernel without XDP links)"
+            }
+            (false, false) => ", attached by another tool",
+        });
+        s
+    }
+}
+
+/// The XDP program already on `iface`, as `ip -d link` shows it; `None` when there is none
+/// (or `ip` is missing: the attach then fails with a plain "busy").
+pub fn attached_program(iface: &str) -> Option<Occupant> {
     let out = std::process::Command::new("ip")
         .args(["-d", "link", "show", "dev", iface])
         .output()
         .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find(|l| l.contains("prog/xdp"))?.trim();
-    // `prog/xdp id N name NAME tag ...`
-    let mut it = line.split_whitespace().skip(1);
-    let mut desc = Vec::new();
-    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        if k == "id" || k == "name" {
-            desc.push(format!("{k} {v}"));
-        }
-    }
-    let mut what = format!("program {}", desc.join(", "));
-    if line.contains(&format!("name {PROGRAM} ")) {
-        what.push_str(
-            ", left behind by an earlier tprobe run that could not detach it (killed on a kernel \
-             without XDP links)",
-        );
-    }
-    Some(what)
+    let mut o = Occupant::parse(&String::from_utf8_lossy(&out.stdout))?;
+    o.linked = o.id.is_some_and(|id| {
+        aya::programs::loaded_links().flatten().any(|l| {
+            l.program_id() == id && l.link_type().ok() == Some(aya::programs::links::LinkType::Xdp)
+        })
+    });
+    Some(o)
 }
 
 /// Removes a netlink-attached XDP program (the kind a crashed run can leave behind; XDP links,
@@ -164,7 +205,7 @@ fn remove_program(iface: &str) -> Result<(), String> {
         }
     }
     match attached_program(iface) {
-        Some(p) => Err(format!("still attached: {p}")),
+        Some(p) => Err(format!("still attached: {}", p.describe())),
         None => Ok(()),
     }
 }
@@ -194,8 +235,9 @@ pub fn attach(probe: &mut Probe, cfg: &XdpConfig) -> Result<XdpMaps, XdpError> {
         if ifindex(iface) == 0 {
             return Err(XdpError::NoSuchInterface(iface.clone()));
         }
-        if let Some(what) = attached_program(iface) {
-            if !cfg.replace {
+        if let Some(o) = attached_program(iface) {
+            let what = o.describe();
+            if !cfg.replace || o.linked {
                 return Err(XdpError::Occupied {
                     iface: iface.clone(),
                     what,
@@ -857,6 +899,21 @@ mod tests {
             serde_json::json!({"type": 8, "code": 0, "id": 77})
         );
         assert_eq!(f["tcp_flags"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn occupants_from_ip_link() {
+        let text = "6: x@if5: <UP> mtu 1500 xdpgeneric qdisc noqueue\n    prog/xdp id 565 name tprobe_xdp tag 7e72 jited\n";
+        let o = Occupant::parse(text).unwrap();
+        assert_eq!(o.id, Some(565));
+        assert!(o.ours());
+        assert!(o.describe().contains("earlier tprobe run"));
+        let linked = Occupant {
+            linked: true,
+            ..o.clone()
+        };
+        assert!(linked.describe().contains("running tprobe"));
+        assert!(Occupant::parse("6: x: <UP> mtu 1500\n").is_none());
     }
 
     #[test]

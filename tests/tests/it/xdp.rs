@@ -536,6 +536,24 @@ fn no_xdp_program_stays_after_sigterm_sigint_or_sigkill() {
                 && h["attached"] == true),
             "{hooks}"
         );
+        if sig == libc::SIGTERM {
+            // A second probe on the same interface is refused, even with --xdp-replace.
+            let out = Command::new(tprobe_bin())
+                .args([
+                    "run",
+                    "--events",
+                    "flow",
+                    "--xdp-replace",
+                    "--xdp-iface",
+                    &veth.host,
+                ])
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{err}");
+            assert!(err.contains("held by another running tprobe"), "{err}");
+            assert_eq!(veth.xdp_attached(), (true, false));
+        }
         unsafe { libc::kill(probe.pid() as i32, sig) };
         let st = probe.finish(Duration::from_secs(20));
         if sig != libc::SIGKILL {
