@@ -457,7 +457,7 @@ struct State {
 
 /// Longest time after its first packet that a flow's owner is still looked for.
 const OWNER_RETRY: Duration = Duration::from_secs(5);
-/// Least time between two /proc socket scans.
+/// Least time between two /proc socket scans (longer when scans are slow, see `may_scan`).
 const RESCAN_MIN: Duration = Duration::from_millis(50);
 
 impl State {
@@ -579,7 +579,7 @@ impl State {
         if !self.rescan_wanted {
             return;
         }
-        if self.scanner.last.is_some_and(|t| t.elapsed() < RESCAN_MIN) {
+        if !self.scanner.may_scan(RESCAN_MIN) {
             return;
         }
         self.rescan_wanted = false;

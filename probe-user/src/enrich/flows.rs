@@ -170,6 +170,8 @@ pub struct SocketScanner {
     tick_ns: u64,
     pub scans: u64,
     pub last: Option<Instant>,
+    /// How long the last scan took.
+    pub last_cost: Duration,
 }
 
 impl SocketScanner {
@@ -184,6 +186,7 @@ impl SocketScanner {
             tick_ns: 1_000_000_000 / hz,
             scans: 0,
             last: None,
+            last_cost: Duration::ZERO,
         }
     }
 
@@ -205,8 +208,22 @@ impl SocketScanner {
 
     /// One pass over /proc; returns the number of sockets recorded.
     pub fn scan(&mut self, owners: &mut FlowOwners) -> usize {
+        let t0 = Instant::now();
+        let n = self.scan_inner(owners);
         self.scans += 1;
         self.last = Some(Instant::now());
+        self.last_cost = t0.elapsed();
+        n
+    }
+
+    /// Whether a scan may run now: at least `min` after the last one, and never more than a
+    /// tenth of the time (a host full of sockets scans less often).
+    pub fn may_scan(&self, min: Duration) -> bool {
+        self.last
+            .is_none_or(|t| t.elapsed() >= min.max(self.last_cost * 9))
+    }
+
+    fn scan_inner(&mut self, owners: &mut FlowOwners) -> usize {
         let me = std::process::id();
         let mut inode_pid: HashMap<u64, u32> = HashMap::new();
         let mut netns: HashMap<Vec<u8>, u32> = HashMap::new();
