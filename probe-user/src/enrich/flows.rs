@@ -216,11 +216,14 @@ impl SocketScanner {
         n
     }
 
-    /// Whether a scan may run now: at least `min` after the last one, and never more than a
-    /// tenth of the time (a host full of sockets scans less often).
+    /// Whether a scan may run now: at least `min` after the last one, and no more than a tenth
+    /// of the time (a host full of sockets scans less often), but at least every 250 ms so a
+    /// short connection's owner is still found.
     pub fn may_scan(&self, min: Duration) -> bool {
-        self.last
-            .is_none_or(|t| t.elapsed() >= min.max(self.last_cost * 9))
+        let gap = min
+            .max(self.last_cost * 9)
+            .min(Duration::from_millis(250).max(min));
+        self.last.is_none_or(|t| t.elapsed() >= gap)
     }
 
     fn scan_inner(&mut self, owners: &mut FlowOwners) -> usize {

@@ -187,7 +187,7 @@ fn exact_counts(mode: &str) {
     let listener = TcpListener::bind((veth.host_ip.as_str(), 0)).unwrap();
     let port = listener.local_addr().unwrap().port();
     let script = format!(
-        "exec 3<>/dev/tcp/{}/{port}; printf '%*s' {N} '' >&3; read -t 1 -u 3 x; exec 3>&-",
+        "exec 3<>/dev/tcp/{}/{port}; printf '%*s' {N} '' >&3; read -t 2 -u 3 x; exec 3>&-",
         veth.host_ip
     );
     let mut sender = veth
