@@ -1,11 +1,15 @@
 //! tprobe's eBPF programs. This file only wires the modules together.
 #![no_std]
 #![no_main]
+// `atomic_xadd` for per-flow counters (the BPF target has no CAS, so no `fetch_add`).
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
 
 mod common;
 mod maps;
 mod net;
 mod process;
+mod xdp;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -16,6 +16,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per run: boxing the big variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Attach the probes and print events as JSON lines until Ctrl-C/SIGTERM.
@@ -56,6 +58,24 @@ pub struct RunArgs {
     pub btf: PathBuf,
     #[command(flatten)]
     pub service: Box<crate::service::ServiceArgs>,
+    /// Watch received traffic on these interfaces with XDP (comma-separated): flow.* events.
+    #[arg(long, value_delimiter = ',')]
+    pub xdp_iface: Vec<String>,
+    /// XDP attach mode: auto (native when the driver has it), skb (generic), native (driver).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub xdp_mode: crate::xdp::Mode,
+    /// Replace an XDP program already attached to an --xdp-iface (e.g. left by a crashed run).
+    #[arg(long)]
+    pub xdp_replace: bool,
+    /// A flow still active after this long gets a flow.update (and again every period).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub flow_active_timeout: Duration,
+    /// A flow without packets for this long ends (flow.end, reason idle_timeout).
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub flow_idle_timeout: Duration,
+    /// Flows the kernel keeps at once; beyond it the least recently used is evicted (counted).
+    #[arg(long, default_value_t = probe_common::FLOW_ENTRIES)]
+    pub flow_table_size: u32,
 }
 
 impl RunArgs {
@@ -67,8 +87,21 @@ impl RunArgs {
                 .and_then(|h| h.into_string().ok())
                 .unwrap_or_else(|| "unknown".into())
         });
+        let kinds = config::parse_kinds(&self.events)?;
+        let xdp = config::xdp_config(
+            &kinds,
+            crate::xdp::XdpConfig {
+                ifaces: self.xdp_iface,
+                mode: self.xdp_mode,
+                replace: self.xdp_replace,
+                active_timeout: self.flow_active_timeout,
+                idle_timeout: self.flow_idle_timeout,
+                table_size: self.flow_table_size,
+            },
+        )?;
         Ok(RunConfig {
-            kinds: config::parse_kinds(&self.events)?,
+            xdp,
+            kinds,
             threads: self.threads,
             duration: self.duration,
             count: self.count,

@@ -13,6 +13,8 @@ pub enum ConfigError {
     BadSize(String),
     #[error("ring buffer size {0} must be a power of two and a multiple of the page size ({1})")]
     RingSize(u64, u64),
+    #[error("{0}")]
+    Xdp(String),
 }
 
 /// Every kind name, for messages and `tprobe events`.
@@ -95,6 +97,51 @@ pub struct RunConfig {
     pub flush_interval: Duration,
     /// Metrics/health server, stall and shutdown limits, host procfs.
     pub service: crate::service::ServiceArgs,
+    /// XDP flow telemetry, when `--xdp-iface` names interfaces.
+    pub xdp: Option<crate::xdp::XdpConfig>,
+}
+
+/// Checks the XDP settings: interfaces exist, timeouts are sane, flow events are wanted.
+pub fn xdp_config(
+    kinds: &[EventKind],
+    mut x: crate::xdp::XdpConfig,
+) -> Result<Option<crate::xdp::XdpConfig>, ConfigError> {
+    x.ifaces.retain(|i| !i.trim().is_empty());
+    let mut seen = Vec::new();
+    x.ifaces.retain(|i| {
+        let new = !seen.contains(i);
+        seen.push(i.clone());
+        new
+    });
+    if x.ifaces.is_empty() {
+        return Ok(None);
+    }
+    for i in &x.ifaces {
+        if crate::xdp::ifindex(i) == 0 {
+            return Err(ConfigError::Xdp(format!(
+                "--xdp-iface {i}: no such network interface"
+            )));
+        }
+    }
+    if !kinds
+        .iter()
+        .any(|k| matches!(k, EventKind::FlowEnd | EventKind::FlowUpdate))
+    {
+        return Err(ConfigError::Xdp(
+            "--xdp-iface needs flow events: add `flow` to --events".into(),
+        ));
+    }
+    if x.idle_timeout.is_zero() || x.active_timeout.is_zero() {
+        return Err(ConfigError::Xdp(
+            "--flow-idle-timeout and --flow-active-timeout must be above zero".into(),
+        ));
+    }
+    if x.table_size == 0 {
+        return Err(ConfigError::Xdp(
+            "--flow-table-size must be at least 1".into(),
+        ));
+    }
+    Ok(Some(x))
 }
 
 #[cfg(test)]
@@ -109,11 +156,11 @@ mod tests {
         );
         assert_eq!(
             parse_kinds("process").unwrap(),
-            vec![
-                EventKind::ProcessExec,
-                EventKind::ProcessFork,
-                EventKind::ProcessExit
-            ]
+            EventKind::ALL
+                .iter()
+                .copied()
+                .filter(|k| k.name().starts_with("process."))
+                .collect::<Vec<_>>()
         );
         assert_eq!(parse_kinds("all").unwrap(), EventKind::ALL.to_vec());
         assert_eq!(
@@ -125,6 +172,14 @@ mod tests {
             Err(ConfigError::UnknownKind(..))
         ));
         assert_eq!(parse_kinds(" , "), Err(ConfigError::NoKinds));
+        assert_eq!(
+            parse_kinds("flow").unwrap(),
+            vec![
+                EventKind::FlowUpdate,
+                EventKind::FlowEnd,
+                EventKind::FlowNew
+            ]
+        );
     }
 
     #[test]
@@ -137,5 +192,27 @@ mod tests {
         assert!(check_ring_size(16 << 20).is_ok());
         assert!(check_ring_size(3 << 20).is_err());
         assert!(check_ring_size(1024).is_err());
+    }
+
+    #[test]
+    fn xdp_settings_are_checked() {
+        let x = |ifaces: &[&str], idle: u64| crate::xdp::XdpConfig {
+            ifaces: ifaces.iter().map(|s| s.to_string()).collect(),
+            mode: crate::xdp::Mode::Auto,
+            replace: false,
+            active_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(idle),
+            table_size: 16,
+        };
+        let all = EventKind::ALL;
+        assert!(xdp_config(all, x(&[], 15)).unwrap().is_none());
+        let ok = xdp_config(all, x(&["lo", "lo", ""], 15)).unwrap().unwrap();
+        assert_eq!(ok.ifaces, vec!["lo".to_string()]);
+        let err = |r: Result<_, ConfigError>| r.unwrap_err().to_string();
+        assert!(
+            err(xdp_config(all, x(&["tprobe-none0"], 15))).contains("no such network interface")
+        );
+        assert!(err(xdp_config(&[EventKind::ProcessExec], x(&["lo"], 15))).contains("flow"));
+        assert!(err(xdp_config(all, x(&["lo"], 0))).contains("above zero"));
     }
 }

@@ -1,6 +1,6 @@
 //! Ring buffer bytes -> [`Event`]. Every length is checked; no input makes it panic.
 use probe_common::{
-    EventHeader, EventKind, ExecEvent, ExitEvent, ForkEvent, ARGC_MAX, EXEC_FIXED_LEN,
+    EventHeader, EventKind, ExecEvent, ExitEvent, FlowEvent, ForkEvent, ARGC_MAX, EXEC_FIXED_LEN,
     FLAG_ARGS_TRUNCATED, FLAG_THREAD,
 };
 
@@ -137,6 +137,11 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         | EventKind::NetDns
         | EventKind::NetState
         | EventKind::NetSend => Body::Net(Box::new(crate::net::decode(kind, bytes)?)),
+        EventKind::FlowUpdate | EventKind::FlowEnd | EventKind::FlowNew => {
+            let ev: FlowEvent = need(bytes, kind)?;
+            // Flows have no task: the owning process is found later, from the socket tables.
+            return Ok(Event::flow(crate::xdp::FlowRecord::from_kernel(kind, &ev)));
+        }
     };
     Ok(Event {
         ts_ns: h.ts_ns,

@@ -5,6 +5,10 @@ use probe_common::EventKind;
 
 use crate::enrich::process::ProcessInfo;
 
+/// `Task::flags` (userspace only): `start_ns` has clock-tick resolution (from /proc, e.g. the
+/// owner of a flow's socket); the process table matches it to the exact entry it has.
+pub const FLAG_START_APPROX: u32 = 1 << 31;
+
 /// What the kernel told us about the acting task (decoded [`probe_common::EventHeader`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Task {
@@ -75,6 +79,8 @@ pub enum Body {
     },
     /// `net.*`: addresses, result, DNS question.
     Net(Box<crate::net::NetBody>),
+    /// `flow.update` / `flow.end` (and the internal `flow.new`) from XDP.
+    Flow(Box<crate::xdp::FlowRecord>),
     /// `probe.loss`.
     Loss {
         source: &'static str,
@@ -105,11 +111,21 @@ impl Event {
             Body::Probe { stop: false, .. } => "probe.start",
             Body::Probe { stop: true, .. } => "probe.stop",
             Body::Loss { .. } => "probe.loss",
+            Body::Flow(f) => f.kind.name(),
             _ => self
                 .task
                 .as_ref()
                 .map(|t| t.kind.name())
                 .unwrap_or("unknown"),
+        }
+    }
+
+    /// The kernel-side kind of a data event (`None` for `probe.*`). Flow events have no task
+    /// when no owning process was found.
+    pub fn data_kind(&self) -> Option<EventKind> {
+        match &self.body {
+            Body::Flow(f) => Some(f.kind),
+            _ => self.task.as_ref().map(|t| t.kind),
         }
     }
 

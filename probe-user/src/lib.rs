@@ -19,6 +19,7 @@ pub mod run;
 pub mod service;
 pub mod sink;
 pub mod tracefs;
+pub mod xdp;
 
 /// Process exit codes, so scripts can tell failures apart.
 pub mod exit_code {
@@ -31,6 +32,12 @@ pub mod exit_code {
 /// Maps an error from `run` to an exit code.
 pub fn exit_code_for(e: &anyhow::Error) -> u8 {
     use loader::LoadError;
+    // The interfaces or mode asked for cannot be used: like a bad argument.
+    if e.downcast_ref::<xdp::XdpError>()
+        .is_some_and(|x| !matches!(x, xdp::XdpError::Program(_) | xdp::XdpError::Map(..)))
+    {
+        return exit_code::USAGE;
+    }
     match e.downcast_ref::<LoadError>() {
         Some(LoadError::Permission(_)) => exit_code::PERMISSION,
         Some(LoadError::Btf(_) | LoadError::Tracefs(_)) => exit_code::UNSUPPORTED_KERNEL,

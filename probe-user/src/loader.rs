@@ -174,6 +174,8 @@ pub struct LoadOptions {
     /// Wake the reader once this many bytes are queued.
     pub wakeup_bytes: u64,
     pub btf_path: std::path::PathBuf,
+    /// Entries of the XDP flow map (1 when no interface is watched, to save memory).
+    pub flow_entries: u32,
 }
 
 /// A loaded, attached probe. Dropping `ebpf` (see [`Probe::detach`]) detaches every hook.
@@ -231,6 +233,7 @@ pub fn load(opts: &LoadOptions) -> Result<Probe, LoadError> {
         .override_global("OFFSETS", &offsets, true)
         .override_global("WAKEUP_BYTES", &opts.wakeup_bytes, true)
         .map_max_entries(MAP_EVENTS, opts.ringbuf_bytes)
+        .map_max_entries(probe_common::MAP_FLOWS, opts.flow_entries.max(1))
         .load(PROBE_OBJ)
         .map_err(|e| {
             if is_permission(&e) {
@@ -346,6 +349,12 @@ impl Probe {
         self.config
             .set(0, cfg, 0)
             .map_err(|e| LoadError::Map(MAP_CONFIG, e))
+    }
+
+    /// The loaded object, for hooks attached outside the tracepoint table (XDP); `None` once
+    /// detached.
+    pub fn ebpf_mut(&mut self) -> Option<&mut Ebpf> {
+        self.ebpf.as_mut()
     }
 
     /// Detaches every hook; the maps (ring buffer, counters) stay readable.

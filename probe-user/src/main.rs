@@ -42,6 +42,9 @@ fn main() -> ExitCode {
                     println!("{:<16} {}", k.name(), h.attach.describe());
                 }
             }
+            for k in probe_user::xdp::KINDS {
+                println!("{:<16} xdp/<--xdp-iface>", k.name());
+            }
             ExitCode::SUCCESS
         }
     }

@@ -68,7 +68,7 @@ impl Pipeline {
     }
 
     fn process(&mut self, mut ev: Event, stop: &watch::Sender<Stop>) {
-        let kind = ev.task.as_ref().map(|t| t.kind);
+        let kind = ev.data_kind();
         if kind.is_some() && self.limit_reached() {
             return;
         }

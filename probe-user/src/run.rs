@@ -133,6 +133,13 @@ fn start_info(cfg: &RunConfig, probe: &Probe) -> serde_json::Value {
             "flush_interval_ms": cfg.flush_interval.as_millis() as u64,
             "count": cfg.count,
             "duration_s": cfg.duration.map(|d| d.as_secs_f64()),
+            "xdp": cfg.xdp.as_ref().map(|x| serde_json::json!({
+                "ifaces": x.ifaces,
+                "mode": x.mode.name(),
+                "active_timeout_s": x.active_timeout.as_secs_f64(),
+                "idle_timeout_s": x.idle_timeout.as_secs_f64(),
+                "table_size": x.table_size,
+            })),
             "output": cfg.output.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "stdout".into()),
         },
     })
@@ -170,7 +177,13 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         ringbuf_bytes: cfg.ringbuf_bytes,
         wakeup_bytes: (cfg.ringbuf_bytes / 8) as u64,
         btf_path: cfg.btf_path.clone(),
+        flow_entries: cfg.xdp.as_ref().map_or(1, |x| x.table_size),
     })?;
+    // XDP is attached per interface, not from the tracepoint table.
+    let xdp_maps = match &cfg.xdp {
+        Some(x) => Some(crate::xdp::attach(&mut probe, x)?),
+        None => None,
+    };
     release_startup_memory();
     for h in probe.hooks.iter().filter(|h| !h.attached) {
         if let Some(r) = h.reason.as_deref().filter(|r| !r.starts_with("no enabled")) {
@@ -204,6 +217,10 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         .spawn(move || {
             let _ = done_tx.send(pipeline.run(rx, stop_tx));
         })?;
+    let tracker = match (xdp_maps, &cfg.xdp) {
+        (Some(m), Some(x)) => Some(crate::xdp::Tracker::spawn(m, x.clone(), tx.clone())?),
+        _ => None,
+    };
 
     let ring = probe.ring.take().context("ring buffer already taken")?;
     let fill = match RingFill::new(ring.as_raw_fd(), cfg.ringbuf_bytes as u64) {
@@ -262,7 +279,9 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         if stop {
             break;
         }
-        pending.extend(drain_batch(&mut drain, &stats));
+        let mut batch = drain_batch(&mut drain, &stats);
+        crate::xdp::route(tracker.as_ref(), &mut batch);
+        pending.extend(batch);
         if pending.is_empty() {
             continue;
         }
@@ -281,9 +300,16 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     // being written when the hooks went away.
     probe.detach();
     let mut tail = pending;
-    tail.extend(final_drain(&mut drain, fill.as_deref(), &stats).await);
+    let mut last = final_drain(&mut drain, fill.as_deref(), &stats).await;
+    crate::xdp::route(tracker.as_ref(), &mut last);
+    tail.extend(last);
+    // The tracker ends every live flow and reports its counters.
+    let xdp_info = match tracker {
+        Some(t) => Some(tokio::task::spawn_blocking(move || t.finish()).await?),
+        None => None,
+    };
     tail.extend(losses.poll(&probe, &stats));
-    let info = serde_json::json!({
+    let mut info = serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
         "reason": match *stop_rx.borrow() {
             Stop::Running => "signal or duration",
@@ -293,6 +319,9 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         },
         "duration_s": (BootClock::now_boot_ns() - start_ns) as f64 / 1e9,
     });
+    if let Some(x) = xdp_info {
+        info["xdp"] = x;
+    }
     tail.push(Event::probe(
         BootClock::now_boot_ns(),
         Body::Probe { stop: true, info },

@@ -17,6 +17,7 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "podman",
     "runc",
     "python3-venv",
+    "iputils-ping",
 ];
 
 /// PyPI packages the tests use, installed into `target/py-venv` (see python.rs).

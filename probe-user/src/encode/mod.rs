@@ -1,4 +1,5 @@
 //! Event -> bytes. One implementation per format.
+pub mod flow;
 pub mod native;
 pub mod net;
 

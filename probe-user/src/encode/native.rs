@@ -134,6 +134,8 @@ struct Line<'a> {
     dns: Option<super::net::DnsV<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     result: Option<super::net::ResultV>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flow: Option<super::flow::FlowV<'a>>,
 }
 
 fn opt_b64(b: Option<&[u8]>) -> Option<String> {
@@ -204,6 +206,7 @@ impl Encoder for Native {
             net: None,
             dns: None,
             result: None,
+            flow: None,
         };
         match &ev.body {
             Body::Exec { .. } => {
@@ -245,6 +248,7 @@ impl Encoder for Native {
                 line.dns = super::net::DnsV::new(n);
                 line.result = n.ret.map(super::net::ResultV::new);
             }
+            Body::Flow(f) => line.flow = Some(super::flow::FlowV::new(f, &self.clock)),
             Body::Loss {
                 source,
                 kind,

@@ -1,4 +1,5 @@
 //! Enrichment: fills in what the kernel did not send (exe, cwd, args of long-running processes,
 //! user names) from /proc, cached per process instance.
+pub mod flows;
 pub mod process;
 pub mod users;

@@ -141,8 +141,18 @@ impl ProcessTable {
             }
             _ => self.get_or_load(task),
         };
+        let approx_start = (task.flags & crate::event::FLAG_START_APPROX != 0)
+            .then_some(process.start_ns)
+            .filter(|&s| s != task.start_ns);
         ev.process = Some(process);
-        if task.ppid != 0 {
+        if let (Some(s), Some(t)) = (approx_start, ev.task.as_mut()) {
+            t.start_ns = s;
+        }
+        let Some(task) = ev.task.as_ref() else { return };
+        if task.flags & crate::event::FLAG_START_APPROX != 0 && task.parent_start_ns == 0 {
+            // No exact parent start time: take the parent the table has, never replace it.
+            ev.parent = self.map.get(&task.ppid).map(|s| s.info.clone());
+        } else if task.ppid != 0 {
             let ptask = Task {
                 pid: task.ppid,
                 start_ns: task.parent_start_ns,
@@ -297,7 +307,12 @@ impl ProcessTable {
     /// The cached entry, or one read from /proc when the pid still names the same process.
     /// Entries from the start-up snapshot get the kernel's exact start time on first use.
     pub fn get_or_load(&mut self, task: &Task) -> Arc<ProcessInfo> {
+        let approx = task.flags & crate::event::FLAG_START_APPROX != 0;
         if let Some(slot) = self.map.get(&task.pid) {
+            // A start time read from /proc matches the entry of that process, exact or not.
+            if approx && near(slot.info.start_ns, task.start_ns, self.tick_ns) {
+                return slot.info.clone();
+            }
             if slot.exact && slot.info.start_ns == task.start_ns {
                 return slot.info.clone();
             }
@@ -324,7 +339,7 @@ impl ProcessTable {
                 }
             });
         let info = Arc::new(info);
-        self.put(info.clone(), true);
+        self.put(info.clone(), !approx);
         info
     }
 }

@@ -5,3 +5,4 @@ mod kernels;
 mod lifecycle;
 mod net;
 mod process;
+mod xdp;
