@@ -4,6 +4,7 @@ use std::{path::PathBuf, time::Duration};
 use clap::{Parser, Subcommand};
 
 use crate::config::{self, ConfigError, RunConfig};
+use crate::enrich::container;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -53,6 +54,24 @@ pub struct RunArgs {
     /// Kernel BTF used to find struct offsets.
     #[arg(long, default_value = "/sys/kernel/btf/vmlinux")]
     pub btf: PathBuf,
+    /// Do not add `container` to events (no cgroup or runtime lookups).
+    #[arg(long)]
+    pub no_containers: bool,
+    /// CRI runtime.v1 socket (containerd, CRI-O): a path, `auto` (usual paths) or `none`.
+    #[arg(long, value_name = "PATH")]
+    pub cri_socket: Option<String>,
+    /// containerd socket for containers made outside CRI: a path, `auto` or `none`.
+    #[arg(long, value_name = "PATH")]
+    pub containerd_socket: Option<String>,
+    /// containerd namespaces to search, comma-separated (after the one the cgroup path names).
+    #[arg(long, default_value = "k8s.io,default,moby")]
+    pub containerd_namespace: String,
+    /// Longest time an event of a new container waits for its runtime metadata (`0` = never).
+    #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
+    pub container_wait: Duration,
+    /// How often cache entries of removed containers are evicted.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub container_sweep_interval: Duration,
 }
 
 impl RunArgs {
@@ -74,6 +93,27 @@ impl RunArgs {
             host_name,
             btf_path: self.btf,
             flush_interval: self.flush_interval,
+            containers: crate::enrich::container::ContainerConfig {
+                enabled: !self.no_containers,
+                cri_socket: container::socket_choice(
+                    self.cri_socket.as_deref(),
+                    container::CRI_SOCKETS,
+                ),
+                containerd_socket: container::socket_choice(
+                    self.containerd_socket.as_deref(),
+                    container::CONTAINERD_SOCKETS,
+                ),
+                containerd_namespaces: self
+                    .containerd_namespace
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                wait: self.container_wait,
+                sweep_interval: self.container_sweep_interval.max(Duration::from_millis(50)),
+                ..Default::default()
+            },
         })
     }
 }

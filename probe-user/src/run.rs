@@ -19,6 +19,7 @@ use crate::{
     decode::{decode, DecodeError},
     drain::Drain,
     encode::native::Native,
+    enrich::container::{ContainerStage, Resolver},
     enrich::process::ProcessTable,
     event::{Body, Event},
     loader::{self, LoadOptions, Probe},
@@ -107,6 +108,11 @@ fn start_info(cfg: &RunConfig, probe: &Probe) -> serde_json::Value {
             "count": cfg.count,
             "duration_s": cfg.duration.map(|d| d.as_secs_f64()),
             "output": cfg.output.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "stdout".into()),
+            "containers": cfg.containers.enabled.then(|| serde_json::json!({
+                "cri_socket": cfg.containers.cri_socket,
+                "containerd_socket": cfg.containers.containerd_socket,
+                "wait_ms": cfg.containers.wait.as_millis() as u64,
+            })),
         },
     })
 }
@@ -147,7 +153,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     let mut table = ProcessTable::new(cfg.host_name.clone(), "/proc".into());
     // After attaching: a process is either in the snapshot or seen by the hooks.
     table.snapshot();
-    let pipeline = Pipeline::new(
+    let mut pipeline = Pipeline::new(
         table,
         Box::new(Native::new(cfg.host_name.clone(), clock)),
         sink,
@@ -155,6 +161,10 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         cfg.count,
         cfg.kinds.clone(),
     );
+    if cfg.containers.enabled {
+        let resolver = Resolver::start(&cfg.containers).context("starting container lookups")?;
+        pipeline.containers = Some(ContainerStage::new(resolver, &cfg.containers));
+    }
     let (tx, rx) = mpsc::channel::<Vec<Event>>(1024);
     let (stop_tx, mut stop_rx) = watch::channel(Stop::Running);
     let worker = std::thread::Builder::new()

@@ -128,6 +128,8 @@ struct Line<'a> {
     probe: Option<&'a serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     loss: Option<LossV<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container: Option<&'a crate::enrich::container::ContainerInfo>,
 }
 
 fn opt_b64(b: Option<&[u8]>) -> Option<String> {
@@ -192,6 +194,7 @@ impl Encoder for Native {
             exit: None,
             probe: None,
             loss: None,
+            container: ev.container.as_deref(),
         };
         match &ev.body {
             Body::Exec { .. } => {
@@ -289,6 +292,7 @@ mod tests {
             process: Some(Arc::new(info)),
             parent: None,
             user: None,
+            container: None,
         }
     }
 
