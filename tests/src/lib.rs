@@ -11,6 +11,8 @@ use std::{
 
 use serde_json::Value;
 
+pub mod containerd;
+
 /// Default wait for an expected event.
 pub const WAIT: Duration = Duration::from_secs(15);
 
