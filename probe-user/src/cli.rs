@@ -54,6 +54,59 @@ pub struct RunArgs {
     /// Kernel BTF used to find struct offsets.
     #[arg(long, default_value = "/sys/kernel/btf/vmlinux")]
     pub btf: PathBuf,
+    /// Container enrichment (boxed: keeps `Command` small).
+    #[command(flatten)]
+    pub containers: Box<ContainerArgs>,
+}
+
+impl RunArgs {
+    pub fn into_config(self) -> Result<RunConfig, ConfigError> {
+        let ring = config::check_ring_size(config::parse_size(&self.ringbuf_size)?)?;
+        let host_name = self.host_name.unwrap_or_else(|| {
+            nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| "unknown".into())
+        });
+        let c = self.containers;
+        Ok(RunConfig {
+            kinds: config::parse_kinds(&self.events)?,
+            threads: self.threads,
+            duration: self.duration,
+            count: self.count,
+            output: self.output,
+            ringbuf_bytes: ring,
+            host_name,
+            btf_path: self.btf,
+            flush_interval: self.flush_interval,
+            containers: crate::enrich::container::ContainerConfig {
+                enabled: !c.no_containers,
+                cri_socket: container::socket_choice(
+                    c.cri_socket.as_deref(),
+                    container::CRI_SOCKETS,
+                ),
+                containerd_socket: container::socket_choice(
+                    c.containerd_socket.as_deref(),
+                    container::CONTAINERD_SOCKETS,
+                ),
+                containerd_namespaces: c
+                    .containerd_namespace
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                wait: c.container_wait,
+                sweep_interval: c.container_sweep_interval.max(Duration::from_millis(50)),
+                ..Default::default()
+            },
+        })
+    }
+}
+
+/// Flags of the container stage (`container` object).
+#[derive(clap::Args, Debug)]
+pub struct ContainerArgs {
     /// Do not add `container` to events (no cgroup or runtime lookups).
     #[arg(long)]
     pub no_containers: bool,
@@ -72,48 +125,4 @@ pub struct RunArgs {
     /// How often cache entries of removed containers are evicted.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub container_sweep_interval: Duration,
-}
-
-impl RunArgs {
-    pub fn into_config(self) -> Result<RunConfig, ConfigError> {
-        let ring = config::check_ring_size(config::parse_size(&self.ringbuf_size)?)?;
-        let host_name = self.host_name.unwrap_or_else(|| {
-            nix::unistd::gethostname()
-                .ok()
-                .and_then(|h| h.into_string().ok())
-                .unwrap_or_else(|| "unknown".into())
-        });
-        Ok(RunConfig {
-            kinds: config::parse_kinds(&self.events)?,
-            threads: self.threads,
-            duration: self.duration,
-            count: self.count,
-            output: self.output,
-            ringbuf_bytes: ring,
-            host_name,
-            btf_path: self.btf,
-            flush_interval: self.flush_interval,
-            containers: crate::enrich::container::ContainerConfig {
-                enabled: !self.no_containers,
-                cri_socket: container::socket_choice(
-                    self.cri_socket.as_deref(),
-                    container::CRI_SOCKETS,
-                ),
-                containerd_socket: container::socket_choice(
-                    self.containerd_socket.as_deref(),
-                    container::CONTAINERD_SOCKETS,
-                ),
-                containerd_namespaces: self
-                    .containerd_namespace
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
-                wait: self.container_wait,
-                sweep_interval: self.container_sweep_interval.max(Duration::from_millis(50)),
-                ..Default::default()
-            },
-        })
-    }
 }

@@ -6,8 +6,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::{
     encode::Encoder,
-    enrich::{process::ProcessTable, users::Users},
     enrich::container::ContainerStage,
+    enrich::{process::ProcessTable, users::Users},
     event::{Body, Event},
     metrics::Stats,
     sink::{Sink, SinkError},

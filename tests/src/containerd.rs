@@ -160,7 +160,12 @@ state = "{d}/state"
         for n in [ns.as_str(), "k8s.io"] {
             c.ctr(
                 n,
-                &["images", "import", "--all-platforms", image.to_str().unwrap()],
+                &[
+                    "images",
+                    "import",
+                    "--all-platforms",
+                    image.to_str().unwrap(),
+                ],
             );
         }
         c
@@ -307,9 +312,7 @@ state = "{d}/state"
         tarball
     }
 
-    async fn cri_client(
-        sock: PathBuf,
-    ) -> RuntimeServiceClient<tonic::transport::Channel> {
+    async fn cri_client(sock: PathBuf) -> RuntimeServiceClient<tonic::transport::Channel> {
         let ch = tonic::transport::Endpoint::from_static("http://[::]:50051")
             .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
                 let p = sock.clone();
@@ -534,6 +537,10 @@ impl Drop for Containerd {
         }
         Self::unmount_under(&self.dir);
         self.remove_cgroups();
+        // runc's state dirs per namespace (containerd puts them there whatever the config).
+        for ns in [self.ns.as_str(), "k8s.io"] {
+            let _ = std::fs::remove_dir(Path::new("/run/containerd/runc").join(ns));
+        }
         if std::env::var_os("TPROBE_KEEP_CONTAINERD").is_none() {
             let _ = std::fs::remove_dir_all(&self.dir);
         } else {

@@ -6,7 +6,17 @@ use anyhow::{bail, Context as _, Result};
 use crate::util::{self, ok, output, status};
 
 /// Debian packages the tests use (container runtime, network tools, receivers, ...).
-pub const DEBIAN_PACKAGES: &[&str] = &["iproute2", "procps"];
+pub const DEBIAN_PACKAGES: &[&str] = &[
+    "iproute2",
+    "procps",
+    // Container tests: a real containerd + runc and a static busybox for the test image;
+    // protoc and the well-known .proto files build the CRI and containerd API crates.
+    "containerd",
+    "runc",
+    "busybox-static",
+    "protobuf-compiler",
+    "libprotobuf-dev",
+];
 
 const BPF_LINKER_VERSION: &str = "0.13";
 

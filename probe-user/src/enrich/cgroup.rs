@@ -43,7 +43,9 @@ pub struct CgroupMatch {
 
 /// A full 64-hex container id (containerd, CRI-O, Docker and podman all use them).
 pub fn is_hex64(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 /// containerd's identifier rule: alphanumerics separated by single `.`, `_` or `-`, at most 76.
@@ -273,7 +275,10 @@ mod tests {
         let c = m(&format!("/docker/{ID}/init"));
         assert_eq!(c.id, ID);
         assert_eq!(parse_path("/docker"), None);
-        assert_eq!(parse_path(&format!("/system.slice/docker-{ID}.service")), None);
+        assert_eq!(
+            parse_path(&format!("/system.slice/docker-{ID}.service")),
+            None
+        );
         assert_eq!(parse_path("/system.slice/docker.service"), None);
     }
 
@@ -339,9 +344,13 @@ mod tests {
         );
         let c = parse_proc_cgroup(&hybrid).unwrap();
         assert_eq!(c.id, ID);
-        assert_eq!(v2_path(&hybrid), Some(&*format!("/kubepods/besteffort/pod{POD}/{ID}")));
+        assert_eq!(
+            v2_path(&hybrid),
+            Some(&*format!("/kubepods/besteffort/pod{POD}/{ID}"))
+        );
         // Pure v1 (no unified line).
-        let v1 = format!("11:cpuset:/docker/{ID}\n4:memory:/docker/{ID}\n1:name=systemd:/docker/{ID}\n");
+        let v1 =
+            format!("11:cpuset:/docker/{ID}\n4:memory:/docker/{ID}\n1:name=systemd:/docker/{ID}\n");
         let c = parse_proc_cgroup(&v1).unwrap();
         assert_eq!((c.id.as_str(), c.runtime), (ID, Some(Runtime::Docker)));
         assert_eq!(v2_path(&v1), None);

@@ -115,10 +115,7 @@ impl Default for ContainerConfig {
 pub fn socket_choice(flag: Option<&str>, defaults: &[&str]) -> Option<PathBuf> {
     match flag.map(str::trim) {
         Some("none") | Some("") => None,
-        Some("auto") | None => defaults
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists()),
+        Some("auto") | None => defaults.iter().map(PathBuf::from).find(|p| p.exists()),
         Some(p) => Some(PathBuf::from(p)),
     }
 }
@@ -205,7 +202,10 @@ impl Socket {
             .unwrap()
             .is_some_and(|t| Instant::now() < t)
         {
-            return Err(ApiError::Connect(self.path.clone(), "recently failed".into()));
+            return Err(ApiError::Connect(
+                self.path.clone(),
+                "recently failed".into(),
+            ));
         }
         let mut g = self.chan.lock().await;
         if let Some(c) = g.as_ref() {
@@ -226,7 +226,10 @@ impl Socket {
             }))
             .await
             .map_err(|e| {
-                ApiError::Connect(self.path.clone(), format!("{e}: {:?}", std::error::Error::source(&e)))
+                ApiError::Connect(
+                    self.path.clone(),
+                    format!("{e}: {:?}", std::error::Error::source(&e)),
+                )
             })?;
         *g = Some(ch.clone());
         Ok(ch)
@@ -251,7 +254,10 @@ impl Socket {
 fn is_transport(s: &tonic::Status) -> bool {
     matches!(
         s.code(),
-        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+        tonic::Code::Unavailable
+            | tonic::Code::Unknown
+            | tonic::Code::DeadlineExceeded
+            | tonic::Code::Cancelled
     )
 }
 
@@ -264,7 +270,7 @@ struct Clients {
 }
 
 enum Outcome {
-    Found(ContainerInfo),
+    Found(Box<ContainerInfo>),
     NotFound,
     /// No runtime could be asked (socket missing or failing).
     Unavailable,
@@ -444,7 +450,7 @@ impl Clients {
                 match self.cri(m).await {
                     Ok(Some(i)) => {
                         stats.found_cri.fetch_add(1, Relaxed);
-                        return Outcome::Found(i);
+                        return Outcome::Found(Box::new(i));
                     }
                     Ok(None) => {}
                     Err(e) => {
@@ -467,7 +473,7 @@ impl Clients {
                 match self.containerd(m).await {
                     Ok(Some(i)) => {
                         stats.found_containerd.fetch_add(1, Relaxed);
-                        return Outcome::Found(i);
+                        return Outcome::Found(Box::new(i));
                     }
                     Ok(None) => {}
                     Err(e) => {
@@ -514,7 +520,8 @@ impl CgroupFs {
         let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
         let mount = info.lines().find_map(|l| {
             let (pre, post) = l.split_once(" - ")?;
-            (post.split(' ').next()? == "cgroup2").then(|| pre.split(' ').nth(4).map(PathBuf::from))?
+            (post.split(' ').next()? == "cgroup2")
+                .then(|| pre.split(' ').nth(4).map(PathBuf::from))?
         })?;
         let file = std::fs::File::open(&mount).ok()?;
         Some(CgroupFs {
@@ -706,10 +713,13 @@ impl Resolver {
             let outcome = r.clients.lookup(&m, &r.stats).await;
             let retry = Some(Instant::now() + r.negative_ttl);
             let (state, retry_at) = match outcome {
-                Outcome::Found(i) => (State::Ready(Arc::new(i)), None),
+                Outcome::Found(i) => (State::Ready(Arc::new(*i)), None),
                 // A free-form `/<namespace>/<id>` path is a container only if containerd says so.
                 _ if m.needs_confirmation => (State::Host, retry),
-                _ => (State::Ready(Arc::new(ContainerInfo::from_cgroup(&m))), retry),
+                _ => (
+                    State::Ready(Arc::new(ContainerInfo::from_cgroup(&m))),
+                    retry,
+                ),
             };
             if let Some(e) = r.cache.lock().unwrap().get_mut(&cgroup_id) {
                 // A refresh that failed keeps what an earlier lookup found.
@@ -781,10 +791,6 @@ impl Resolver {
             "hold_overflow": s.hold_overflow.load(Relaxed),
             "evicted": s.evicted.load(Relaxed),
         })
-    }
-
-    pub fn cgroup_mount(&self) -> Option<&Path> {
-        self.cgroupfs.as_ref().map(|c| c.mount.as_path())
     }
 }
 
@@ -905,7 +911,10 @@ mod tests {
     fn socket_choice_flags() {
         assert_eq!(socket_choice(Some("none"), &["/"]), None);
         assert_eq!(socket_choice(Some(""), &["/"]), None);
-        assert_eq!(socket_choice(None, &["/nonexistent/x", "/"]), Some("/".into()));
+        assert_eq!(
+            socket_choice(None, &["/nonexistent/x", "/"]),
+            Some("/".into())
+        );
         assert_eq!(socket_choice(Some("auto"), &["/nonexistent/x"]), None);
         assert_eq!(
             socket_choice(Some("/run/x.sock"), &[]),
@@ -946,6 +955,87 @@ mod tests {
         assert_eq!(out["app"], "web");
     }
 
+    fn entry(state: State) -> Entry {
+        Entry {
+            state,
+            matched: None,
+            retry_at: None,
+            last_used: Instant::now(),
+            by_handle: false,
+        }
+    }
+
+    fn event(cgroup_id: u64, pid: u32) -> Event {
+        let mut ev = Event::probe(
+            1,
+            crate::event::Body::Exit(crate::event::ExitStatus::from_wait_status(0)),
+        );
+        ev.task = Some(crate::event::Task {
+            kind: probe_common::EventKind::ProcessExit,
+            flags: 0,
+            ts_ns: 1,
+            pid,
+            tid: pid,
+            ppid: 1,
+            uid: 0,
+            gid: 0,
+            cgroup_id,
+            start_ns: 1,
+            parent_start_ns: 0,
+            comm: b"x".to_vec(),
+        });
+        ev
+    }
+
+    /// Held events leave in arrival order: a host event behind a pending one waits for it.
+    #[test]
+    fn hold_queue_keeps_order_and_counts_late_events() {
+        let cfg = ContainerConfig {
+            wait: Duration::from_secs(60),
+            ..Default::default()
+        };
+        let r = Resolver::start(&cfg).unwrap();
+        let info = |src| {
+            Arc::new(ContainerInfo {
+                id: "c1".into(),
+                source: src,
+                ..Default::default()
+            })
+        };
+        {
+            let mut c = r.cache.lock().unwrap();
+            c.insert(42, entry(State::Pending(info("cgroup"))));
+            c.insert(43, entry(State::Host));
+            c.insert(44, entry(State::Pending(info("cgroup"))));
+        }
+        let mut stage = ContainerStage::new(r.clone(), &cfg);
+        let mut out = Vec::new();
+        stage.push(event(43, 1), &mut out);
+        assert_eq!(out.len(), 1, "nothing held: straight through");
+        out.clear();
+        stage.push(event(42, 2), &mut out);
+        stage.push(event(43, 3), &mut out);
+        assert!(
+            out.is_empty(),
+            "the host event waits behind the pending one"
+        );
+        r.cache.lock().unwrap().get_mut(&42).unwrap().state = State::Ready(info("cri"));
+        stage.release(false, &mut out);
+        let pids: Vec<u32> = out.iter().map(|e| e.task.as_ref().unwrap().pid).collect();
+        assert_eq!(pids, [2, 3]);
+        assert_eq!(out[0].container.as_ref().unwrap().source, "cri");
+        assert!(out[1].container.is_none());
+        out.clear();
+        // Time up (forced here): the cgroup-only object goes out, counted.
+        stage.push(event(44, 4), &mut out);
+        assert!(out.is_empty());
+        stage.release(true, &mut out);
+        assert_eq!(out[0].container.as_ref().unwrap().source, "cgroup");
+        assert_eq!(r.stats.emitted_without_metadata.load(Relaxed), 1);
+        assert_eq!(r.stats.held.load(Relaxed), 2);
+        assert!(stage.is_empty());
+    }
+
     /// A cgroup id that names a real cgroup2 directory resolves to its path.
     #[test]
     fn own_cgroup_resolves_through_a_file_handle() {
@@ -958,7 +1048,9 @@ mod tests {
         };
         use std::os::unix::fs::MetadataExt as _;
         let dir = fs.mount.join(rel.trim_start_matches('/'));
-        let Ok(md) = std::fs::metadata(&dir) else { return };
+        let Ok(md) = std::fs::metadata(&dir) else {
+            return;
+        };
         match fs.path(md.ino()) {
             Some(p) => assert_eq!(p.trim_end_matches('/'), rel.trim_end_matches('/')),
             // Without CAP_DAC_READ_SEARCH (not root) handles are refused: /proc is the fallback.

@@ -38,7 +38,16 @@ fn containers_and_pods_from_a_real_containerd() {
     ctrd.ctr(
         &ctrd.ns,
         &[
-            "run", "-d", "--label", "app=demo", "--label", "tier=test", IMAGE, &id, "sh", "-c",
+            "run",
+            "-d",
+            "--label",
+            "app=demo",
+            "--label",
+            "tier=test",
+            IMAGE,
+            &id,
+            "sh",
+            "-c",
             "echo started > /dev/null; exec sleep 600",
         ],
     );
@@ -64,7 +73,10 @@ fn containers_and_pods_from_a_real_containerd() {
         assert_eq!(c["labels"]["app"], "demo", "{ev}");
         assert_eq!(c["labels"]["tier"], "test", "{ev}");
         assert!(c.get("pod").is_none(), "{ev}");
-        assert!(c.get("name").is_none(), "containerd has no name apart from the id: {ev}");
+        assert!(
+            c.get("name").is_none(),
+            "containerd has no name apart from the id: {ev}"
+        );
     }
 
     // 2. A CRI pod sandbox and a container in it.
@@ -105,13 +117,18 @@ fn containers_and_pods_from_a_real_containerd() {
     let hpid = host.id();
     let _ = { host }.wait();
     let ev = probe
-        .wait_for(WAIT, |v| v["kind"] == "process.exec" && v["process"]["pid"] == hpid)
+        .wait_for(WAIT, |v| {
+            v["kind"] == "process.exec" && v["process"]["pid"] == hpid
+        })
         .expect("host exec");
     assert!(ev.get("container").is_none(), "{ev}");
 
     // 4. A container that exits and is removed leaves no cache entry behind.
     let gone = unique("tprobe-gone");
-    ctrd.ctr(&ctrd.ns, &["run", "--rm", IMAGE, &gone, "sh", "-c", "sleep 1"]);
+    ctrd.ctr(
+        &ctrd.ns,
+        &["run", "--rm", IMAGE, &gone, "sh", "-c", "sleep 1"],
+    );
     let ev = probe
         .wait_for(WAIT, |v| in_container(v, &gone))
         .expect("exec in the short-lived container");
@@ -128,14 +145,23 @@ fn containers_and_pods_from_a_real_containerd() {
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    assert!(cached.contains(&id.as_str()), "running container cached: {report}");
+    assert!(
+        cached.contains(&id.as_str()),
+        "running container cached: {report}"
+    );
     assert!(cached.contains(&cid.as_str()), "{report}");
-    assert!(!cached.contains(&gone.as_str()), "removed container evicted: {report}");
+    assert!(
+        !cached.contains(&gone.as_str()),
+        "removed container evicted: {report}"
+    );
     assert!(report["evicted"].as_u64().unwrap() >= 1, "{report}");
     // The sandbox's first processes run before CRI lists the sandbox: containerd's own API
     // answers for those (the CRI labels still give the pod).
     assert!(report["found_cri"].as_u64().unwrap() >= 1, "{report}");
-    assert!(report["found_containerd"].as_u64().unwrap() >= 2, "{report}");
+    assert!(
+        report["found_containerd"].as_u64().unwrap() >= 2,
+        "{report}"
+    );
     assert_eq!(report["cri_errors"], 0, "{report}");
     assert_eq!(report["containerd_errors"], 0, "{report}");
 
@@ -182,5 +208,8 @@ fn missing_runtime_sockets_give_one_warning_and_cgroup_data() {
         .count();
     assert_eq!(warnings, 1, "{}", st.stderr);
     let report = &st.lines.last().unwrap()["probe"]["containers"];
-    assert!(report["containerd_errors"].as_u64().unwrap() >= 1, "{report}");
+    assert!(
+        report["containerd_errors"].as_u64().unwrap() >= 1,
+        "{report}"
+    );
 }
