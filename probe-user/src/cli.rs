@@ -89,6 +89,10 @@ impl RunArgs {
                     c.containerd_socket.as_deref(),
                     container::CONTAINERD_SOCKETS,
                 ),
+                docker_socket: container::socket_choice(
+                    c.docker_socket.as_deref(),
+                    container::DOCKER_SOCKETS,
+                ),
                 containerd_namespaces: c
                     .containerd_namespace
                     .split(',')
@@ -116,6 +120,9 @@ pub struct ContainerArgs {
     /// containerd socket for containers made outside CRI: a path, `auto` or `none`.
     #[arg(long, value_name = "PATH")]
     pub containerd_socket: Option<String>,
+    /// Docker Engine API socket (Docker, or podman's compatible service): a path, `auto` or `none`.
+    #[arg(long, value_name = "PATH")]
+    pub docker_socket: Option<String>,
     /// containerd namespaces to search, comma-separated (after the one the cgroup path names).
     #[arg(long, default_value = "k8s.io,default,moby")]
     pub containerd_namespace: String,

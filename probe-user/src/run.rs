@@ -111,6 +111,7 @@ fn start_info(cfg: &RunConfig, probe: &Probe) -> serde_json::Value {
             "containers": cfg.containers.enabled.then(|| serde_json::json!({
                 "cri_socket": cfg.containers.cri_socket,
                 "containerd_socket": cfg.containers.containerd_socket,
+                "docker_socket": cfg.containers.docker_socket,
                 "wait_ms": cfg.containers.wait.as_millis() as u64,
             })),
         },

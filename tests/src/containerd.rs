@@ -73,7 +73,7 @@ pub struct Containerd {
     cgroups: Vec<String>,
 }
 
-fn run(cmd: &mut Command) -> Output {
+pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(
         out.status.success(),
@@ -82,6 +82,29 @@ fn run(cmd: &mut Command) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// A rootfs tarball under `dir`: static busybox and a few applet links.
+pub fn busybox_rootfs_tar(dir: &Path) -> PathBuf {
+    let rootfs = dir.join("rootfs");
+    let bin = rootfs.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for d in ["proc", "sys", "dev", "tmp", "etc"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", bin.join("busybox"))
+        .expect("/bin/busybox (Debian busybox-static, installed by `cargo xtask setup`)");
+    for applet in ["sh", "sleep", "cat", "true", "echo", "ls", "id"] {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+    }
+    let layer = dir.join("layer.tar");
+    run(Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .args(["--owner=0", "--group=0", "--numeric-owner", "-cf"])
+        .arg(&layer)
+        .arg("."));
+    layer
 }
 
 impl Containerd {
@@ -224,27 +247,10 @@ state = "{d}/state"
     /// Builds an OCI image layout tarball with two images (busybox and the pause image).
     fn build_image(&self) -> PathBuf {
         let root = self.dir.join("image");
-        let rootfs = root.join("rootfs");
-        let bin = rootfs.join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        for d in ["proc", "sys", "dev", "tmp", "etc"] {
-            std::fs::create_dir_all(rootfs.join(d)).unwrap();
-        }
-        std::fs::copy("/bin/busybox", bin.join("busybox"))
-            .expect("/bin/busybox (Debian busybox-static, installed by `cargo xtask setup`)");
-        for applet in ["sh", "sleep", "cat", "true", "echo", "ls", "id"] {
-            std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
-        }
+        let layer = busybox_rootfs_tar(&root);
         let layout = root.join("layout");
         let blobs = layout.join("blobs/sha256");
         std::fs::create_dir_all(&blobs).unwrap();
-        let layer = root.join("layer.tar");
-        run(Command::new("tar")
-            .arg("-C")
-            .arg(&rootfs)
-            .args(["--owner=0", "--group=0", "--numeric-owner", "-cf"])
-            .arg(&layer)
-            .arg("."));
         let put = |bytes: &[u8]| -> (String, usize) {
             let h = hex(&Sha256::digest(bytes));
             std::fs::write(blobs.join(&h), bytes).unwrap();
@@ -501,7 +507,7 @@ state = "{d}/state"
         }
     }
 
-    fn unmount_under(dir: &Path) {
+    pub fn unmount_under(dir: &Path) {
         let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
             return;
         };

@@ -12,6 +12,7 @@ use std::{
 use serde_json::Value;
 
 pub mod containerd;
+pub mod podman;
 
 /// Default wait for an expected event.
 pub const WAIT: Duration = Duration::from_secs(15);

@@ -16,6 +16,8 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "busybox-static",
     "protobuf-compiler",
     "libprotobuf-dev",
+    // Its Docker-compatible API service stands in for a Docker engine in the tests.
+    "podman",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13";

@@ -27,6 +27,12 @@ pub const CRI_SOCKETS: &[&str] = &[
     "/run/crio/crio.sock",
     "/var/run/crio/crio.sock",
 ];
+/// Docker Engine API, or podman's compatible service.
+pub const DOCKER_SOCKETS: &[&str] = &[
+    "/run/docker.sock",
+    "/var/run/docker.sock",
+    "/run/podman/podman.sock",
+];
 pub const CONTAINERD_SOCKETS: &[&str] = &[
     "/run/containerd/containerd.sock",
     "/run/k3s/containerd/containerd.sock",
@@ -46,7 +52,8 @@ pub struct ContainerInfo {
     pub labels: Option<BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pod: Option<PodInfo>,
-    /// Which lookup filled the object: `cri`, `containerd` or `cgroup` (path only).
+    /// Which lookup filled the object: `cri`, `containerd`, `docker` (Docker Engine API, also
+    /// podman's) or `cgroup` (path only).
     pub source: &'static str,
 }
 
@@ -84,6 +91,8 @@ pub struct ContainerConfig {
     pub enabled: bool,
     pub cri_socket: Option<PathBuf>,
     pub containerd_socket: Option<PathBuf>,
+    /// Docker Engine API socket (Docker, or podman's compatible service).
+    pub docker_socket: Option<PathBuf>,
     /// containerd namespaces tried after the one the cgroup path names.
     pub containerd_namespaces: Vec<String>,
     /// Longest time an event waits for its container's first lookup.
@@ -102,6 +111,7 @@ impl Default for ContainerConfig {
             enabled: true,
             cri_socket: None,
             containerd_socket: None,
+            docker_socket: None,
             containerd_namespaces: vec!["k8s.io".into(), "default".into(), "moby".into()],
             wait: Duration::from_millis(200),
             sweep_interval: Duration::from_secs(10),
@@ -129,6 +139,8 @@ pub struct ContainerStats {
     pub not_found: AtomicU64,
     pub cri_errors: AtomicU64,
     pub containerd_errors: AtomicU64,
+    pub found_docker: AtomicU64,
+    pub docker_errors: AtomicU64,
     /// Cgroup ids whose path could not be found (cgroup already gone, no /proc entry).
     pub path_unknown: AtomicU64,
     pub held: AtomicU64,
@@ -173,6 +185,8 @@ enum ApiError {
     Connect(PathBuf, String),
     #[error("{0}")]
     Status(#[from] tonic::Status),
+    #[error("{0}")]
+    Docker(#[from] super::docker::DockerError),
 }
 
 /// One gRPC connection over a unix socket, made lazily, dropped on failure and re-made later.
@@ -195,7 +209,8 @@ impl Socket {
         }
     }
 
-    async fn channel(&self) -> Result<tonic::transport::Channel, ApiError> {
+    /// After a failure, give the runtime a moment before asking again.
+    fn check_down(&self) -> Result<(), ApiError> {
         if self
             .down_until
             .lock()
@@ -207,6 +222,11 @@ impl Socket {
                 "recently failed".into(),
             ));
         }
+        Ok(())
+    }
+
+    async fn channel(&self) -> Result<tonic::transport::Channel, ApiError> {
+        self.check_down()?;
         let mut g = self.chan.lock().await;
         if let Some(c) = g.as_ref() {
             return Ok(c.clone());
@@ -266,6 +286,7 @@ struct Clients {
     /// `runtime_name` of the CRI Version call, asked once.
     cri_runtime: tokio::sync::OnceCell<String>,
     containerd: Option<Socket>,
+    docker: Option<Socket>,
     namespaces: Vec<String>,
 }
 
@@ -438,6 +459,27 @@ impl Clients {
         Ok(None)
     }
 
+    async fn docker(&self, m: &CgroupMatch) -> Result<Option<ContainerInfo>, ApiError> {
+        let Some(sock) = &self.docker else {
+            return Ok(None);
+        };
+        sock.check_down()?;
+        let Some(i) = super::docker::inspect(&sock.path, &m.id).await? else {
+            return Ok(None);
+        };
+        let config = i.config.unwrap_or_default();
+        let labels = config.labels.unwrap_or_default();
+        Ok(Some(ContainerInfo {
+            id: m.id.clone(),
+            runtime: m.runtime.map(|r| r.name().to_owned()),
+            name: non_empty(i.name.trim_start_matches('/').to_owned()),
+            image: non_empty(config.image),
+            pod: pod_from_labels(&labels),
+            labels: Some(labels),
+            source: "docker",
+        }))
+    }
+
     async fn lookup(&self, m: &CgroupMatch, stats: &ContainerStats) -> Outcome {
         let mut asked = false;
         let mut failed = false;
@@ -484,6 +526,27 @@ impl Clients {
                         } else {
                             stats.containerd_errors.fetch_add(1, Relaxed);
                             log::debug!("containerd lookup of {}: {e}", m.id);
+                        }
+                        failed = true;
+                    }
+                }
+            }
+        }
+        if matches!(m.runtime, Some(Runtime::Docker | Runtime::Podman)) {
+            if let Some(sock) = &self.docker {
+                asked = true;
+                match self.docker(m).await {
+                    Ok(Some(i)) => {
+                        stats.found_docker.fetch_add(1, Relaxed);
+                        return Outcome::Found(Box::new(i));
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        if matches!(&e, ApiError::Docker(super::docker::DockerError::Status(_))) {
+                            stats.docker_errors.fetch_add(1, Relaxed);
+                            log::debug!("Docker API lookup of {}: {e}", m.id);
+                        } else {
+                            sock.failed(&e, &stats.docker_errors).await;
                         }
                         failed = true;
                     }
@@ -600,6 +663,10 @@ impl Resolver {
                     .containerd_socket
                     .clone()
                     .map(|p| Socket::new(p, "containerd")),
+                docker: cfg
+                    .docker_socket
+                    .clone()
+                    .map(|p| Socket::new(p, "Docker API")),
                 namespaces: cfg.containerd_namespaces.clone(),
             },
             cgroupfs: CgroupFs::find(),
@@ -785,6 +852,8 @@ impl Resolver {
             "not_found": s.not_found.load(Relaxed),
             "cri_errors": s.cri_errors.load(Relaxed),
             "containerd_errors": s.containerd_errors.load(Relaxed),
+            "found_docker": s.found_docker.load(Relaxed),
+            "docker_errors": s.docker_errors.load(Relaxed),
             "path_unknown": s.path_unknown.load(Relaxed),
             "held": s.held.load(Relaxed),
             "emitted_without_metadata": s.emitted_without_metadata.load(Relaxed),

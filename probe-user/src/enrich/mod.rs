@@ -2,5 +2,6 @@
 //! user names) from /proc, cached per process instance.
 pub mod cgroup;
 pub mod container;
+pub mod docker;
 pub mod process;
 pub mod users;

@@ -5,6 +5,7 @@ use std::{process::Command, time::Duration};
 use serde_json::Value;
 use tprobe_tests::{
     containerd::{hex_id, unique, Containerd, IMAGE},
+    podman::{self, Podman},
     Probe, WAIT,
 };
 
@@ -212,4 +213,45 @@ fn missing_runtime_sockets_give_one_warning_and_cgroup_data() {
         report["containerd_errors"].as_u64().unwrap() >= 1,
         "{report}"
     );
+}
+
+/// podman through its Docker-compatible API on a private socket.
+#[test]
+fn podman_containers_through_the_docker_api() {
+    let mut pm = Podman::start();
+    let sock = pm.sock.to_str().unwrap().to_owned();
+    let probe = Probe::start(&[
+        "--events",
+        "process.exec",
+        "--docker-socket",
+        &sock,
+        "--cri-socket",
+        "none",
+        "--containerd-socket",
+        "none",
+    ]);
+    let name = unique("tprobe-pm");
+    let id = pm.run_detached(
+        &name,
+        &["app=pm", "tier=test"],
+        &["sh", "-c", "exec sleep 600"],
+    );
+    let ev = probe
+        .wait_for(WAIT, |v| {
+            in_container(v, &id) && v["process"]["args"][0] == "sleep"
+        })
+        .expect("exec in the podman container");
+    let c = &ev["container"];
+    assert_eq!(c["runtime"], "podman", "{ev}");
+    assert_eq!(c["source"], "docker", "{ev}");
+    assert_eq!(c["name"], name.as_str(), "{ev}");
+    assert_eq!(c["image"], podman::IMAGE, "{ev}");
+    assert_eq!(c["labels"]["app"], "pm", "{ev}");
+    assert_eq!(c["labels"]["tier"], "test", "{ev}");
+    pm.remove(&id);
+    let st = probe.stop();
+    assert!(st.status.success(), "{}", st.stderr);
+    let report = &st.lines.last().unwrap()["probe"]["containers"];
+    assert!(report["found_docker"].as_u64().unwrap() >= 1, "{report}");
+    assert_eq!(report["docker_errors"], 0, "{report}");
 }
