@@ -155,8 +155,9 @@ pub struct ContainerStats {
 enum State {
     /// Not a container (or a path we could not read): no `container` field.
     Host,
-    /// A runtime lookup is running; the cgroup-only answer is ready meanwhile.
-    Pending(Arc<ContainerInfo>),
+    /// A runtime lookup is running; the cgroup-only answer is ready meanwhile (`None` for a
+    /// path that only the runtime can confirm as a container).
+    Pending(Option<Arc<ContainerInfo>>),
     Ready(Arc<ContainerInfo>),
 }
 
@@ -174,7 +175,7 @@ struct Entry {
 #[derive(Clone, Debug)]
 pub enum Lookup {
     Host,
-    Pending(Arc<ContainerInfo>),
+    Pending(Option<Arc<ContainerInfo>>),
     Ready(Arc<ContainerInfo>),
 }
 
@@ -739,7 +740,8 @@ impl Resolver {
             }
             Some(None) => (State::Host, None),
             Some(Some(m)) => {
-                let fallback = Arc::new(ContainerInfo::from_cgroup(&m));
+                let fallback =
+                    (!m.needs_confirmation).then(|| Arc::new(ContainerInfo::from_cgroup(&m)));
                 (State::Pending(fallback), Some(m))
             }
         };
@@ -748,9 +750,7 @@ impl Resolver {
             State::Pending(i) => Lookup::Pending(i.clone()),
             State::Ready(i) => Lookup::Ready(i.clone()),
         };
-        if let Some(m) = &matched {
-            self.spawn_lookup(cgroup_id, m.clone());
-        }
+        let m = matched.clone();
         self.cache.lock().unwrap().insert(
             cgroup_id,
             Entry {
@@ -761,6 +761,10 @@ impl Resolver {
                 by_handle,
             },
         );
+        // After the insert: the lookup task updates the entry it finds.
+        if let Some(m) = m {
+            self.spawn_lookup(cgroup_id, m);
+        }
         out
     }
 
@@ -836,7 +840,8 @@ impl Resolver {
         let mut ids: Vec<&str> = cache
             .values()
             .filter_map(|e| match &e.state {
-                State::Ready(i) | State::Pending(i) => Some(i.id.as_str()),
+                State::Ready(i) | State::Pending(Some(i)) => Some(i.id.as_str()),
+                State::Pending(None) => None,
                 State::Host => None,
             })
             .collect();
@@ -895,7 +900,13 @@ impl ContainerStage {
             match self.resolver.lookup(t.cgroup_id, t.pid) {
                 Lookup::Host => {}
                 Lookup::Ready(i) => ev.container = Some(i),
-                Lookup::Pending(_) if self.wait.is_zero() => {}
+                Lookup::Pending(i) if self.wait.is_zero() => {
+                    self.resolver
+                        .stats
+                        .emitted_without_metadata
+                        .fetch_add(1, Relaxed);
+                    ev.container = i;
+                }
                 Lookup::Pending(_) => pending = Some(t.cgroup_id),
             }
         }
@@ -930,7 +941,7 @@ impl ContainerStage {
                         .emitted_without_metadata
                         .fetch_add(1, Relaxed);
                 }
-                ev.container = Some(i);
+                ev.container = i;
             }
             Lookup::Host => ev.container = None,
         }
@@ -1073,9 +1084,9 @@ mod tests {
         };
         {
             let mut c = r.cache.lock().unwrap();
-            c.insert(42, entry(State::Pending(info("cgroup"))));
+            c.insert(42, entry(State::Pending(Some(info("cgroup")))));
             c.insert(43, entry(State::Host));
-            c.insert(44, entry(State::Pending(info("cgroup"))));
+            c.insert(44, entry(State::Pending(Some(info("cgroup")))));
         }
         let mut stage = ContainerStage::new(r.clone(), &cfg);
         let mut out = Vec::new();
