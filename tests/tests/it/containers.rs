@@ -25,7 +25,58 @@ fn probe_args<'a>(ctrd: &'a Containerd, sock: &'a str) -> Vec<&'a str> {
         &ctrd.ns,
         "--container-sweep-interval",
         "200ms",
+        "--docker-socket",
+        "none",
     ]
+}
+
+/// A process (`/bin/sleep`) in a fresh cgroup `/tprobe-lookalike-<pid>-<n>/job-1` of the
+/// cgroup2 hierarchy: a path shaped like containerd's `/<namespace>/<id>`. Removed on drop.
+struct Lookalike {
+    child: std::process::Child,
+    top: std::path::PathBuf,
+    cgroup_id: u64,
+}
+
+impl Lookalike {
+    fn start() -> Lookalike {
+        use std::os::unix::fs::MetadataExt as _;
+        let mount = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .find_map(|l| {
+                let (pre, post) = l.split_once(" - ")?;
+                post.starts_with("cgroup2 ")
+                    .then(|| pre.split(' ').nth(4).map(str::to_owned))?
+            })
+            .expect("a cgroup2 mount");
+        let top = std::path::Path::new(&mount).join(unique("tprobe-lookalike"));
+        let dir = top.join("job-1");
+        std::fs::create_dir_all(&dir).unwrap();
+        let cgroup_id = std::fs::metadata(&dir).unwrap().ino();
+        let child = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!(
+                "echo $$ > {} && exec /bin/sleep 30",
+                dir.join("cgroup.procs").display()
+            ))
+            .spawn()
+            .unwrap();
+        Lookalike {
+            child,
+            top,
+            cgroup_id,
+        }
+    }
+}
+
+impl Drop for Lookalike {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir(self.top.join("job-1"));
+        let _ = std::fs::remove_dir(&self.top);
+    }
 }
 
 #[test]
@@ -123,6 +174,19 @@ fn containers_and_pods_from_a_real_containerd() {
         })
         .expect("host exec");
     assert!(ev.get("container").is_none(), "{ev}");
+    // A two-level cgroup shaped like containerd's `/<namespace>/<id>` that containerd does not
+    // know is not a container either.
+    let lookalike = Lookalike::start();
+    let ev = probe
+        .wait_for(WAIT, |v| {
+            v["kind"] == "process.exec"
+                && v["process"]["pid"] == lookalike.child.id()
+                && v["process"]["args"][0] == "/bin/sleep"
+        })
+        .expect("exec in the look-alike cgroup");
+    assert_eq!(ev["process"]["cgroup_id"], lookalike.cgroup_id, "{ev}");
+    assert!(ev.get("container").is_none(), "{ev}");
+    drop(lookalike);
 
     // 4. A container that exits and is removed leaves no cache entry behind.
     let gone = unique("tprobe-gone");
@@ -185,6 +249,8 @@ fn missing_runtime_sockets_give_one_warning_and_cgroup_data() {
         missing,
         "--container-wait",
         "50ms",
+        "--docker-socket",
+        "none",
     ]);
     let id = hex_id();
     ctrd.ctr(
