@@ -30,16 +30,17 @@ fn probe_args<'a>(ctrd: &'a Containerd, sock: &'a str) -> Vec<&'a str> {
     ]
 }
 
-/// A process (`/bin/sleep`) in a fresh cgroup `/tprobe-lookalike-<pid>-<n>/job-1` of the
+/// A process (`/bin/sleep`) in a fresh cgroup `/tprobe-lookalike-<pid>-<n>/<leaf>` of the
 /// cgroup2 hierarchy: a path shaped like containerd's `/<namespace>/<id>`. Removed on drop.
 struct Lookalike {
     child: std::process::Child,
     top: std::path::PathBuf,
+    leaf: String,
     cgroup_id: u64,
 }
 
 impl Lookalike {
-    fn start() -> Lookalike {
+    fn start(leaf: &str) -> Lookalike {
         use std::os::unix::fs::MetadataExt as _;
         let mount = std::fs::read_to_string("/proc/self/mountinfo")
             .unwrap()
@@ -51,7 +52,7 @@ impl Lookalike {
             })
             .expect("a cgroup2 mount");
         let top = std::path::Path::new(&mount).join(unique("tprobe-lookalike"));
-        let dir = top.join("job-1");
+        let dir = top.join(leaf);
         std::fs::create_dir_all(&dir).unwrap();
         let cgroup_id = std::fs::metadata(&dir).unwrap().ino();
         let child = Command::new("/bin/sh")
@@ -65,6 +66,7 @@ impl Lookalike {
         Lookalike {
             child,
             top,
+            leaf: leaf.to_owned(),
             cgroup_id,
         }
     }
@@ -74,7 +76,7 @@ impl Drop for Lookalike {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir(self.top.join("job-1"));
+        let _ = std::fs::remove_dir(self.top.join(&self.leaf));
         let _ = std::fs::remove_dir(&self.top);
     }
 }
@@ -176,7 +178,7 @@ fn containers_and_pods_from_a_real_containerd() {
     assert!(ev.get("container").is_none(), "{ev}");
     // A two-level cgroup shaped like containerd's `/<namespace>/<id>` that containerd does not
     // know is not a container either.
-    let lookalike = Lookalike::start();
+    let lookalike = Lookalike::start("job-1");
     let ev = probe
         .wait_for(WAIT, |v| {
             v["kind"] == "process.exec"
@@ -320,4 +322,65 @@ fn podman_containers_through_the_docker_api() {
     let report = &st.lines.last().unwrap()["probe"]["containers"];
     assert!(report["found_docker"].as_u64().unwrap() >= 1, "{report}");
     assert_eq!(report["docker_errors"], 0, "{report}");
+}
+
+/// containerd goes away while the probe runs: one warning, a counter, the cgroup-only object.
+#[test]
+fn a_runtime_that_dies_gives_one_warning_and_cgroup_data() {
+    let ctrd = Containerd::start();
+    let sock = ctrd.sock.to_str().unwrap().to_owned();
+    let probe = Probe::start(&[
+        "--events",
+        "process.exec",
+        "--cri-socket",
+        "none",
+        "--containerd-socket",
+        &sock,
+        "--docker-socket",
+        "none",
+    ]);
+    let id = unique("tprobe-before");
+    ctrd.ctr(
+        &ctrd.ns,
+        &["run", "--rm", IMAGE, &id, "sh", "-c", "sleep 1"],
+    );
+    let ev = probe
+        .wait_for(WAIT, |v| in_container(v, &id))
+        .expect("exec while containerd runs");
+    assert_eq!(ev["container"]["source"], "containerd", "{ev}");
+    // Stop and remove our containerd; then a containerd-shaped cgroup with a full id appears.
+    drop(ctrd);
+    let hex = hex_id();
+    let fake = Lookalike::start(&hex);
+    let ev = probe
+        .wait_for(WAIT, |v| {
+            v["kind"] == "process.exec"
+                && v["process"]["pid"] == fake.child.id()
+                && v["process"]["args"][0] == "/bin/sleep"
+        })
+        .expect("exec after containerd died");
+    assert_eq!(
+        ev["container"],
+        serde_json::json!({ "id": hex, "runtime": "containerd", "source": "cgroup" }),
+        "{ev}"
+    );
+    drop(fake);
+    let st = probe.stop();
+    assert!(st.status.success(), "{}", st.stderr);
+    assert!(!st.stderr.contains("panicked"), "{}", st.stderr);
+    let warnings = st
+        .stderr
+        .lines()
+        .filter(|l| l.contains("containerd socket") && l.contains("unusable"))
+        .count();
+    assert_eq!(warnings, 1, "{}", st.stderr);
+    let report = &st.lines.last().unwrap()["probe"]["containers"];
+    assert!(
+        report["containerd_errors"].as_u64().unwrap() >= 1,
+        "{report}"
+    );
+    assert!(
+        report["found_containerd"].as_u64().unwrap() >= 1,
+        "{report}"
+    );
 }
