@@ -4,6 +4,7 @@ use std::{path::PathBuf, time::Duration};
 use clap::{Parser, Subcommand};
 
 use crate::config::{self, ConfigError, RunConfig};
+use crate::enrich::container;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -76,6 +77,9 @@ pub struct RunArgs {
     /// Flows the kernel keeps at once; beyond it the least recently used is evicted (counted).
     #[arg(long, default_value_t = probe_common::FLOW_ENTRIES)]
     pub flow_table_size: u32,
+    /// Container enrichment (boxed: keeps `Command` small).
+    #[command(flatten)]
+    pub containers: Box<ContainerArgs>,
 }
 
 impl RunArgs {
@@ -99,6 +103,7 @@ impl RunArgs {
                 table_size: self.flow_table_size,
             },
         )?;
+        let c = self.containers;
         Ok(RunConfig {
             xdp,
             kinds,
@@ -111,6 +116,57 @@ impl RunArgs {
             btf_path: self.btf,
             flush_interval: self.flush_interval,
             service: *self.service,
+            containers: crate::enrich::container::ContainerConfig {
+                enabled: !c.no_containers,
+                cri_socket: container::socket_choice(
+                    c.cri_socket.as_deref(),
+                    container::CRI_SOCKETS,
+                ),
+                containerd_socket: container::socket_choice(
+                    c.containerd_socket.as_deref(),
+                    container::CONTAINERD_SOCKETS,
+                ),
+                docker_socket: container::socket_choice(
+                    c.docker_socket.as_deref(),
+                    container::DOCKER_SOCKETS,
+                ),
+                containerd_namespaces: c
+                    .containerd_namespace
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                wait: c.container_wait,
+                sweep_interval: c.container_sweep_interval.max(Duration::from_millis(50)),
+                ..Default::default()
+            },
         })
     }
+}
+
+/// Flags of the container stage (`container` object).
+#[derive(clap::Args, Debug)]
+pub struct ContainerArgs {
+    /// Do not add `container` to events (no cgroup or runtime lookups).
+    #[arg(long)]
+    pub no_containers: bool,
+    /// CRI runtime.v1 socket (containerd, CRI-O): a path, `auto` (usual paths) or `none`.
+    #[arg(long, value_name = "PATH")]
+    pub cri_socket: Option<String>,
+    /// containerd socket for containers made outside CRI: a path, `auto` or `none`.
+    #[arg(long, value_name = "PATH")]
+    pub containerd_socket: Option<String>,
+    /// Docker Engine API socket (Docker, or podman's compatible service): a path, `auto` or `none`.
+    #[arg(long, value_name = "PATH")]
+    pub docker_socket: Option<String>,
+    /// containerd namespaces to search, comma-separated (after the one the cgroup path names).
+    #[arg(long, default_value = "k8s.io,default,moby")]
+    pub containerd_namespace: String,
+    /// Longest time an event of a new container waits for its runtime metadata (`0` = never).
+    #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
+    pub container_wait: Duration,
+    /// How often cache entries of removed containers are evicted.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub container_sweep_interval: Duration,
 }

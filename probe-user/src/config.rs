@@ -95,6 +95,8 @@ pub struct RunConfig {
     pub btf_path: PathBuf,
     /// Longest time a quiet event waits in the ring buffer before userspace reads it.
     pub flush_interval: Duration,
+    /// Container enrichment (`container` object).
+    pub containers: crate::enrich::container::ContainerConfig,
     /// Metrics/health server, stall and shutdown limits, host procfs.
     pub service: crate::service::ServiceArgs,
     /// XDP flow telemetry, when `--xdp-iface` names interfaces.

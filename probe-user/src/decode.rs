@@ -150,6 +150,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         process: None,
         parent: None,
         user: None,
+        container: None,
     })
 }
 

@@ -102,6 +102,8 @@ pub struct Event {
     pub parent: Option<Arc<ProcessInfo>>,
     /// Name of `task.uid`, when resolvable.
     pub user: Option<Arc<str>>,
+    /// The container the task runs in; `None` on the host.
+    pub container: Option<Arc<crate::enrich::container::ContainerInfo>>,
 }
 
 impl Event {
@@ -137,6 +139,7 @@ impl Event {
             process: None,
             parent: None,
             user: None,
+            container: None,
         }
     }
 }

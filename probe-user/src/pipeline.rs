@@ -6,6 +6,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::{
     encode::Encoder,
+    enrich::container::ContainerStage,
     enrich::{process::ProcessTable, users::Users},
     event::{Body, Event},
     metrics::Stats,
@@ -35,6 +36,8 @@ pub struct Pipeline {
     /// Kinds the user asked for; others reach the pipeline only to keep the process table
     /// right and are dropped after enrichment.
     pub emit: Vec<probe_common::EventKind>,
+    /// Container enrichment and its hold queue (absent with `--no-containers`).
+    pub containers: Option<ContainerStage>,
     seq: u64,
     data_events: u64,
     buf: Vec<u8>,
@@ -57,6 +60,7 @@ impl Pipeline {
             sink,
             stats,
             count,
+            containers: None,
             seq: 0,
             data_events: 0,
             buf: Vec::with_capacity(1 << 16),
@@ -78,6 +82,33 @@ impl Pipeline {
         }
         if let Some(t) = &ev.task {
             ev.user = self.users.name(t.uid);
+        }
+        let mut ready = Vec::new();
+        match &mut self.containers {
+            Some(c) => c.push(ev, &mut ready),
+            None => ready.push(ev),
+        }
+        for ev in ready {
+            self.emit(ev, stop);
+        }
+    }
+
+    /// Events the container stage let go (lookup done or time up), in arrival order.
+    fn release_held(&mut self, force: bool, stop: &watch::Sender<Stop>) {
+        let mut ready = Vec::new();
+        if let Some(c) = &mut self.containers {
+            c.release(force, &mut ready);
+        }
+        for ev in ready {
+            self.emit(ev, stop);
+        }
+    }
+
+    /// Numbers, encodes and counts one event.
+    fn emit(&mut self, mut ev: Event, stop: &watch::Sender<Stop>) {
+        let kind = ev.task.as_ref().map(|t| t.kind);
+        if kind.is_some() && self.limit_reached() {
+            return;
         }
         if let Body::Probe { stop: true, info } = &mut ev.body {
             self.stop_report(info);
@@ -110,6 +141,9 @@ impl Pipeline {
             );
             o.insert("drained".into(), s.drained.load(Relaxed).into());
             o.insert("process_table".into(), self.table.len().into());
+            if let Some(c) = &self.containers {
+                o.insert("containers".into(), c.resolver.report());
+            }
         }
     }
 
@@ -119,11 +153,30 @@ impl Pipeline {
         mut rx: mpsc::Receiver<Vec<Event>>,
         stop: watch::Sender<Stop>,
     ) -> Result<(), SinkError> {
-        while let Some(batch) = rx.blocking_recv() {
-            self.stats.queued_batches.fetch_sub(1, Relaxed);
+        loop {
+            let batch = match &self.containers {
+                Some(c) => c.recv(&mut rx),
+                None => rx.blocking_recv(),
+            };
+            let Some(batch) = batch else {
+                // Closed: nothing else can come, let every held event go.
+                self.release_held(true, &stop);
+                if !self.buf.is_empty() {
+                    match self.sink.write_batch(&self.buf) {
+                        Ok(()) | Err(SinkError::Closed) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                break;
+            };
+            // An empty batch is the hold queue's timer, not a queued batch.
+            if !batch.is_empty() {
+                self.stats.queued_batches.fetch_sub(1, Relaxed);
+            }
             for ev in batch {
                 self.process(ev, &stop);
             }
+            self.release_held(false, &stop);
             self.stats
                 .process_table
                 .store(self.table.len() as u64, Relaxed);

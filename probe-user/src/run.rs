@@ -21,6 +21,7 @@ use crate::{
     decode::{decode, DecodeError},
     drain::Drain,
     encode::native::Native,
+    enrich::container::{ContainerStage, Resolver},
     enrich::process::ProcessTable,
     event::{Body, Event},
     http,
@@ -141,6 +142,12 @@ fn start_info(cfg: &RunConfig, probe: &Probe) -> serde_json::Value {
                 "table_size": x.table_size,
             })),
             "output": cfg.output.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "stdout".into()),
+            "containers": cfg.containers.enabled.then(|| serde_json::json!({
+                "cri_socket": cfg.containers.cri_socket,
+                "containerd_socket": cfg.containers.containerd_socket,
+                "docker_socket": cfg.containers.docker_socket,
+                "wait_ms": cfg.containers.wait.as_millis() as u64,
+            })),
         },
     })
 }
@@ -198,7 +205,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     let mut table = ProcessTable::new(cfg.host_name.clone(), cfg.service.proc_root.clone());
     // After attaching: a process is either in the snapshot or seen by the hooks.
     table.snapshot();
-    let pipeline = Pipeline::new(
+    let mut pipeline = Pipeline::new(
         table,
         Box::new(Native::new(cfg.host_name.clone(), clock)),
         sink,
@@ -206,6 +213,10 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         cfg.count,
         cfg.kinds.clone(),
     );
+    if cfg.containers.enabled {
+        let resolver = Resolver::start(&cfg.containers).context("starting container lookups")?;
+        pipeline.containers = Some(ContainerStage::new(resolver, &cfg.containers));
+    }
     const QUEUE_BATCHES: usize = 1024;
     let (tx, rx) = mpsc::channel::<Vec<Event>>(QUEUE_BATCHES);
     let (stop_tx, mut stop_rx) = watch::channel(Stop::Running);

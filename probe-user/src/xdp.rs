@@ -363,6 +363,7 @@ impl Event {
             process: None,
             parent: None,
             user: None,
+            container: None,
         }
     }
 }

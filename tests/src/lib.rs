@@ -11,7 +11,9 @@ use std::{
 
 use serde_json::Value;
 
+pub mod containerd;
 pub mod kernel;
+pub mod podman;
 
 /// Default wait for an expected event.
 pub const WAIT: Duration = Duration::from_secs(15);

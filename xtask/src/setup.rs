@@ -18,6 +18,12 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "runc",
     "python3-venv",
     "iputils-ping",
+    // container tests: a real containerd (+ runc above, busybox-static for the test image);
+    // protoc and the well-known .proto files build the CRI and containerd API crates;
+    // podman's Docker-compatible API service stands in for a Docker engine.
+    "containerd",
+    "protobuf-compiler",
+    "libprotobuf-dev",
 ];
 
 /// PyPI packages the tests use, installed into `target/py-venv` (see python.rs).

@@ -136,6 +136,8 @@ struct Line<'a> {
     result: Option<super::net::ResultV>,
     #[serde(skip_serializing_if = "Option::is_none")]
     flow: Option<super::flow::FlowV<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container: Option<&'a crate::enrich::container::ContainerInfo>,
 }
 
 fn opt_b64(b: Option<&[u8]>) -> Option<String> {
@@ -207,6 +209,7 @@ impl Encoder for Native {
             dns: None,
             result: None,
             flow: None,
+            container: ev.container.as_deref(),
         };
         match &ev.body {
             Body::Exec { .. } => {
@@ -310,6 +313,7 @@ mod tests {
             process: Some(Arc::new(info)),
             parent: None,
             user: None,
+            container: None,
         }
     }
 
