@@ -162,7 +162,7 @@ fn metrics_parse_as_prometheus_text_and_move_with_events() {
     let exec = |s: &Samples| sample(s, "tprobe_events_total", &[("kind", "process.exec")]).unwrap();
     assert_eq!(
         sample(&before, "tprobe_ringbuf_size_bytes", &[]),
-        Some((16u64 << 20) as f64)
+        Some((8u64 << 20) as f64)
     );
     assert_eq!(
         sample(
