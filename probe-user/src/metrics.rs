@@ -17,6 +17,8 @@ pub struct Stats {
     pub ringbuf_lost: AtomicU64,
     /// Events dropped by userspace filters (not losses: the user asked for it).
     pub filtered: AtomicU64,
+    /// Loss counters of each sink that can lose records (name, counters).
+    pub sinks: crate::sink::fanout::SinkLossRegistry,
 }
 
 impl Default for Stats {
@@ -29,6 +31,7 @@ impl Default for Stats {
             drained: AtomicU64::new(0),
             ringbuf_lost: AtomicU64::new(0),
             filtered: AtomicU64::new(0),
+            sinks: Default::default(),
         }
     }
 }

@@ -18,7 +18,6 @@ use crate::{
     config::RunConfig,
     decode::{decode, DecodeError},
     drain::Drain,
-    encode::native::Native,
     enrich::process::ProcessTable,
     event::{Body, Event},
     loader::{self, LoadOptions, Probe},
@@ -30,6 +29,8 @@ use crate::{
 /// Turns growth of the kernel loss counters into `probe.loss` events.
 struct LossTracker {
     last: HashMap<u32, u64>,
+    /// Sink losses already reported, by (sink, source).
+    sink_last: HashMap<(String, &'static str), u64>,
     last_decode: u64,
     since_ns: u64,
 }
@@ -55,6 +56,17 @@ impl LossTracker {
                     },
                 ));
             }
+        }
+        for (sink, source, count) in stats.sinks.poll(&mut self.sink_last) {
+            out.push(Event::probe(
+                now,
+                Body::Loss {
+                    source,
+                    kind: sink,
+                    count,
+                    since_ns: self.since_ns,
+                },
+            ));
         }
         let dec = stats.decode_errors.load(Relaxed);
         if dec > self.last_decode {
@@ -107,6 +119,8 @@ fn start_info(cfg: &RunConfig, probe: &Probe) -> serde_json::Value {
             "count": cfg.count,
             "duration_s": cfg.duration.map(|d| d.as_secs_f64()),
             "output": cfg.output.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "stdout".into()),
+            "format": cfg.format,
+            "sinks": sink_configs(cfg).iter().map(|s| s.name()).collect::<Vec<_>>(),
         },
     })
 }
@@ -139,9 +153,13 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
             log::warn!("hook {} not attached: {r}", h.hook);
         }
     }
-    let sink: Box<dyn Sink> = match &cfg.output {
-        Some(p) => Box::new(FileSink::open(p).with_context(|| format!("opening {}", p.display()))?),
-        None => Box::new(Stdout),
+    let sink: Box<dyn Sink> = match (&cfg.output, cfg.sinks.is_empty()) {
+        (Some(p), true) => {
+            Box::new(FileSink::open(p).with_context(|| format!("opening {}", p.display()))?)
+        }
+        (None, true) => Box::new(Stdout),
+        _ => crate::sink::build(&sink_configs(&cfg), &cfg.host_name, &stats.sinks)
+            .context("opening the sinks")?,
     };
     let start_ns = BootClock::now_boot_ns();
     let mut table = ProcessTable::new(cfg.host_name.clone(), "/proc".into());
@@ -149,7 +167,14 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     table.snapshot();
     let pipeline = Pipeline::new(
         table,
-        Box::new(Native::new(cfg.host_name.clone(), clock)),
+        crate::encode::format::build(
+            cfg.format,
+            cfg.pretty,
+            std::io::IsTerminal::is_terminal(&std::io::stdout())
+                && std::env::var_os("NO_COLOR").is_none(),
+            cfg.host_name.clone(),
+            clock,
+        ),
         sink,
         stats.clone(),
         cfg.count,
@@ -178,6 +203,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     let mut loss_tick = tokio::time::interval(Duration::from_secs(1));
     let mut losses = LossTracker {
         last: HashMap::new(),
+        sink_last: HashMap::new(),
         last_decode: 0,
         since_ns: start_ns,
     };
@@ -231,4 +257,19 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         Ok(Err(e)) => Err(anyhow::Error::new(e).context("writing events")),
         Err(_) => anyhow::bail!("the pipeline thread panicked"),
     }
+}
+
+/// `--sink` values plus `--output` as a plain file sink.
+fn sink_configs(cfg: &RunConfig) -> Vec<crate::sink::config::SinkConfig> {
+    use crate::sink::config::{FileConfig, SinkConfig};
+    let mut v = cfg.sinks.clone();
+    if let Some(p) = &cfg.output {
+        v.push(SinkConfig::File(FileConfig {
+            path: p.clone(),
+            max_size: None,
+            keep: 1,
+            gzip: false,
+        }));
+    }
+    v
 }

@@ -1,5 +1,10 @@
 //! Event -> bytes. One implementation per format.
 pub mod native;
+// Other formats (issue 7).
+pub mod ecs;
+pub mod format;
+pub mod ocsf;
+pub mod pretty;
 
 use crate::event::Event;
 
