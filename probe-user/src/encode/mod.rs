@@ -5,6 +5,7 @@ pub mod ecs;
 pub mod format;
 pub mod ocsf;
 pub mod pretty;
+pub mod schema_check;
 
 use crate::event::Event;
 

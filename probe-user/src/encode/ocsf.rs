@@ -184,7 +184,8 @@ pub fn from_native(v: &Value) -> Value {
     if get(v, "container").is_some() {
         copy(&mut out, v, "container.id", "container.uid");
         copy(&mut out, v, "container.name", "container.name");
-        copy(&mut out, v, "container.image", "container.image.name");
+        // OCSF's image object needs an image uid, which runtimes do not always give.
+        copy(&mut out, v, "container.image", "unmapped.container.image");
         copy(&mut out, v, "container.runtime", "container.runtime");
         copy(&mut out, v, "container.labels", "unmapped.container.labels");
         copy(&mut out, v, "container.pod", "unmapped.container.pod");
@@ -261,7 +262,8 @@ pub fn from_native(v: &Value) -> Value {
             if let Some(e) = endpoint(v, &format!("{obj}.dst")) {
                 set(&mut out, "dst_endpoint", e);
             }
-            if get(&Value::Object(out.clone()), "src_endpoint").is_none() {
+            if !out.contains_key("src_endpoint") && !out.contains_key("dst_endpoint") {
+                // At least one endpoint is required; a unix socket has only a path.
                 set(&mut out, "src_endpoint", json!({}));
             }
             if let Some(t) = get_str(v, &format!("{obj}.transport")) {
@@ -292,7 +294,10 @@ pub fn from_native(v: &Value) -> Value {
                     set(&mut out, "connection_info.direction_id", 2);
                     set(&mut out, "connection_info.direction", "Outbound");
                 }
-                _ => {}
+                _ => {
+                    set(&mut out, "connection_info.direction_id", 0);
+                    set(&mut out, "connection_info.direction", "Unknown");
+                }
             }
             copy(&mut out, v, "flow.packets", "traffic.packets");
             copy(&mut out, v, "flow.bytes", "traffic.bytes");
@@ -355,8 +360,9 @@ pub fn from_native(v: &Value) -> Value {
         }
     }
     copy(&mut unmapped, v, "schema", "schema");
-    if !unmapped.is_empty() {
-        out.insert("unmapped".into(), Value::Object(unmapped));
+    // Merged with what the container mapping already put there.
+    for (k, x) in unmapped {
+        set(&mut out, &format!("unmapped.{k}"), x);
     }
     Value::Object(out)
 }
