@@ -48,6 +48,11 @@ pub struct Stopped {
 impl Probe {
     /// Starts `tprobe run ARGS` and waits for its `probe.start` line (hooks attached).
     pub fn start(args: &[&str]) -> Probe {
+        Self::start_ready(args, |v| v["kind"] == "probe.start")
+    }
+
+    /// Like [`Probe::start`], with the first line recognised by `ready` (for other formats).
+    pub fn start_ready(args: &[&str], ready: fn(&Value) -> bool) -> Probe {
         let mut cmd = Command::new(tprobe_bin());
         cmd.arg("run")
             .args(args)
@@ -101,10 +106,7 @@ impl Probe {
             shared,
             stderr,
         };
-        if probe
-            .wait_for(Duration::from_secs(60), |v| v["kind"] == "probe.start")
-            .is_none()
-        {
+        if probe.wait_for(Duration::from_secs(60), ready).is_none() {
             let mut p = probe;
             let _ = p.child.kill();
             let _ = p.child.wait();

@@ -6,7 +6,10 @@ use anyhow::{bail, Context as _, Result};
 use crate::util::{self, ok, output, status};
 
 /// Debian packages the tests use (container runtime, network tools, receivers, ...).
-pub const DEBIAN_PACKAGES: &[&str] = &["iproute2", "procps"];
+pub const DEBIAN_PACKAGES: &[&str] = &["iproute2", "procps", "rsyslog"];
+
+/// PyPI tools the tests use: (package, pinned version). `rotel` ships an OTLP collector binary.
+pub const PYPI_TOOLS: &[(&str, &str)] = &[("rotel", "0.0.1a15")];
 
 const BPF_LINKER_VERSION: &str = "0.13";
 
@@ -14,6 +17,29 @@ pub fn setup() -> Result<()> {
     nightly()?;
     bpf_linker()?;
     debian_packages()?;
+    pypi_tools()?;
+    Ok(())
+}
+
+fn pypi_tools() -> Result<()> {
+    for (name, version) in PYPI_TOOLS {
+        let have =
+            output(Command::new("python3").args(["-m", "pip", "show", name])).unwrap_or_default();
+        if have
+            .lines()
+            .any(|l| l.trim() == format!("Version: {version}"))
+        {
+            continue;
+        }
+        status(Command::new("python3").args([
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            &format!("{name}=={version}"),
+        ]))?;
+    }
     Ok(())
 }
 

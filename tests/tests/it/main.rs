@@ -2,3 +2,4 @@
 //! asserts on the JSON lines that come out. Run as root through `cargo xtask test`.
 mod lifecycle;
 mod process;
+mod sinks;
