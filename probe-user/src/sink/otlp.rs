@@ -436,4 +436,123 @@ mod tests {
             req
         );
     }
+
+    /// A tiny scripted HTTP server: answers each request with the next (status, extra header)
+    /// and records when it came and how many log records it carried.
+    fn server(
+        script: Vec<(u16, &'static str)>,
+    ) -> (String, std::sync::mpsc::Receiver<(Instant, usize)>) {
+        use std::io::{BufRead as _, BufReader};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut script = script.into_iter();
+            for conn in l.incoming() {
+                let Ok(mut c) = conn else { return };
+                let mut r = BufReader::new(c.try_clone().unwrap());
+                let mut len = 0;
+                let mut gz = false;
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap();
+                    }
+                    gz |= lower.starts_with("content-encoding: gzip");
+                }
+                let mut body = vec![0; len];
+                r.read_exact(&mut body).unwrap();
+                if gz {
+                    let mut out = Vec::new();
+                    flate2::read::GzDecoder::new(body.as_slice())
+                        .read_to_end(&mut out)
+                        .unwrap();
+                    body = out;
+                }
+                let req = ExportLogsServiceRequest::decode(body.as_slice()).unwrap();
+                let n = req.resource_logs[0].scope_logs[0].log_records.len();
+                let _ = tx.send((Instant::now(), n));
+                let (code, hdr) = script.next().unwrap_or((200, ""));
+                let resp = format!(
+                    "HTTP/1.1 {code} X\r\nContent-Length: 0\r\nConnection: close\r\n{hdr}\r\n"
+                );
+                let _ = c.write_all(resp.as_bytes());
+            }
+        });
+        (url, rx)
+    }
+
+    fn cfg(url: &str) -> OtlpConfig {
+        match crate::sink::config::parse_sink(&format!(
+            "otlp:{url}/v1/logs,batch_timeout=50ms,shutdown_timeout=3s,retry_max=5s"
+        ))
+        .unwrap()
+        {
+            crate::sink::config::SinkConfig::Otlp(o) => o,
+            _ => unreachable!(),
+        }
+    }
+
+    fn run(cfg: OtlpConfig, records: &[u8]) -> Arc<LossCounters> {
+        let q = Arc::new(Queue::new(100));
+        assert_eq!(q.push_lines(records), 0);
+        q.close();
+        let l = Arc::new(LossCounters::default());
+        worker(cfg, "h".into(), q, l.clone());
+        l
+    }
+
+    #[test]
+    fn honours_retry_after_then_delivers() {
+        let (url, rx) = server(vec![(503, "Retry-After: 1\r\n"), (429, ""), (200, "")]);
+        let l = run(cfg(&url), b"a\nb\nc\n");
+        let got: Vec<(Instant, usize)> = rx.try_iter().collect();
+        assert_eq!(got.iter().map(|g| g.1).collect::<Vec<_>>(), vec![3, 3, 3]);
+        assert!(
+            got[1].0 - got[0].0 >= Duration::from_secs(1),
+            "Retry-After ignored"
+        );
+        assert_eq!(l.snapshot().map(|x| x.1), [0, 0, 0]);
+    }
+
+    #[test]
+    fn permanent_rejection_is_counted() {
+        let (url, rx) = server(vec![(400, "")]);
+        let l = run(cfg(&url), b"a\nb\n");
+        assert_eq!(rx.try_iter().count(), 1, "no retry of a 400");
+        assert_eq!(l.sink.load(Relaxed), 2);
+    }
+
+    #[test]
+    fn spool_keeps_batches_and_counts_what_does_not_fit() {
+        let dir = std::env::temp_dir().join(format!("tprobe-otlp-spool-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        // Nobody listens on this port.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut c = cfg(&format!("http://127.0.0.1:{port}"));
+        c.spool_dir = Some(dir.clone());
+        c.spool_max_bytes = 30;
+        c.batch_size = 2;
+        c.shutdown_timeout = Duration::from_millis(300);
+        // Batches of 2 x (4 + 8) bytes: the first fits in 30 bytes, the second does not.
+        let l = run(c.clone(), b"record-1\nrecord-2\nrecord-3\nrecord-4\n");
+        assert_eq!(l.spool.load(Relaxed), 2);
+        assert_eq!(l.sink.load(Relaxed), 0);
+        // The next run with a collector delivers what the spool kept.
+        let (url, rx) = server(vec![]);
+        c.endpoint = format!("{url}/v1/logs");
+        let l = run(c, b"");
+        assert_eq!(rx.try_iter().map(|g| g.1).collect::<Vec<_>>(), vec![2]);
+        assert_eq!(l.snapshot().map(|x| x.1), [0, 0, 0]);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

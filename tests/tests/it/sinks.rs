@@ -241,12 +241,18 @@ fn otlp_without_spool_reports_the_exact_loss() {
     let mut missing = u64::MAX;
     wait_until(WAIT, || {
         let got: BTreeSet<u64> = by_seq(&rotel_records(&rotel)).into_keys().collect();
-        assert!(got.is_subset(&sent), "records the probe never wrote arrived");
+        assert!(
+            got.is_subset(&sent),
+            "records the probe never wrote arrived"
+        );
         missing = sent.difference(&got).count() as u64;
         missing == reported
     });
     assert!(missing > 0, "the outage lost nothing; test proves nothing");
-    assert_eq!(reported, missing, "reported {l} but {missing} records are missing");
+    assert_eq!(
+        reported, missing,
+        "reported {l} but {missing} records are missing"
+    );
     let from_events: u64 = st
         .lines
         .iter()
@@ -363,7 +369,9 @@ fn syslog_rfc5424_over_tcp_udp_and_unix_keeps_the_json() {
         );
         let line = text
             .lines()
-            .find(|l| l.starts_with(&format!("{input}|")) && l.split('|').nth(6) == Some("process.exec"))
+            .find(|l| {
+                l.starts_with(&format!("{input}|")) && l.split('|').nth(6) == Some("process.exec")
+            })
             .unwrap();
         let f: Vec<&str> = line.splitn(8, '|').collect();
         // local3 (19) * 8 + informational (6)
