@@ -507,3 +507,80 @@ fn ocsf_output_matches_the_vendored_classes() {
         check_ocsf,
     );
 }
+
+/// A syslog receiver that is down when events happen gets them all once it is up (TCP retries).
+#[test]
+fn syslog_tcp_delivers_after_the_receiver_comes_up() {
+    let dir = temp_dir("syslog-late");
+    let port = free_port();
+    let tcp = format!("syslog:tcp://127.0.0.1:{port}");
+    let probe = Probe::start(&["--events", "process", "--sink", "stdout", "--sink", &tcp]);
+    let marker = format!("syslog-late-{}", std::process::id());
+    activity(&marker, 5);
+    std::thread::sleep(Duration::from_millis(700));
+    let rs = start_rsyslog(&dir, port);
+    activity(&marker, 2);
+    let seen = wait_until(Duration::from_secs(30), || {
+        std::fs::read_to_string(&rs.out)
+            .unwrap_or_default()
+            .matches(marker.as_str())
+            .count()
+            >= 7
+    });
+    assert!(seen, "events from the outage never arrived");
+    let st = probe.stop();
+    assert!(st.status.success(), "{}", st.stderr);
+    let got = || -> BTreeSet<u64> {
+        std::fs::read_to_string(&rs.out)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l.splitn(8, '|').nth(7)?).ok())
+            .filter_map(|v| v["seq"].as_u64())
+            .collect()
+    };
+    let sent: BTreeSet<u64> = by_seq(&st.lines).into_keys().collect();
+    let ok = wait_until(WAIT, || sent.is_subset(&got()));
+    assert!(
+        ok,
+        "missing: {:?}",
+        sent.difference(&got()).collect::<Vec<_>>()
+    );
+    assert_eq!(st.lines.last().unwrap()["probe"]["losses"]["queue"], 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--pretty`: readable lines, no colour codes on a pipe.
+#[test]
+fn pretty_prints_readable_lines() {
+    let marker = format!("pretty-{}", std::process::id());
+    let child = Command::new(tprobe_tests::tprobe_bin())
+        .args(["run", "--events", "process", "--pretty", "--duration", "3s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    activity(&marker, 1);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains('\x1b'), "colour codes on a pipe");
+    let first = text.lines().next().unwrap();
+    assert!(
+        first.contains("probe.start") && !first.starts_with('{'),
+        "{first}"
+    );
+    let exec = text
+        .lines()
+        .find(|l| l.contains("process.exec") && l.contains(&marker))
+        .unwrap_or_else(|| panic!("no exec line:\n{text:.3000}"));
+    assert!(
+        exec.contains(&format!("/bin/true {marker}")) || exec.contains(&format!("true {marker}")),
+        "{exec}"
+    );
+    assert!(text.lines().last().unwrap().contains("probe.stop"));
+}
