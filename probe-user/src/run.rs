@@ -170,8 +170,14 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         crate::encode::format::build(
             cfg.format,
             cfg.pretty,
+            // Colours only when a terminal is the one output.
             std::io::IsTerminal::is_terminal(&std::io::stdout())
-                && std::env::var_os("NO_COLOR").is_none(),
+                && std::env::var_os("NO_COLOR").is_none()
+                && cfg.output.is_none()
+                && cfg
+                    .sinks
+                    .iter()
+                    .all(|s| *s == crate::sink::config::SinkConfig::Stdout),
             cfg.host_name.clone(),
             clock,
         ),
