@@ -80,6 +80,17 @@ pub struct RunArgs {
     /// Container enrichment (boxed: keeps `Command` small).
     #[command(flatten)]
     pub containers: Box<ContainerArgs>,
+    /// Output format: `native` (tprobe schema), `ecs` (Elastic Common Schema) or `ocsf`.
+    #[arg(long, value_enum, default_value = "native")]
+    pub format: crate::encode::format::Format,
+    /// One readable line per event instead of JSON (colours on a terminal).
+    #[arg(long)]
+    pub pretty: bool,
+    /// Where events go; repeat for several: `stdout`, `file:PATH[,max_size=64M,keep=5,gzip]`,
+    /// `otlp:http://HOST:4318[,spool=DIR,spool_max=256M,queue=N,batch=N,gzip=false,...]`,
+    /// `syslog:tcp://HOST:PORT|udp://HOST:PORT|unix:///PATH[,facility=local0,app_name=..]`.
+    #[arg(long = "sink", value_name = "SPEC", value_parser = crate::sink::config::parse_sink)]
+    pub sinks: Vec<crate::sink::config::SinkConfig>,
 }
 
 impl RunArgs {
@@ -141,6 +152,9 @@ impl RunArgs {
                 sweep_interval: c.container_sweep_interval.max(Duration::from_millis(50)),
                 ..Default::default()
             },
+            format: self.format,
+            pretty: self.pretty,
+            sinks: self.sinks,
         })
     }
 }

@@ -95,6 +95,11 @@ pub struct RunConfig {
     pub btf_path: PathBuf,
     /// Longest time a quiet event waits in the ring buffer before userspace reads it.
     pub flush_interval: Duration,
+    /// Output format (`--format`) and readable lines (`--pretty`).
+    pub format: crate::encode::format::Format,
+    pub pretty: bool,
+    /// Outputs besides `output` (`--sink`); none and no `output` means stdout.
+    pub sinks: Vec<crate::sink::config::SinkConfig>,
     /// Container enrichment (`container` object).
     pub containers: crate::enrich::container::ContainerConfig,
     /// Metrics/health server, stall and shutdown limits, host procfs.

@@ -30,6 +30,8 @@ pub struct Stats {
     pub drain_heartbeat_ns: AtomicU64,
     /// Boot-clock ns at which the current sink write started, 0 when no write is in progress.
     pub sink_write_since_ns: AtomicU64,
+    /// Loss counters of each sink that can lose records (name, counters).
+    pub sinks: crate::sink::fanout::SinkLossRegistry,
 }
 
 impl Default for Stats {
@@ -47,6 +49,7 @@ impl Default for Stats {
             queued_batches: AtomicU64::new(0),
             drain_heartbeat_ns: AtomicU64::new(0),
             sink_write_since_ns: AtomicU64::new(0),
+            sinks: Default::default(),
         }
     }
 }

@@ -139,6 +139,10 @@ impl Pipeline {
                     "dns": s.dns_malformed.load(Relaxed),
                 }),
             );
+            // Sink losses by source (queue, sink, spool), when any sink can lose records.
+            if let Some(l) = o.get_mut("losses").and_then(|l| l.as_object_mut()) {
+                l.extend(s.sinks.by_source());
+            }
             o.insert("drained".into(), s.drained.load(Relaxed).into());
             o.insert("process_table".into(), self.table.len().into());
             if let Some(c) = &self.containers {

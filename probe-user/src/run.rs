@@ -20,7 +20,6 @@ use crate::{
     config::RunConfig,
     decode::{decode, DecodeError},
     drain::Drain,
-    encode::native::Native,
     enrich::container::{ContainerStage, Resolver},
     enrich::process::ProcessTable,
     event::{Body, Event},
@@ -37,6 +36,8 @@ use crate::{
 /// Turns growth of the kernel loss counters into `probe.loss` events.
 struct LossTracker {
     last: HashMap<u32, u64>,
+    /// Sink losses already reported, by (sink, source).
+    sink_last: HashMap<(String, &'static str), u64>,
     last_decode: u64,
     last_dns: u64,
     since_ns: u64,
@@ -64,6 +65,17 @@ impl LossTracker {
                     },
                 ));
             }
+        }
+        for (sink, source, count) in stats.sinks.poll(&mut self.sink_last) {
+            out.push(Event::probe(
+                now,
+                Body::Loss {
+                    source,
+                    kind: sink,
+                    count,
+                    since_ns: self.since_ns,
+                },
+            ));
         }
         let dec = stats.decode_errors.load(Relaxed);
         if dec > self.last_decode {
@@ -148,6 +160,8 @@ fn start_info(cfg: &RunConfig, probe: &Probe) -> serde_json::Value {
                 "docker_socket": cfg.containers.docker_socket,
                 "wait_ms": cfg.containers.wait.as_millis() as u64,
             })),
+            "format": cfg.format,
+            "sinks": sink_configs(cfg).iter().map(|s| s.name()).collect::<Vec<_>>(),
         },
     })
 }
@@ -197,9 +211,13 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
             log::warn!("hook {} not attached: {r}", h.hook);
         }
     }
-    let sink: Box<dyn Sink> = match &cfg.output {
-        Some(p) => Box::new(FileSink::open(p).with_context(|| format!("opening {}", p.display()))?),
-        None => Box::new(Stdout),
+    let sink: Box<dyn Sink> = match (&cfg.output, cfg.sinks.is_empty()) {
+        (Some(p), true) => {
+            Box::new(FileSink::open(p).with_context(|| format!("opening {}", p.display()))?)
+        }
+        (None, true) => Box::new(Stdout),
+        _ => crate::sink::build(&sink_configs(&cfg), &cfg.host_name, &stats.sinks)
+            .context("opening the sinks")?,
     };
     let start_ns = BootClock::now_boot_ns();
     let mut table = ProcessTable::new(cfg.host_name.clone(), cfg.service.proc_root.clone());
@@ -207,7 +225,20 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     table.snapshot();
     let mut pipeline = Pipeline::new(
         table,
-        Box::new(Native::new(cfg.host_name.clone(), clock)),
+        crate::encode::format::build(
+            cfg.format,
+            cfg.pretty,
+            // Colours only when a terminal is the one output.
+            std::io::IsTerminal::is_terminal(&std::io::stdout())
+                && std::env::var_os("NO_COLOR").is_none()
+                && cfg.output.is_none()
+                && cfg
+                    .sinks
+                    .iter()
+                    .all(|s| *s == crate::sink::config::SinkConfig::Stdout),
+            cfg.host_name.clone(),
+            clock,
+        ),
         sink,
         stats.clone(),
         cfg.count,
@@ -260,6 +291,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     let mut loss_tick = tokio::time::interval(Duration::from_secs(1));
     let mut losses = LossTracker {
         last: HashMap::new(),
+        sink_last: HashMap::new(),
         last_decode: 0,
         last_dns: 0,
         since_ns: start_ns,
@@ -434,4 +466,19 @@ async fn start_server(
             Err(anyhow::Error::new(e).context(format!("listening on {addr} (--metrics-addr)")))
         }
     }
+}
+
+/// `--sink` values plus `--output` as a plain file sink.
+fn sink_configs(cfg: &RunConfig) -> Vec<crate::sink::config::SinkConfig> {
+    use crate::sink::config::{FileConfig, SinkConfig};
+    let mut v = cfg.sinks.clone();
+    if let Some(p) = &cfg.output {
+        v.push(SinkConfig::File(FileConfig {
+            path: p.clone(),
+            max_size: None,
+            keep: 1,
+            gzip: false,
+        }));
+    }
+    v
 }

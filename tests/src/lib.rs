@@ -52,13 +52,22 @@ pub struct Stopped {
 impl Probe {
     /// Starts `tprobe run ARGS` and waits for its `probe.start` line (hooks attached).
     pub fn start(args: &[&str]) -> Probe {
+        Self::start_ready(args, |v| v["kind"] == "probe.start")
+    }
+
+    /// Like [`Probe::start`], with the first line recognised by `ready` (for other formats).
+    pub fn start_ready(args: &[&str], ready: fn(&Value) -> bool) -> Probe {
         let mut cmd = Command::new(tprobe_bin());
         cmd.arg("run").args(args);
-        Probe::start_command(cmd)
+        Probe::spawn(cmd, ready)
     }
 
     /// Like [`Probe::start`] for any command that runs tprobe (e.g. `podman run IMAGE ...`).
-    pub fn start_command(mut cmd: Command) -> Probe {
+    pub fn start_command(cmd: Command) -> Probe {
+        Probe::spawn(cmd, |v| v["kind"] == "probe.start")
+    }
+
+    fn spawn(mut cmd: Command, ready: fn(&Value) -> bool) -> Probe {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -109,10 +118,7 @@ impl Probe {
             shared,
             stderr,
         };
-        if probe
-            .wait_for(Duration::from_secs(60), |v| v["kind"] == "probe.start")
-            .is_none()
-        {
+        if probe.wait_for(Duration::from_secs(60), ready).is_none() {
             let mut p = probe;
             let _ = p.child.kill();
             let _ = p.child.wait();

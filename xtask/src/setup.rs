@@ -24,7 +24,12 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "containerd",
     "protobuf-compiler",
     "libprotobuf-dev",
+    // syslog sink tests: a real RFC 5424 receiver
+    "rsyslog",
 ];
+
+/// PyPI tools the tests use: (package, pinned version). `rotel` ships an OTLP collector binary.
+pub const PYPI_TOOLS: &[(&str, &str)] = &[("rotel", "0.0.1a15")];
 
 /// PyPI packages the tests use, installed into `target/py-venv` (see python.rs).
 pub const PYPI_PACKAGES: &[&str] = &[
@@ -54,6 +59,29 @@ pub fn setup_with(toolchain_only: bool) -> Result<()> {
         crate::kernels::kernels()?;
     }
     crate::python::venv(PYPI_PACKAGES)?;
+    pypi_tools()?;
+    Ok(())
+}
+
+fn pypi_tools() -> Result<()> {
+    for (name, version) in PYPI_TOOLS {
+        let have =
+            output(Command::new("python3").args(["-m", "pip", "show", name])).unwrap_or_default();
+        if have
+            .lines()
+            .any(|l| l.trim() == format!("Version: {version}"))
+        {
+            continue;
+        }
+        status(Command::new("python3").args([
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            &format!("{name}=={version}"),
+        ]))?;
+    }
     Ok(())
 }
 

@@ -2,6 +2,12 @@
 pub mod flow;
 pub mod native;
 pub mod net;
+// Other formats (issue 7).
+pub mod ecs;
+pub mod format;
+pub mod ocsf;
+pub mod pretty;
+pub mod schema_check;
 
 use crate::event::Event;
 

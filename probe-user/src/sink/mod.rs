@@ -26,3 +26,63 @@ pub trait Sink: Send {
     /// Writes whole records and makes them visible to the reader (flushes).
     fn write_batch(&mut self, records: &[u8]) -> Result<(), SinkError>;
 }
+
+// Sinks and fan-out (issue 7).
+pub mod config;
+pub mod fanout;
+pub mod otlp;
+pub mod queue;
+pub mod rotate;
+pub mod spool;
+pub mod syslog;
+
+pub use fanout::build;
+
+/// What transports need from an encoded record (native, ECS or OCSF JSON): its time, kind and
+/// sequence number, when the record carries them.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RecordMeta {
+    pub ts_ns: Option<u64>,
+    pub kind: Option<String>,
+    pub seq: Option<u64>,
+}
+
+impl RecordMeta {
+    pub fn of(rec: &[u8]) -> Self {
+        let Ok(serde_json::Value::Object(o)) = serde_json::from_slice::<serde_json::Value>(rec)
+        else {
+            return RecordMeta::default();
+        };
+        let get = |path: &[&str]| {
+            let mut v = o.get(path[0])?;
+            for p in &path[1..] {
+                v = v.get(p)?;
+            }
+            Some(v.clone())
+        };
+        let rfc = |v: serde_json::Value| {
+            chrono::DateTime::parse_from_rfc3339(v.as_str()?)
+                .ok()?
+                .timestamp_nanos_opt()
+                .and_then(|n| u64::try_from(n).ok())
+        };
+        // native, then ECS, then OCSF (epoch milliseconds)
+        let ts_ns = get(&["ts"])
+            .and_then(rfc)
+            .or_else(|| get(&["@timestamp"]).and_then(rfc))
+            .or_else(|| {
+                get(&["time"])
+                    .and_then(|v| v.as_u64())
+                    .map(|ms| ms * 1_000_000)
+            });
+        let kind = get(&["kind"])
+            .or_else(|| get(&["event", "action"]))
+            .or_else(|| get(&["metadata", "event_code"]))
+            .and_then(|v| v.as_str().map(str::to_owned));
+        let seq = get(&["seq"])
+            .or_else(|| get(&["event", "sequence"]))
+            .or_else(|| get(&["metadata", "sequence"]))
+            .and_then(|v| v.as_u64());
+        RecordMeta { ts_ns, kind, seq }
+    }
+}

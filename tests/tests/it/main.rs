@@ -6,4 +6,5 @@ mod kernels;
 mod lifecycle;
 mod net;
 mod process;
+mod sinks;
 mod xdp;

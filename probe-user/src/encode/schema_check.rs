@@ -1,0 +1,382 @@
+//! Checks ECS and OCSF records against the field definitions vendored in `schemas/` (small
+//! subsets derived from the official schemas). Used by unit and integration tests.
+use serde_json::Value;
+
+pub const ECS_FIELDS: &str = include_str!("../../schemas/ecs-fields.json");
+pub const OCSF_CLASSES: &str = include_str!("../../schemas/ocsf-classes.json");
+
+fn leaves(v: &Value, prefix: &str, out: &mut Vec<(String, Value)>, stop_at: &[&str]) {
+    match v {
+        Value::Object(o) if !stop_at.contains(&prefix) => {
+            for (k, x) in o {
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                leaves(x, &p, out, stop_at);
+            }
+        }
+        _ => out.push((prefix.to_owned(), v.clone())),
+    }
+}
+
+fn type_ok(ty: &str, v: &Value) -> bool {
+    match ty {
+        "keyword" | "wildcard" | "match_only_text" | "text" => v.is_string(),
+        "long" => v.is_i64() || v.is_u64(),
+        "date" => v
+            .as_str()
+            .is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok()),
+        "ip" => v
+            .as_str()
+            .is_some_and(|s| s.parse::<std::net::IpAddr>().is_ok()),
+        "object" => v.is_object(),
+        "boolean" => v.is_boolean(),
+        _ => false,
+    }
+}
+
+/// Every problem found in an ECS record (empty when it conforms).
+pub fn check_ecs(rec: &Value) -> Vec<String> {
+    let schema: Value = serde_json::from_str(ECS_FIELDS).expect("vendored ECS schema");
+    let fields = &schema["fields"];
+    let custom: Vec<&str> = schema["custom_namespaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let arrays: Vec<&str> = schema["array"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let objects: Vec<&str> = schema["object_fields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let mut errs = Vec::new();
+    let mut all = Vec::new();
+    leaves(rec, "", &mut all, &objects);
+    for (path, v) in &all {
+        if custom
+            .iter()
+            .any(|c| path == c || path.starts_with(&format!("{c}.")))
+        {
+            continue;
+        }
+        let Some(ty) = fields.get(path.as_str()).and_then(Value::as_str) else {
+            errs.push(format!("{path}: not an ECS field"));
+            continue;
+        };
+        let items: Vec<&Value> = match v {
+            Value::Array(a) if arrays.contains(&path.as_str()) => a.iter().collect(),
+            Value::Array(_) => {
+                errs.push(format!("{path}: array where ECS expects one value"));
+                continue;
+            }
+            one => vec![one],
+        };
+        for x in items {
+            if !type_ok(ty, x) {
+                errs.push(format!("{path}: {x} is not of ECS type {ty}"));
+            }
+            if let Some(allowed) = schema["allowed_values"].get(path.as_str()) {
+                if !allowed.as_array().is_some_and(|a| a.contains(x)) {
+                    errs.push(format!("{path}: {x} is not an allowed value"));
+                }
+            }
+        }
+    }
+    for req in [
+        "@timestamp",
+        "ecs.version",
+        "event.kind",
+        "event.category",
+        "event.type",
+    ] {
+        if !all.iter().any(|(p, _)| p == req) {
+            errs.push(format!("{req}: missing"));
+        }
+    }
+    // event.type values must be allowed for each event.category.
+    if let (Some(cats), Some(types)) = (
+        rec["event"]["category"].as_array(),
+        rec["event"]["type"].as_array(),
+    ) {
+        for c in cats.iter().filter_map(Value::as_str) {
+            let ok = &schema["category_types"][c];
+            for t in types {
+                if !ok.as_array().is_some_and(|a| a.contains(t)) {
+                    errs.push(format!("event.type {t} not expected with category {c}"));
+                }
+            }
+        }
+    }
+    errs
+}
+
+fn names(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
+fn check_object(schema: &Value, path: &str, v: &Value, errs: &mut Vec<String>) {
+    let Some(ty) = schema["object_of"][path].as_str() else {
+        errs.push(format!("{path}: no object type known"));
+        return;
+    };
+    let obj = &schema["objects"][ty];
+    let Some(o) = v.as_object() else {
+        errs.push(format!("{path}: not an object ({ty})"));
+        return;
+    };
+    let allowed = names(&obj["attributes"]);
+    for (k, x) in o {
+        if !allowed.contains(&k.as_str()) {
+            errs.push(format!("{path}.{k}: not an attribute of {ty}"));
+        } else if x.is_object() {
+            check_object(schema, &format!("{path}.{k}"), x, errs);
+        }
+    }
+    for r in names(&obj["required"]) {
+        if !o.contains_key(r) {
+            errs.push(format!("{path}.{r}: required by {ty}"));
+        }
+    }
+}
+
+/// Every problem found in an OCSF record (empty when it conforms).
+pub fn check_ocsf(rec: &Value) -> Vec<String> {
+    let schema: Value = serde_json::from_str(OCSF_CLASSES).expect("vendored OCSF schema");
+    let mut errs = Vec::new();
+    let Some(o) = rec.as_object() else {
+        return vec!["not an object".into()];
+    };
+    let class_uid = rec["class_uid"].as_u64().unwrap_or(u64::MAX);
+    let Some(class) = schema["classes"].get(class_uid.to_string()) else {
+        return vec![format!("class_uid {class_uid} not vendored")];
+    };
+    let activity = rec["activity_id"].as_u64().unwrap_or(u64::MAX);
+    match class["activities"].get(activity.to_string()) {
+        Some(name) if rec["activity_name"] == *name => {}
+        _ => errs.push(format!(
+            "activity {activity} / {} not in class {class_uid}",
+            rec["activity_name"]
+        )),
+    }
+    if rec["type_uid"].as_u64() != Some(class_uid * 100 + activity) {
+        errs.push(format!(
+            "type_uid {} != class_uid*100+activity_id",
+            rec["type_uid"]
+        ));
+    }
+    if rec["category_uid"] != class["category_uid"] {
+        errs.push("category_uid does not match the class".into());
+    }
+    if rec["class_name"] != class["name"] {
+        errs.push("class_name does not match the class".into());
+    }
+    if !(1..=6).contains(&rec["severity_id"].as_u64().unwrap_or(0)) {
+        errs.push("severity_id out of range".into());
+    }
+    let mut allowed = names(&schema["base_attributes"]);
+    allowed.extend(names(&class["attributes"]));
+    for (k, x) in o {
+        if !allowed.contains(&k.as_str()) {
+            errs.push(format!("{k}: not an attribute of {}", class["name"]));
+        } else if x.is_object() && k != "unmapped" {
+            check_object(&schema, k, x, &mut errs);
+        }
+    }
+    for r in names(&schema["base_required"])
+        .into_iter()
+        .chain(names(&class["required"]))
+    {
+        if !o.contains_key(r) {
+            errs.push(format!("{r}: required"));
+        }
+    }
+    let one_of = names(&class["at_least_one"]);
+    if !one_of.is_empty() && !one_of.iter().any(|k| o.contains_key(*k)) {
+        errs.push(format!("one of {one_of:?} required"));
+    }
+    errs
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::encode::{ecs, ocsf};
+
+    /// One native record per kind of `shared/schema.md`, with the fields it lists.
+    pub fn samples() -> Vec<Value> {
+        let env = |kind: &str| {
+            json!({"ts": "2024-05-06T07:08:09.123456789Z", "kind": kind, "seq": 42,
+                   "host": {"name": "node-1"}, "schema": "tprobe/1"})
+        };
+        let proc_ = json!({"pid": 100, "tid": 101, "ppid": 1, "uid": 1000, "gid": 1000,
+            "user": "alice", "comm": "curl", "exe": "/usr/bin/curl", "args": ["curl", "-s", "a b"],
+            "args_truncated": false, "cwd": "/home/alice", "start_time": "2024-05-06T07:08:00Z",
+            "entity_id": "e-100", "cgroup_id": 1234});
+        let parent = json!({"pid": 1, "comm": "bash", "exe": "/bin/bash", "entity_id": "e-1"});
+        let container = json!({"id": "abc", "runtime": "containerd", "name": "web",
+            "image": "busybox:latest", "labels": {"app": "demo"}, "source": "cri",
+            "pod": {"name": "p", "namespace": "ns", "uid": "u-1", "labels": {"k": "v"}}});
+        let with = |kind: &str, extra: Value| {
+            let mut v = env(kind);
+            v["process"] = proc_.clone();
+            v["parent"] = parent.clone();
+            v["container"] = container.clone();
+            for (k, x) in extra.as_object().unwrap() {
+                v[k] = x.clone();
+            }
+            v
+        };
+        let ok = json!({"ok": true, "errno": 0, "error": null});
+        let mut out = vec![
+            with(
+                "process.exec",
+                json!({"exec": {"interpreter": "/bin/sh", "filename": "/x.sh"}}),
+            ),
+            with(
+                "process.fork",
+                json!({"child": {"pid": 102, "tid": 102, "entity_id": "e-102", "thread": false}}),
+            ),
+            with(
+                "process.exit",
+                json!({"exit": {"code": 3, "signal": null, "core_dumped": false}}),
+            ),
+        ];
+        for a in [
+            "open", "create", "unlink", "rename", "mkdir", "rmdir", "chmod", "chown", "link",
+            "symlink", "truncate",
+        ] {
+            let mut f = json!({"path": "/etc/app/conf.yaml", "path_truncated": false, "mode": "0644", "uid": 0, "gid": 0});
+            if a == "open" {
+                f["flags"] = json!(["O_RDONLY", "O_CLOEXEC"]);
+            }
+            if matches!(a, "rename" | "link" | "symlink") {
+                f["target_path"] = json!("/etc/app/conf.yaml.new");
+            }
+            let res = if a == "unlink" {
+                json!({"ok": false, "errno": 2, "error": "ENOENT"})
+            } else {
+                ok.clone()
+            };
+            out.push(with(
+                &format!("file.{a}"),
+                json!({"file": f, "result": res}),
+            ));
+        }
+        for a in ["connect", "accept", "bind", "listen", "close", "dns"] {
+            let mut n = json!({"transport": "tcp", "family": "ipv4", "src": {"ip": "10.0.0.1", "port": 40000},
+                "dst": {"ip": "10.0.0.2", "port": 443}, "direction": "outbound"});
+            let mut extra = json!({"result": ok.clone()});
+            if a == "dns" {
+                n["transport"] = json!("udp");
+                n["dst"]["port"] = json!(53);
+                extra["dns"] = json!({"query": "example.com", "qtype": "A", "server": "10.0.0.53"});
+            }
+            if a == "accept" {
+                n["direction"] = json!("inbound");
+            }
+            if a == "connect" {
+                extra["result"] = json!({"ok": false, "errno": 111, "error": "ECONNREFUSED"});
+            }
+            extra["net"] = n;
+            out.push(with(&format!("net.{a}"), extra));
+        }
+        let mut unix = with(
+            "net.connect",
+            json!({"net": {"transport": "unix", "family": "unix", "path": "/run/x.sock", "direction": "outbound"}, "result": ok}),
+        );
+        unix["seq"] = json!(43);
+        out.push(unix);
+        for a in ["update", "end"] {
+            let mut v = env(&format!("flow.{a}"));
+            v["flow"] = json!({"iface": "eth0", "transport": "tcp", "src": {"ip": "fd00::1", "port": 1234},
+                "dst": {"ip": "fd00::2", "port": 80}, "packets": 10, "bytes": 1500,
+                "tcp_flags": ["SYN", "ACK"], "first_seen": "2024-05-06T07:08:00Z", "last_seen": "2024-05-06T07:08:09Z"});
+            out.push(v);
+        }
+        let mut s = env("probe.start");
+        s["probe"] = json!({"version": "0.1.0", "hooks": []});
+        out.push(s);
+        let mut s = env("probe.stop");
+        s["probe"] = json!({"reason": "signal", "losses": {"ringbuf": 0}});
+        out.push(s);
+        let mut l = env("probe.loss");
+        l["loss"] = json!({"source": "queue", "kind": "otlp:http://x", "count": 3, "since": "2024-05-06T07:08:00Z"});
+        out.push(l);
+        out
+    }
+
+    #[test]
+    fn every_kind_maps_to_conforming_ecs_and_ocsf() {
+        for v in samples() {
+            let e = ecs::from_native(&v);
+            assert_eq!(
+                check_ecs(&e),
+                Vec::<String>::new(),
+                "ECS for {}: {e:#}",
+                v["kind"]
+            );
+            let o = ocsf::from_native(&v);
+            assert_eq!(
+                check_ocsf(&o),
+                Vec::<String>::new(),
+                "OCSF for {}: {o:#}",
+                v["kind"]
+            );
+            assert_eq!(e["event"]["sequence"], v["seq"]);
+            assert_eq!(o["metadata"]["sequence"], v["seq"]);
+            assert_eq!(o["metadata"]["event_code"], v["kind"]);
+        }
+    }
+
+    #[test]
+    fn chosen_classes_and_activities() {
+        let by_kind = |k: &str| {
+            samples()
+                .into_iter()
+                .find(|v| v["kind"] == k)
+                .map(|v| ocsf::from_native(&v))
+                .unwrap()
+        };
+        let o = by_kind("process.exec");
+        assert_eq!(
+            (o["class_uid"].as_u64(), o["type_uid"].as_u64()),
+            (Some(1007), Some(100701))
+        );
+        assert_eq!(o["process"]["cmd_line"], r#"curl -s "a b""#);
+        assert_eq!(o["actor"]["process"]["pid"], 1);
+        let o = by_kind("process.fork");
+        assert_eq!(o["process"]["pid"], 102);
+        assert_eq!(o["actor"]["process"]["pid"], 100);
+        assert_eq!(by_kind("process.exit")["exit_code"], 3);
+        assert_eq!(by_kind("file.rename")["type_uid"], 100105);
+        assert_eq!(
+            by_kind("file.rename")["file_result"]["name"],
+            "conf.yaml.new"
+        );
+        assert_eq!(by_kind("file.unlink")["status_code"], "ENOENT");
+        assert_eq!(by_kind("net.connect")["activity_name"], "Refuse");
+        assert_eq!(by_kind("flow.end")["traffic"]["bytes"], 1500);
+        assert_eq!(by_kind("probe.loss")["severity_id"], 3);
+        let e = ecs::from_native(&samples()[0]);
+        assert_eq!(e["process"]["args_count"], 3);
+        assert_eq!(e["orchestrator"]["resource"]["label"], json!(["k=v"]));
+        assert!(!check_ecs(&json!({"event": {"kind": "nope"}})).is_empty());
+        assert!(!check_ocsf(&json!({"class_uid": 1007, "activity_id": 9})).is_empty());
+    }
+}
