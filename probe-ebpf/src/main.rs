@@ -3,6 +3,7 @@
 #![no_main]
 
 mod common;
+mod file;
 mod maps;
 mod process;
 

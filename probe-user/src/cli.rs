@@ -53,6 +53,8 @@ pub struct RunArgs {
     /// Kernel BTF used to find struct offsets.
     #[arg(long, default_value = "/sys/kernel/btf/vmlinux")]
     pub btf: PathBuf,
+    #[command(flatten)]
+    pub file: crate::file::FileArgs,
 }
 
 impl RunArgs {
@@ -74,6 +76,7 @@ impl RunArgs {
             host_name,
             btf_path: self.btf,
             flush_interval: self.flush_interval,
+            file: self.file.into_options()?,
         })
     }
 }

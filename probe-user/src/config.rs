@@ -13,6 +13,8 @@ pub enum ConfigError {
     BadSize(String),
     #[error("ring buffer size {0} must be a power of two and a multiple of the page size ({1})")]
     RingSize(u64, u64),
+    #[error(transparent)]
+    File(#[from] crate::file::FileOptionsError),
 }
 
 /// Every kind name, for messages and `tprobe events`.
@@ -93,6 +95,8 @@ pub struct RunConfig {
     pub btf_path: PathBuf,
     /// Longest time a quiet event waits in the ring buffer before userspace reads it.
     pub flush_interval: Duration,
+    /// File event settings (prefix filters, read-only opens).
+    pub file: crate::file::FileOptions,
 }
 
 #[cfg(test)]

@@ -127,6 +127,23 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             let ev: ExitEvent = need(bytes, kind)?;
             Body::Exit(ExitStatus::from_wait_status(ev.exit_code))
         }
+        EventKind::FileOpen
+        | EventKind::FileCreate
+        | EventKind::FileUnlink
+        | EventKind::FileRename
+        | EventKind::FileMkdir
+        | EventKind::FileRmdir
+        | EventKind::FileChmod
+        | EventKind::FileChown
+        | EventKind::FileLink
+        | EventKind::FileSymlink
+        | EventKind::FileTruncate => {
+            Body::File(crate::file::decode(bytes).ok_or(DecodeError::BadLength {
+                kind: kind.name(),
+                len: bytes.len(),
+                want: probe_common::FILE_FIXED_LEN,
+            })?)
+        }
     };
     Ok(Event {
         ts_ns: h.ts_ns,

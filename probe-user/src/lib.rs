@@ -9,6 +9,7 @@ pub mod drain;
 pub mod encode;
 pub mod enrich;
 pub mod event;
+pub mod file;
 pub mod loader;
 pub mod metrics;
 pub mod pipeline;

@@ -35,6 +35,8 @@ pub struct Pipeline {
     /// Kinds the user asked for; others reach the pipeline only to keep the process table
     /// right and are dropped after enrichment.
     pub emit: Vec<probe_common::EventKind>,
+    /// Path resolution and prefix filters for file events.
+    pub file: crate::file::FileStage,
     seq: u64,
     data_events: u64,
     buf: Vec<u8>,
@@ -51,6 +53,7 @@ impl Pipeline {
     ) -> Self {
         Pipeline {
             emit,
+            file: Default::default(),
             table,
             users: Users::default(),
             encoder,
@@ -74,6 +77,9 @@ impl Pipeline {
         }
         self.table.enrich(&mut ev);
         if kind.is_some_and(|k| !self.emit.contains(&k)) {
+            return;
+        }
+        if !self.file.apply(&mut ev) {
             return;
         }
         if let Some(t) = &ev.task {

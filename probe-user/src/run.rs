@@ -106,6 +106,7 @@ fn start_info(cfg: &RunConfig, probe: &Probe) -> serde_json::Value {
             "flush_interval_ms": cfg.flush_interval.as_millis() as u64,
             "count": cfg.count,
             "duration_s": cfg.duration.map(|d| d.as_secs_f64()),
+            "file": cfg.file.summary(),
             "output": cfg.output.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "stdout".into()),
         },
     })
@@ -133,6 +134,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         ringbuf_bytes: cfg.ringbuf_bytes,
         wakeup_bytes: (cfg.ringbuf_bytes / 8) as u64,
         btf_path: cfg.btf_path.clone(),
+        file: cfg.file.clone(),
     })?;
     for h in probe.hooks.iter().filter(|h| !h.attached) {
         if let Some(r) = h.reason.as_deref().filter(|r| !r.starts_with("no enabled")) {
@@ -147,7 +149,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     let mut table = ProcessTable::new(cfg.host_name.clone(), "/proc".into());
     // After attaching: a process is either in the snapshot or seen by the hooks.
     table.snapshot();
-    let pipeline = Pipeline::new(
+    let mut pipeline = Pipeline::new(
         table,
         Box::new(Native::new(cfg.host_name.clone(), clock)),
         sink,
@@ -155,6 +157,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         cfg.count,
         cfg.kinds.clone(),
     );
+    pipeline.file = crate::file::FileStage::new(&cfg.file);
     let (tx, rx) = mpsc::channel::<Vec<Event>>(1024);
     let (stop_tx, mut stop_rx) = watch::channel(Stop::Running);
     let worker = std::thread::Builder::new()

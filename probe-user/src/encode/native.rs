@@ -107,6 +107,96 @@ struct LossV<'a> {
     since: String,
 }
 
+/// `file` of the `file.*` kinds.
+#[derive(Serialize)]
+struct FileV<'a> {
+    path: Lossy<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path_b64: Option<String>,
+    path_truncated: bool,
+    /// False when a relative or fd-based path could not be made absolute.
+    path_resolved: bool,
+    /// For a relative or fd-based path: where its directory came from (`kernel`, `proc`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resolved_from: Option<&'static str>,
+    syscall: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flags: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fd: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    length: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_path: Option<Lossy<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_path_b64: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_path_truncated: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_path_resolved: Option<bool>,
+}
+
+/// `result` of syscall-based events.
+#[derive(Serialize)]
+struct ResultV {
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errno: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    /// The new fd of a successful open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fd: Option<i64>,
+}
+
+fn file_v(f: &crate::file::FileRecord) -> FileV<'_> {
+    let unset = |v: u32| (v != u32::MAX).then_some(v);
+    let flag_names = f.flag_names();
+    let target = f.target.as_deref();
+    FileV {
+        path: Lossy(&f.path),
+        path_b64: b64_if_invalid(&f.path),
+        path_truncated: f.path_truncated || f.path_unreadable,
+        path_resolved: f.path_resolved,
+        resolved_from: f.resolved_from,
+        syscall: f.syscall.name(),
+        flags: (f.is_open() || !flag_names.is_empty()).then_some(flag_names),
+        mode: f.has_mode().then(|| format!("{:04o}", f.mode & 0o7777)),
+        uid: f.is_chown().then(|| unset(f.uid)).flatten(),
+        gid: f.is_chown().then(|| unset(f.gid)).flatten(),
+        fd: f.by_fd.then_some(f.dirfd),
+        length: f.is_truncate().then_some(f.length),
+        target_path: target.map(Lossy),
+        target_path_b64: opt_b64(target),
+        target_path_truncated: target.map(|_| f.target_truncated),
+        target_path_resolved: target.map(|_| f.target_resolved),
+    }
+}
+
+fn result_v(f: &crate::file::FileRecord) -> ResultV {
+    if f.ret < 0 {
+        ResultV {
+            ok: false,
+            errno: Some(-f.ret),
+            error: crate::file::errno_name((-f.ret) as i32),
+            fd: None,
+        }
+    } else {
+        ResultV {
+            ok: true,
+            errno: None,
+            error: None,
+            fd: f.is_open().then_some(f.ret),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct Line<'a> {
     ts: String,
@@ -128,6 +218,10 @@ struct Line<'a> {
     probe: Option<&'a serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     loss: Option<LossV<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<FileV<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<ResultV>,
 }
 
 fn opt_b64(b: Option<&[u8]>) -> Option<String> {
@@ -192,6 +286,8 @@ impl Encoder for Native {
             exit: None,
             probe: None,
             loss: None,
+            file: None,
+            result: None,
         };
         match &ev.body {
             Body::Exec { .. } => {
@@ -226,6 +322,10 @@ impl Encoder for Native {
                     signal: s.signal,
                     core_dumped: s.core_dumped,
                 });
+            }
+            Body::File(f) => {
+                line.file = Some(file_v(f));
+                line.result = Some(result_v(f));
             }
             Body::Probe { info, .. } => line.probe = Some(info),
             Body::Loss {
