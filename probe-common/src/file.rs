@@ -46,6 +46,9 @@ pub const FILE_HAS_BASE: u32 = 1 << 6;
 /// or a bad fd); userspace falls back to /proc.
 pub const FILE_BASE_PARTIAL: u32 = 1 << 7;
 
+/// `FileEvent::fflags`: after the base, the directory of the target's own dirfd.
+pub const FILE_HAS_TARGET_BASE: u32 = 1 << 8;
+
 /// `AT_FDCWD`: a path relative to the current directory.
 pub const AT_FDCWD: i32 = -100;
 
@@ -157,7 +160,8 @@ impl TryFrom<u32> for FileSyscall {
 }
 
 /// `file.*`: fixed part, then `data`: the path (`path_len` bytes), then with `FILE_HAS_TARGET`
-/// the second path (`target_len`), then with `FILE_HAS_BASE` the base directory (`base_len`).
+/// the second path (`target_len`), then with `FILE_HAS_BASE` the base directory (`base_len`),
+/// then with `FILE_HAS_TARGET_BASE` the target's base directory (`target_base_len`).
 /// The record ends right after the last of them.
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -187,7 +191,8 @@ pub struct FileEvent {
     pub path_ptr: u64,
     pub target_ptr: u64,
     pub base_len: u32,
-    pub _pad0: u32,
+    /// Bytes of the target's own base (its dirfd differs from the path's), after the base.
+    pub target_base_len: u32,
     pub data: [u8; FILE_DATA_LEN],
 }
 

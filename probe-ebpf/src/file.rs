@@ -24,8 +24,8 @@ use aya_ebpf::{
 use probe_common::{
     EventKind, FileConfig, FileEvent, FileOffsets, FileSyscall, AT_FDCWD, FILE_BASE_PARTIAL,
     FILE_BY_FD, FILE_CFG_INCLUDE, FILE_CFG_READS, FILE_FIXED_LEN, FILE_HAS_BASE, FILE_HAS_TARGET,
-    FILE_PATH_TRUNCATED, FILE_PATH_UNREADABLE, FILE_TARGET_TRUNCATED, FILE_TARGET_UNREADABLE,
-    PATH_MAX, PREFIX_EXCLUDE, PREFIX_INCLUDE, PREFIX_KEY_LEN,
+    FILE_HAS_TARGET_BASE, FILE_PATH_TRUNCATED, FILE_PATH_UNREADABLE, FILE_TARGET_TRUNCATED,
+    FILE_TARGET_UNREADABLE, PATH_MAX, PREFIX_EXCLUDE, PREFIX_INCLUDE, PREFIX_KEY_LEN,
 };
 
 use crate::common::{
@@ -62,6 +62,10 @@ static FILE_SCRATCH: PerCpuArray<FileEvent> = PerCpuArray::with_max_entries(1, 0
 /// Scratch where a directory path is built backwards from its last component.
 #[map]
 static FILE_WALK: PerCpuArray<[u8; 2 * PATH_MAX]> = PerCpuArray::with_max_entries(1, 0);
+
+/// The state of the walk in progress on this CPU.
+#[map]
+static FILE_WALK_STATE: PerCpuArray<Walk> = PerCpuArray::with_max_entries(1, 0);
 
 /// Scratch for the trie lookup key.
 #[map]
@@ -278,9 +282,11 @@ fn dir_path(o: &FileOffsets, dirfd: i32) -> Option<(*const u8, *const u8)> {
 }
 
 /// State of one path walk, shared with the `bpf_loop` callback (one verified step instead of
-/// an unrolled loop whose branches the verifier would explore combinatorially).
+/// an unrolled loop whose branches the verifier would explore combinatorially). It lives in a
+/// map, not on the stack, so the verifier sees its fields as plain numbers and the callback's
+/// states converge at once instead of once per possible `pos`.
 #[repr(C)]
-struct Walk {
+pub struct Walk {
     dentry: u64,
     vfsmnt: u64,
     mnt: u64,
@@ -356,8 +362,11 @@ fn walk_step(w: &mut Walk) -> u64 {
     WALK_RUNNING
 }
 
-extern "C" fn walk_cb(_i: u64, ctx: *mut c_void) -> i64 {
-    let w = unsafe { &mut *(ctx as *mut Walk) };
+extern "C" fn walk_cb(_i: u64, _ctx: *mut c_void) -> i64 {
+    let Some(w) = FILE_WALK_STATE.get_ptr_mut(0) else {
+        return 1;
+    };
+    let w = unsafe { &mut *w };
     w.state = walk_step(w);
     if w.state == WALK_RUNNING {
         0
@@ -378,18 +387,20 @@ fn resolve_base(dirfd: i32, dst: *mut u8) -> (u32, bool) {
     let Some((vfsmnt, dentry)) = dir_path(&o, dirfd) else {
         return (0, false);
     };
-    let mut w = Walk {
-        dentry: dentry as u64,
-        vfsmnt: vfsmnt as u64,
-        mnt: vfsmnt.wrapping_sub(o.mount_mnt as usize) as u64,
-        pos: PATH_MAX as u64,
-        state: WALK_RUNNING,
+    let Some(w) = FILE_WALK_STATE.get_ptr_mut(0) else {
+        return (0, false);
     };
+    let w = unsafe { &mut *w };
+    w.dentry = dentry as u64;
+    w.vfsmnt = vfsmnt as u64;
+    w.mnt = vfsmnt.wrapping_sub(o.mount_mnt as usize) as u64;
+    w.pos = PATH_MAX as u64;
+    w.state = WALK_RUNNING;
     unsafe {
         bpf_loop(
             MAX_DEPTH as u32,
             walk_cb as *mut c_void,
-            &mut w as *mut Walk as *mut c_void,
+            core::ptr::null_mut(),
             0,
         )
     };
@@ -452,7 +463,7 @@ fn try_enter(a: Args) -> Result<(), i64> {
     ev.target_ptr = a.target;
 
     ev.base_len = 0;
-    ev._pad0 = 0;
+    ev.target_base_len = 0;
 
     let data = ev.data.as_mut_ptr();
     let mut keep;
@@ -493,14 +504,26 @@ fn try_enter(a: Args) -> Result<(), i64> {
     let relative = a.path == 0
         || (ev.fflags & FILE_PATH_UNREADABLE == 0 && (plen == 0 || unsafe { *data } != b'/'));
     let target_relative = a.target_is_place && (tlen == 0 || unsafe { *data.add(plen) } != b'/');
+    let mut blen: usize = 0;
     if relative || target_relative {
         let base = unsafe { data.add(plen + tlen) };
-        let (blen, ok) = resolve_base(a.dirfd, base);
+        let (len, ok) = resolve_base(a.dirfd, base);
         if ok {
             ev.fflags |= FILE_HAS_BASE;
-            ev.base_len = blen;
+            ev.base_len = len;
+            blen = len as usize & (PATH_MAX - 1);
         } else {
             ev.fflags |= FILE_BASE_PARTIAL;
+        }
+    }
+    // A target relative to another dirfd (renameat, linkat) gets its own base, when it fits.
+    let at = plen + tlen + blen;
+    if target_relative && a.target_dirfd != a.dirfd && at < 2 * PATH_MAX {
+        let tbase = unsafe { data.add(at & (2 * PATH_MAX - 1)) };
+        let (len, ok) = resolve_base(a.target_dirfd, tbase);
+        if ok {
+            ev.fflags |= FILE_HAS_TARGET_BASE;
+            ev.target_base_len = len;
         }
     }
     let tid = bpf_get_current_pid_tgid() as u32;
@@ -539,6 +562,9 @@ fn try_exit(ctx: &TracePointContext, kinds: &[EventKind]) -> Result<(), i64> {
     }
     if ev.fflags & FILE_HAS_BASE != 0 {
         len += ev.base_len as usize & (PATH_MAX - 1);
+    }
+    if ev.fflags & FILE_HAS_TARGET_BASE != 0 {
+        len = (len & (2 * PATH_MAX - 1)) + (ev.target_base_len as usize & (PATH_MAX - 1));
     }
     let len = FILE_FIXED_LEN + len;
     emit_bytes(kind, ev as *const FileEvent as *const u8, len as u64);

@@ -10,8 +10,9 @@ use aya::{
 use probe_common::{
     EventKind, FileConfig, FileEvent, FileOffsets, FileSyscall, AT_FDCWD, FILE_BASE_PARTIAL,
     FILE_BY_FD, FILE_CFG_INCLUDE, FILE_CFG_READS, FILE_FIXED_LEN, FILE_HAS_BASE, FILE_HAS_TARGET,
-    FILE_PATH_TRUNCATED, FILE_PATH_UNREADABLE, FILE_TARGET_TRUNCATED, FILE_TARGET_UNREADABLE,
-    MAP_FILE_CONFIG, MAP_FILE_PREFIXES, PATH_MAX, PREFIX_EXCLUDE, PREFIX_INCLUDE, PREFIX_KEY_LEN,
+    FILE_HAS_TARGET_BASE, FILE_PATH_TRUNCATED, FILE_PATH_UNREADABLE, FILE_TARGET_TRUNCATED,
+    FILE_TARGET_UNREADABLE, MAP_FILE_CONFIG, MAP_FILE_PREFIXES, PATH_MAX, PREFIX_EXCLUDE,
+    PREFIX_INCLUDE, PREFIX_KEY_LEN,
 };
 
 use crate::{
@@ -247,6 +248,8 @@ pub struct FileRecord {
     pub target_resolved: bool,
     /// The directory `dirfd` named (or the fd's own path), resolved by the kernel at the call.
     pub base: Option<Vec<u8>>,
+    /// The directory of the target's own dirfd, when it differs from the path's.
+    pub target_base: Option<Vec<u8>>,
     /// Where a relative path's directory came from: `kernel`, `proc`, or `None`.
     pub resolved_from: Option<&'static str>,
     /// Directory fd of `path` (`AT_FDCWD`), or the fd of an fd-based call.
@@ -296,6 +299,11 @@ pub fn decode(bytes: &[u8]) -> Option<FileRecord> {
     let path = take(ev.path_len, true, &mut at)?.unwrap_or_default();
     let target = take(ev.target_len, ev.fflags & FILE_HAS_TARGET != 0, &mut at)?;
     let base = take(ev.base_len, ev.fflags & FILE_HAS_BASE != 0, &mut at)?;
+    let target_base = take(
+        ev.target_base_len,
+        ev.fflags & FILE_HAS_TARGET_BASE != 0,
+        &mut at,
+    )?;
     let _ = FILE_BASE_PARTIAL; // no base: userspace falls back to /proc
     Some(FileRecord {
         syscall,
@@ -307,6 +315,7 @@ pub fn decode(bytes: &[u8]) -> Option<FileRecord> {
         target,
         target_truncated: ev.fflags & (FILE_TARGET_TRUNCATED | FILE_TARGET_UNREADABLE) != 0,
         base,
+        target_base,
         resolved_from: None,
         dirfd: ev.dirfd,
         target_dirfd: ev.target_dirfd,
@@ -590,7 +599,11 @@ impl FileStage {
             if let Some(t) = f.target.as_mut() {
                 // The kernel resolved the path's directory; it serves the target when both
                 // name the same dirfd.
-                let tb = base.as_deref().filter(|_| f.target_dirfd == f.dirfd);
+                let tb = match f.target_base.take() {
+                    Some(b) => Some(b),
+                    None => base.clone().filter(|_| f.target_dirfd == f.dirfd),
+                };
+                let tb = tb.as_deref();
                 f.target_resolved = self.resolve(tid, f.target_dirfd, t, tb).is_some();
             }
         }
