@@ -542,9 +542,10 @@ fn try_exit(ctx: &TracePointContext, kinds: &[EventKind]) -> Result<(), i64> {
     let ev = unsafe { &mut *ev };
     // `long ret` follows `__syscall_nr` in every sys_exit_* record.
     ev.ret = unsafe { ctx.read_at::<i64>(16) }.unwrap_or(0);
-    // A path in a page not yet faulted in cannot be read at entry; the kernel has read it
-    // since, so try again. (Its prefix filter and directory are then left to userspace, which
-    // keeps the exit programs small for the verifier.)
+    // A path in a page not yet faulted in cannot be read at entry (common right after fork:
+    // the child's page tables start empty); the kernel has read it since, so try again and
+    // resolve its directory now, while the process still exists. (Its prefix filter is left to
+    // userspace, which keeps the exit programs small for the verifier.)
     let data = ev.data.as_mut_ptr();
     let retry = ev.fflags & FILE_PATH_UNREADABLE != 0
         && ev.path_ptr != 0
@@ -554,6 +555,16 @@ fn try_exit(ctx: &TracePointContext, kinds: &[EventKind]) -> Result<(), i64> {
             read_user_path(ev.path_ptr, data, FILE_PATH_TRUNCATED, FILE_PATH_UNREADABLE);
         ev.path_len = len;
         ev.fflags = (ev.fflags & !FILE_PATH_UNREADABLE) | fl;
+        let plen = len as usize & (PATH_MAX - 1);
+        if fl == 0 && (plen == 0 || unsafe { *data } != b'/') {
+            let (blen, ok) = resolve_base(ev.dirfd, unsafe { data.add(plen) });
+            if ok {
+                ev.fflags |= FILE_HAS_BASE;
+                ev.base_len = blen;
+            } else {
+                ev.fflags |= FILE_BASE_PARTIAL;
+            }
+        }
     }
     let kind = EventKind::try_from(ev.header.kind).unwrap_or(EventKind::FileOpen);
     let mut len = ev.path_len as usize & (PATH_MAX - 1);
