@@ -54,7 +54,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "/sys/kernel/btf/vmlinux")]
     pub btf: PathBuf,
     #[command(flatten)]
-    pub file: crate::file::FileArgs,
+    pub file: Box<crate::file::FileArgs>,
 }
 
 impl RunArgs {
@@ -76,7 +76,7 @@ impl RunArgs {
             host_name,
             btf_path: self.btf,
             flush_interval: self.flush_interval,
-            file: self.file.into_options()?,
+            file: (*self.file).into_options()?,
         })
     }
 }

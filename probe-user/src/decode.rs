@@ -138,11 +138,12 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         | EventKind::FileLink
         | EventKind::FileSymlink
         | EventKind::FileTruncate => {
-            Body::File(crate::file::decode(bytes).ok_or(DecodeError::BadLength {
+            let f = crate::file::decode(bytes).ok_or(DecodeError::BadLength {
                 kind: kind.name(),
                 len: bytes.len(),
                 want: probe_common::FILE_FIXED_LEN,
-            })?)
+            })?;
+            Body::File(Box::new(f))
         }
     };
     Ok(Event {

@@ -69,7 +69,7 @@ pub enum Body {
     },
     Exit(ExitStatus),
     /// `file.*`: one file syscall with its result.
-    File(crate::file::FileRecord),
+    File(Box<crate::file::FileRecord>),
     /// `probe.start` / `probe.stop`: a JSON object built by the run loop.
     Probe {
         stop: bool,
