@@ -78,6 +78,8 @@ const O_TRUNC: u32 = 0o1000;
 const O_PATH: u32 = 0o10000000;
 const O_TMPFILE_BIT: u32 = 0o20000000;
 const AT_REMOVEDIR: u32 = 0x200;
+/// `FileEvent::fflags` bit used only in the kernel: a path could not be read at entry.
+const FILE_DEFERRED: u32 = 1 << 31;
 const AT_SYMLINK_NOFOLLOW: u32 = 0x100;
 
 /// What one syscall passed, in the shape of a file event.
@@ -91,8 +93,6 @@ struct Args {
     target_dirfd: i32,
     /// User pointer to the second path (0: none).
     target: u64,
-    /// The second path names a place in the file system (rename, link), not a symlink's text.
-    target_is_place: bool,
     flags: u32,
     mode: u32,
     uid: u32,
@@ -110,7 +110,6 @@ impl Args {
             path,
             target_dirfd: AT_FDCWD,
             target: 0,
-            target_is_place: false,
             flags: 0,
             mode: 0,
             uid: 0,
@@ -429,6 +428,90 @@ fn resolve_base(dirfd: i32, dst: *mut u8) -> (u32, bool) {
     (n as u32, true)
 }
 
+/// Reads the path(s) of the call into the record and resolves the directory of relative ones
+/// (and the fd of fd-based calls). With `filter`, applies the prefix filters and returns false
+/// when they drop the event. A path that cannot be read yet (its page not faulted in, common
+/// right after fork) sets `FILE_DEFERRED`: the exit reads everything again, as the compact
+/// layout cannot grow one path in place.
+#[inline(always)]
+fn capture(ev: &mut FileEvent, filter: Option<&FileConfig>) -> bool {
+    ev.fflags &= FILE_BY_FD | FILE_HAS_TARGET;
+    ev.path_len = 0;
+    ev.target_len = 0;
+    ev.base_len = 0;
+    ev.target_base_len = 0;
+    let target_is_place =
+        ev.syscall != FileSyscall::Symlink as u32 && ev.syscall != FileSyscall::Symlinkat as u32;
+    let data = ev.data.as_mut_ptr();
+    let mut keep = true;
+    let mut plen: usize = 0;
+    if ev.path_ptr != 0 {
+        let (len, fl) =
+            read_user_path(ev.path_ptr, data, FILE_PATH_TRUNCATED, FILE_PATH_UNREADABLE);
+        ev.path_len = len;
+        ev.fflags |= fl;
+        plen = len as usize & (PATH_MAX - 1);
+        if let Some(cfg) = filter {
+            keep = fl != 0 || prefix_keeps(cfg, data, len);
+        }
+    }
+    let mut tlen: usize = 0;
+    if ev.target_ptr != 0 {
+        let tdata = unsafe { data.add(plen) };
+        let (len, fl) = read_user_path(
+            ev.target_ptr,
+            tdata,
+            FILE_TARGET_TRUNCATED,
+            FILE_TARGET_UNREADABLE,
+        );
+        ev.target_len = len;
+        ev.fflags |= fl;
+        tlen = len as usize & (PATH_MAX - 1);
+        if let Some(cfg) = filter {
+            if target_is_place && !keep {
+                keep = fl != 0 || prefix_keeps(cfg, tdata, len);
+            }
+        }
+    }
+    if !keep {
+        return false;
+    }
+    if ev.fflags & (FILE_PATH_UNREADABLE | FILE_TARGET_UNREADABLE) != 0 {
+        if filter.is_some() {
+            ev.fflags |= FILE_DEFERRED;
+        }
+        return true;
+    }
+    // A relative path (or an fd) needs the directory it is relative to: resolve it now, while
+    // the process, its cwd and its fds still exist.
+    let relative = ev.path_ptr == 0 || plen == 0 || unsafe { *data } != b'/';
+    let target_relative =
+        ev.target_ptr != 0 && target_is_place && (tlen == 0 || unsafe { *data.add(plen) } != b'/');
+    let mut blen: usize = 0;
+    if relative || target_relative {
+        let base = unsafe { data.add(plen + tlen) };
+        let (len, ok) = resolve_base(ev.dirfd, base);
+        if ok {
+            ev.fflags |= FILE_HAS_BASE;
+            ev.base_len = len;
+            blen = len as usize & (PATH_MAX - 1);
+        } else {
+            ev.fflags |= FILE_BASE_PARTIAL;
+        }
+    }
+    // A target relative to another dirfd (renameat, linkat) gets its own base, when it fits.
+    let at = plen + tlen + blen;
+    if target_relative && ev.target_dirfd != ev.dirfd && at < 2 * PATH_MAX {
+        let tbase = unsafe { data.add(at & (2 * PATH_MAX - 1)) };
+        let (len, ok) = resolve_base(ev.target_dirfd, tbase);
+        if ok {
+            ev.fflags |= FILE_HAS_TARGET_BASE;
+            ev.target_base_len = len;
+        }
+    }
+    true
+}
+
 fn try_enter(a: Args) -> Result<(), i64> {
     enabled(a.kind).ok_or(0)?;
     let fcfg = FILE_CONFIG.get(0).ok_or(0)?;
@@ -464,67 +547,14 @@ fn try_enter(a: Args) -> Result<(), i64> {
 
     ev.base_len = 0;
     ev.target_base_len = 0;
-
-    let data = ev.data.as_mut_ptr();
-    let mut keep;
-    let mut plen: usize = 0;
     if a.path == 0 {
         ev.fflags |= FILE_BY_FD;
-        keep = true; // the fd's path is known only in userspace
-    } else {
-        let (len, fl) = read_user_path(a.path, data, FILE_PATH_TRUNCATED, FILE_PATH_UNREADABLE);
-        ev.path_len = len;
-        ev.fflags |= fl;
-        plen = len as usize & (PATH_MAX - 1);
-        keep = fl != 0 || prefix_keeps(fcfg, data, len);
     }
-    let mut tlen: usize = 0;
     if a.target != 0 {
         ev.fflags |= FILE_HAS_TARGET;
-        let tdata = unsafe { data.add(plen) };
-        let (len, fl) = read_user_path(
-            a.target,
-            tdata,
-            FILE_TARGET_TRUNCATED,
-            FILE_TARGET_UNREADABLE,
-        );
-        ev.target_len = len;
-        ev.fflags |= fl;
-        tlen = len as usize & (PATH_MAX - 1);
-        if a.target_is_place && !keep {
-            keep = fl != 0 || prefix_keeps(fcfg, tdata, len);
-        }
     }
-    if !keep {
+    if !capture(ev, Some(fcfg)) {
         return Ok(());
-    }
-    // A relative path (or an fd) needs the directory it is relative to: resolve it now, while
-    // the process, its cwd and its fds still exist.
-    // (An unreadable path is retried at exit, which then resolves its directory.)
-    let relative = a.path == 0
-        || (ev.fflags & FILE_PATH_UNREADABLE == 0 && (plen == 0 || unsafe { *data } != b'/'));
-    let target_relative = a.target_is_place && (tlen == 0 || unsafe { *data.add(plen) } != b'/');
-    let mut blen: usize = 0;
-    if relative || target_relative {
-        let base = unsafe { data.add(plen + tlen) };
-        let (len, ok) = resolve_base(a.dirfd, base);
-        if ok {
-            ev.fflags |= FILE_HAS_BASE;
-            ev.base_len = len;
-            blen = len as usize & (PATH_MAX - 1);
-        } else {
-            ev.fflags |= FILE_BASE_PARTIAL;
-        }
-    }
-    // A target relative to another dirfd (renameat, linkat) gets its own base, when it fits.
-    let at = plen + tlen + blen;
-    if target_relative && a.target_dirfd != a.dirfd && at < 2 * PATH_MAX {
-        let tbase = unsafe { data.add(at & (2 * PATH_MAX - 1)) };
-        let (len, ok) = resolve_base(a.target_dirfd, tbase);
-        if ok {
-            ev.fflags |= FILE_HAS_TARGET_BASE;
-            ev.target_base_len = len;
-        }
     }
     let tid = bpf_get_current_pid_tgid() as u32;
     // By reference: by value would put the 12 KiB record on the 512-byte stack.
@@ -536,38 +566,23 @@ fn try_enter(a: Args) -> Result<(), i64> {
     Ok(())
 }
 
-fn try_exit(ctx: &TracePointContext, kinds: &[EventKind]) -> Result<(), i64> {
+fn try_exit(ctx: &TracePointContext, sys: FileSyscall, kinds: &[EventKind]) -> Result<(), i64> {
     if !kinds.iter().any(|k| enabled(*k).is_some()) {
         return Ok(());
     }
     let tid = bpf_get_current_pid_tgid() as u32;
     let ev = FILE_INFLIGHT.get_ptr_mut(tid).ok_or(0)?;
     let ev = unsafe { &mut *ev };
+    if ev.syscall != sys as u32 {
+        // Left by an entry whose exit was never seen (attached in between): not this call's.
+        let _ = FILE_INFLIGHT.remove(tid);
+        return Ok(());
+    }
     // `long ret` follows `__syscall_nr` in every sys_exit_* record.
     ev.ret = unsafe { ctx.read_at::<i64>(16) }.unwrap_or(0);
-    // A path in a page not yet faulted in cannot be read at entry (common right after fork:
-    // the child's page tables start empty); the kernel has read it since, so try again and
-    // resolve its directory now, while the process still exists. (Its prefix filter is left to
-    // userspace, which keeps the exit programs small for the verifier.)
-    let data = ev.data.as_mut_ptr();
-    let retry = ev.fflags & FILE_PATH_UNREADABLE != 0
-        && ev.path_ptr != 0
-        && ev.fflags & (FILE_HAS_TARGET | FILE_HAS_BASE) == 0;
-    if retry {
-        let (len, fl) =
-            read_user_path(ev.path_ptr, data, FILE_PATH_TRUNCATED, FILE_PATH_UNREADABLE);
-        ev.path_len = len;
-        ev.fflags = (ev.fflags & !FILE_PATH_UNREADABLE) | fl;
-        let plen = len as usize & (PATH_MAX - 1);
-        if fl == 0 && (plen == 0 || unsafe { *data } != b'/') {
-            let (blen, ok) = resolve_base(ev.dirfd, unsafe { data.add(plen) });
-            if ok {
-                ev.fflags |= FILE_HAS_BASE;
-                ev.base_len = blen;
-            } else {
-                ev.fflags |= FILE_BASE_PARTIAL;
-            }
-        }
+    if ev.fflags & FILE_DEFERRED != 0 {
+        // The kernel has faulted the paths in by now; the prefix filter is left to userspace.
+        capture(ev, None);
     }
     let kind = EventKind::try_from(ev.header.kind).unwrap_or(EventKind::FileOpen);
     let mut len = ev.path_len as usize & (PATH_MAX - 1);
@@ -606,7 +621,7 @@ const TRUNCATE: &[EventKind] = &[EventKind::FileTruncate];
 
 /// One enter/exit program pair per syscall: `$args` turns the enter record into [`Args`].
 macro_rules! file_syscall {
-    ($enter:ident, $exit:ident, $kinds:expr, |$c:ident| $args:expr) => {
+    ($enter:ident, $exit:ident, $sys:expr, $kinds:expr, |$c:ident| $args:expr) => {
         #[tracepoint]
         pub fn $enter(ctx: TracePointContext) -> u32 {
             let $c = &ctx;
@@ -616,302 +631,453 @@ macro_rules! file_syscall {
 
         #[tracepoint]
         pub fn $exit(ctx: TracePointContext) -> u32 {
-            let _ = try_exit(&ctx, $kinds);
+            let _ = try_exit(&ctx, $sys, $kinds);
             0
         }
     };
 }
 
-file_syscall!(file_enter_open, file_exit_open, OPEN, |c| {
-    let flags = arg(c, 1) as u32;
-    let mut a = Args::new(FileSyscall::Open, open_kind(flags), AT_FDCWD, arg(c, 0));
-    a.flags = flags;
-    a.mode = arg(c, 2) as u32;
-    a
-});
+file_syscall!(
+    file_enter_open,
+    file_exit_open,
+    FileSyscall::Open,
+    OPEN,
+    |c| {
+        let flags = arg(c, 1) as u32;
+        let mut a = Args::new(FileSyscall::Open, open_kind(flags), AT_FDCWD, arg(c, 0));
+        a.flags = flags;
+        a.mode = arg(c, 2) as u32;
+        a
+    }
+);
 
-file_syscall!(file_enter_openat, file_exit_openat, OPEN, |c| {
-    let flags = arg(c, 2) as u32;
-    let mut a = Args::new(
-        FileSyscall::Openat,
-        open_kind(flags),
-        fd(arg(c, 0)),
-        arg(c, 1),
-    );
-    a.flags = flags;
-    a.mode = arg(c, 3) as u32;
-    a
-});
+file_syscall!(
+    file_enter_openat,
+    file_exit_openat,
+    FileSyscall::Openat,
+    OPEN,
+    |c| {
+        let flags = arg(c, 2) as u32;
+        let mut a = Args::new(
+            FileSyscall::Openat,
+            open_kind(flags),
+            fd(arg(c, 0)),
+            arg(c, 1),
+        );
+        a.flags = flags;
+        a.mode = arg(c, 3) as u32;
+        a
+    }
+);
 
-file_syscall!(file_enter_openat2, file_exit_openat2, OPEN, |c| {
-    // struct open_how { u64 flags; u64 mode; u64 resolve; } in user memory.
-    let mut how = [0u64; 2];
-    let _ = unsafe {
-        bpf_probe_read_user(
-            how.as_mut_ptr() as *mut c_void,
-            16,
-            arg(c, 2) as *const c_void,
-        )
-    };
-    let flags = how[0] as u32;
-    let mut a = Args::new(
-        FileSyscall::Openat2,
-        open_kind(flags),
-        fd(arg(c, 0)),
-        arg(c, 1),
-    );
-    a.flags = flags;
-    a.mode = how[1] as u32;
-    a
-});
+file_syscall!(
+    file_enter_openat2,
+    file_exit_openat2,
+    FileSyscall::Openat2,
+    OPEN,
+    |c| {
+        // struct open_how { u64 flags; u64 mode; u64 resolve; } in user memory.
+        let mut how = [0u64; 2];
+        let _ = unsafe {
+            bpf_probe_read_user(
+                how.as_mut_ptr() as *mut c_void,
+                16,
+                arg(c, 2) as *const c_void,
+            )
+        };
+        let flags = how[0] as u32;
+        let mut a = Args::new(
+            FileSyscall::Openat2,
+            open_kind(flags),
+            fd(arg(c, 0)),
+            arg(c, 1),
+        );
+        a.flags = flags;
+        a.mode = how[1] as u32;
+        a
+    }
+);
 
-file_syscall!(file_enter_creat, file_exit_creat, CREATE, |c| {
-    let mut a = Args::new(
-        FileSyscall::Creat,
-        EventKind::FileCreate,
-        AT_FDCWD,
-        arg(c, 0),
-    );
-    a.flags = O_CREAT | O_WRONLY | O_TRUNC;
-    a.mode = arg(c, 1) as u32;
-    a
-});
+file_syscall!(
+    file_enter_creat,
+    file_exit_creat,
+    FileSyscall::Creat,
+    CREATE,
+    |c| {
+        let mut a = Args::new(
+            FileSyscall::Creat,
+            EventKind::FileCreate,
+            AT_FDCWD,
+            arg(c, 0),
+        );
+        a.flags = O_CREAT | O_WRONLY | O_TRUNC;
+        a.mode = arg(c, 1) as u32;
+        a
+    }
+);
 
-file_syscall!(file_enter_unlink, file_exit_unlink, UNLINK, |c| Args::new(
+file_syscall!(
+    file_enter_unlink,
+    file_exit_unlink,
     FileSyscall::Unlink,
-    EventKind::FileUnlink,
-    AT_FDCWD,
-    arg(c, 0)
-));
+    UNLINK,
+    |c| Args::new(
+        FileSyscall::Unlink,
+        EventKind::FileUnlink,
+        AT_FDCWD,
+        arg(c, 0)
+    )
+);
 
-file_syscall!(file_enter_unlinkat, file_exit_unlinkat, UNLINKAT, |c| {
-    let flags = arg(c, 2) as u32;
-    let kind = if flags & AT_REMOVEDIR != 0 {
-        EventKind::FileRmdir
-    } else {
-        EventKind::FileUnlink
-    };
-    let mut a = Args::new(FileSyscall::Unlinkat, kind, fd(arg(c, 0)), arg(c, 1));
-    a.flags = flags;
-    a
-});
+file_syscall!(
+    file_enter_unlinkat,
+    file_exit_unlinkat,
+    FileSyscall::Unlinkat,
+    UNLINKAT,
+    |c| {
+        let flags = arg(c, 2) as u32;
+        let kind = if flags & AT_REMOVEDIR != 0 {
+            EventKind::FileRmdir
+        } else {
+            EventKind::FileUnlink
+        };
+        let mut a = Args::new(FileSyscall::Unlinkat, kind, fd(arg(c, 0)), arg(c, 1));
+        a.flags = flags;
+        a
+    }
+);
 
-file_syscall!(file_enter_rmdir, file_exit_rmdir, RMDIR, |c| Args::new(
+file_syscall!(
+    file_enter_rmdir,
+    file_exit_rmdir,
     FileSyscall::Rmdir,
-    EventKind::FileRmdir,
-    AT_FDCWD,
-    arg(c, 0)
-));
-
-file_syscall!(file_enter_rename, file_exit_rename, RENAME, |c| {
-    let mut a = Args::new(
-        FileSyscall::Rename,
-        EventKind::FileRename,
+    RMDIR,
+    |c| Args::new(
+        FileSyscall::Rmdir,
+        EventKind::FileRmdir,
         AT_FDCWD,
-        arg(c, 0),
-    );
-    a.target = arg(c, 1);
-    a.target_is_place = true;
-    a
-});
+        arg(c, 0)
+    )
+);
 
-file_syscall!(file_enter_renameat, file_exit_renameat, RENAME, |c| {
-    let mut a = Args::new(
-        FileSyscall::Renameat,
-        EventKind::FileRename,
-        fd(arg(c, 0)),
-        arg(c, 1),
-    );
-    a.target_dirfd = fd(arg(c, 2));
-    a.target = arg(c, 3);
-    a.target_is_place = true;
-    a
-});
+file_syscall!(
+    file_enter_rename,
+    file_exit_rename,
+    FileSyscall::Rename,
+    RENAME,
+    |c| {
+        let mut a = Args::new(
+            FileSyscall::Rename,
+            EventKind::FileRename,
+            AT_FDCWD,
+            arg(c, 0),
+        );
+        a.target = arg(c, 1);
+        a
+    }
+);
 
-file_syscall!(file_enter_renameat2, file_exit_renameat2, RENAME, |c| {
-    let mut a = Args::new(
-        FileSyscall::Renameat2,
-        EventKind::FileRename,
-        fd(arg(c, 0)),
-        arg(c, 1),
-    );
-    a.target_dirfd = fd(arg(c, 2));
-    a.target = arg(c, 3);
-    a.target_is_place = true;
-    a.flags = arg(c, 4) as u32;
-    a
-});
+file_syscall!(
+    file_enter_renameat,
+    file_exit_renameat,
+    FileSyscall::Renameat,
+    RENAME,
+    |c| {
+        let mut a = Args::new(
+            FileSyscall::Renameat,
+            EventKind::FileRename,
+            fd(arg(c, 0)),
+            arg(c, 1),
+        );
+        a.target_dirfd = fd(arg(c, 2));
+        a.target = arg(c, 3);
+        a
+    }
+);
 
-file_syscall!(file_enter_mkdir, file_exit_mkdir, MKDIR, |c| {
-    let mut a = Args::new(
-        FileSyscall::Mkdir,
-        EventKind::FileMkdir,
-        AT_FDCWD,
-        arg(c, 0),
-    );
-    a.mode = arg(c, 1) as u32;
-    a
-});
+file_syscall!(
+    file_enter_renameat2,
+    file_exit_renameat2,
+    FileSyscall::Renameat2,
+    RENAME,
+    |c| {
+        let mut a = Args::new(
+            FileSyscall::Renameat2,
+            EventKind::FileRename,
+            fd(arg(c, 0)),
+            arg(c, 1),
+        );
+        a.target_dirfd = fd(arg(c, 2));
+        a.target = arg(c, 3);
+        a.flags = arg(c, 4) as u32;
+        a
+    }
+);
 
-file_syscall!(file_enter_mkdirat, file_exit_mkdirat, MKDIR, |c| {
-    let mut a = Args::new(
-        FileSyscall::Mkdirat,
-        EventKind::FileMkdir,
-        fd(arg(c, 0)),
-        arg(c, 1),
-    );
-    a.mode = arg(c, 2) as u32;
-    a
-});
+file_syscall!(
+    file_enter_mkdir,
+    file_exit_mkdir,
+    FileSyscall::Mkdir,
+    MKDIR,
+    |c| {
+        let mut a = Args::new(
+            FileSyscall::Mkdir,
+            EventKind::FileMkdir,
+            AT_FDCWD,
+            arg(c, 0),
+        );
+        a.mode = arg(c, 1) as u32;
+        a
+    }
+);
 
-file_syscall!(file_enter_chmod, file_exit_chmod, CHMOD, |c| {
-    let mut a = Args::new(
-        FileSyscall::Chmod,
-        EventKind::FileChmod,
-        AT_FDCWD,
-        arg(c, 0),
-    );
-    a.mode = arg(c, 1) as u32;
-    a
-});
+file_syscall!(
+    file_enter_mkdirat,
+    file_exit_mkdirat,
+    FileSyscall::Mkdirat,
+    MKDIR,
+    |c| {
+        let mut a = Args::new(
+            FileSyscall::Mkdirat,
+            EventKind::FileMkdir,
+            fd(arg(c, 0)),
+            arg(c, 1),
+        );
+        a.mode = arg(c, 2) as u32;
+        a
+    }
+);
 
-file_syscall!(file_enter_fchmod, file_exit_fchmod, CHMOD, |c| {
-    let mut a = Args::new(FileSyscall::Fchmod, EventKind::FileChmod, fd(arg(c, 0)), 0);
-    a.mode = arg(c, 1) as u32;
-    a
-});
+file_syscall!(
+    file_enter_chmod,
+    file_exit_chmod,
+    FileSyscall::Chmod,
+    CHMOD,
+    |c| {
+        let mut a = Args::new(
+            FileSyscall::Chmod,
+            EventKind::FileChmod,
+            AT_FDCWD,
+            arg(c, 0),
+        );
+        a.mode = arg(c, 1) as u32;
+        a
+    }
+);
 
-file_syscall!(file_enter_fchmodat, file_exit_fchmodat, CHMOD, |c| {
-    let mut a = Args::new(
-        FileSyscall::Fchmodat,
-        EventKind::FileChmod,
-        fd(arg(c, 0)),
-        arg(c, 1),
-    );
-    a.mode = arg(c, 2) as u32;
-    a
-});
+file_syscall!(
+    file_enter_fchmod,
+    file_exit_fchmod,
+    FileSyscall::Fchmod,
+    CHMOD,
+    |c| {
+        let mut a = Args::new(FileSyscall::Fchmod, EventKind::FileChmod, fd(arg(c, 0)), 0);
+        a.mode = arg(c, 1) as u32;
+        a
+    }
+);
 
-file_syscall!(file_enter_fchmodat2, file_exit_fchmodat2, CHMOD, |c| {
-    let mut a = Args::new(
-        FileSyscall::Fchmodat2,
-        EventKind::FileChmod,
-        fd(arg(c, 0)),
-        arg(c, 1),
-    );
-    a.mode = arg(c, 2) as u32;
-    a.flags = arg(c, 3) as u32;
-    a
-});
+file_syscall!(
+    file_enter_fchmodat,
+    file_exit_fchmodat,
+    FileSyscall::Fchmodat,
+    CHMOD,
+    |c| {
+        let mut a = Args::new(
+            FileSyscall::Fchmodat,
+            EventKind::FileChmod,
+            fd(arg(c, 0)),
+            arg(c, 1),
+        );
+        a.mode = arg(c, 2) as u32;
+        a
+    }
+);
 
-file_syscall!(file_enter_chown, file_exit_chown, CHOWN, |c| {
-    let mut a = Args::new(
-        FileSyscall::Chown,
-        EventKind::FileChown,
-        AT_FDCWD,
-        arg(c, 0),
-    );
-    a.uid = arg(c, 1) as u32;
-    a.gid = arg(c, 2) as u32;
-    a
-});
+file_syscall!(
+    file_enter_fchmodat2,
+    file_exit_fchmodat2,
+    FileSyscall::Fchmodat2,
+    CHMOD,
+    |c| {
+        let mut a = Args::new(
+            FileSyscall::Fchmodat2,
+            EventKind::FileChmod,
+            fd(arg(c, 0)),
+            arg(c, 1),
+        );
+        a.mode = arg(c, 2) as u32;
+        a.flags = arg(c, 3) as u32;
+        a
+    }
+);
 
-file_syscall!(file_enter_lchown, file_exit_lchown, CHOWN, |c| {
-    let mut a = Args::new(
-        FileSyscall::Lchown,
-        EventKind::FileChown,
-        AT_FDCWD,
-        arg(c, 0),
-    );
-    a.uid = arg(c, 1) as u32;
-    a.gid = arg(c, 2) as u32;
-    a.flags = AT_SYMLINK_NOFOLLOW;
-    a
-});
+file_syscall!(
+    file_enter_chown,
+    file_exit_chown,
+    FileSyscall::Chown,
+    CHOWN,
+    |c| {
+        let mut a = Args::new(
+            FileSyscall::Chown,
+            EventKind::FileChown,
+            AT_FDCWD,
+            arg(c, 0),
+        );
+        a.uid = arg(c, 1) as u32;
+        a.gid = arg(c, 2) as u32;
+        a
+    }
+);
 
-file_syscall!(file_enter_fchown, file_exit_fchown, CHOWN, |c| {
-    let mut a = Args::new(FileSyscall::Fchown, EventKind::FileChown, fd(arg(c, 0)), 0);
-    a.uid = arg(c, 1) as u32;
-    a.gid = arg(c, 2) as u32;
-    a
-});
+file_syscall!(
+    file_enter_lchown,
+    file_exit_lchown,
+    FileSyscall::Lchown,
+    CHOWN,
+    |c| {
+        let mut a = Args::new(
+            FileSyscall::Lchown,
+            EventKind::FileChown,
+            AT_FDCWD,
+            arg(c, 0),
+        );
+        a.uid = arg(c, 1) as u32;
+        a.gid = arg(c, 2) as u32;
+        a.flags = AT_SYMLINK_NOFOLLOW;
+        a
+    }
+);
 
-file_syscall!(file_enter_fchownat, file_exit_fchownat, CHOWN, |c| {
-    let mut a = Args::new(
-        FileSyscall::Fchownat,
-        EventKind::FileChown,
-        fd(arg(c, 0)),
-        arg(c, 1),
-    );
-    a.uid = arg(c, 2) as u32;
-    a.gid = arg(c, 3) as u32;
-    a.flags = arg(c, 4) as u32;
-    a
-});
+file_syscall!(
+    file_enter_fchown,
+    file_exit_fchown,
+    FileSyscall::Fchown,
+    CHOWN,
+    |c| {
+        let mut a = Args::new(FileSyscall::Fchown, EventKind::FileChown, fd(arg(c, 0)), 0);
+        a.uid = arg(c, 1) as u32;
+        a.gid = arg(c, 2) as u32;
+        a
+    }
+);
+
+file_syscall!(
+    file_enter_fchownat,
+    file_exit_fchownat,
+    FileSyscall::Fchownat,
+    CHOWN,
+    |c| {
+        let mut a = Args::new(
+            FileSyscall::Fchownat,
+            EventKind::FileChown,
+            fd(arg(c, 0)),
+            arg(c, 1),
+        );
+        a.uid = arg(c, 2) as u32;
+        a.gid = arg(c, 3) as u32;
+        a.flags = arg(c, 4) as u32;
+        a
+    }
+);
 
 // link(old, new): `path` is the new name, `target_path` the existing file it points to.
-file_syscall!(file_enter_link, file_exit_link, LINK, |c| {
-    let mut a = Args::new(FileSyscall::Link, EventKind::FileLink, AT_FDCWD, arg(c, 1));
-    a.target = arg(c, 0);
-    a.target_is_place = true;
-    a
-});
+file_syscall!(
+    file_enter_link,
+    file_exit_link,
+    FileSyscall::Link,
+    LINK,
+    |c| {
+        let mut a = Args::new(FileSyscall::Link, EventKind::FileLink, AT_FDCWD, arg(c, 1));
+        a.target = arg(c, 0);
+        a
+    }
+);
 
-file_syscall!(file_enter_linkat, file_exit_linkat, LINK, |c| {
-    let mut a = Args::new(
-        FileSyscall::Linkat,
-        EventKind::FileLink,
-        fd(arg(c, 2)),
-        arg(c, 3),
-    );
-    a.target_dirfd = fd(arg(c, 0));
-    a.target = arg(c, 1);
-    a.target_is_place = true;
-    a.flags = arg(c, 4) as u32;
-    a
-});
+file_syscall!(
+    file_enter_linkat,
+    file_exit_linkat,
+    FileSyscall::Linkat,
+    LINK,
+    |c| {
+        let mut a = Args::new(
+            FileSyscall::Linkat,
+            EventKind::FileLink,
+            fd(arg(c, 2)),
+            arg(c, 3),
+        );
+        a.target_dirfd = fd(arg(c, 0));
+        a.target = arg(c, 1);
+        a.flags = arg(c, 4) as u32;
+        a
+    }
+);
 
 // symlink(target, linkpath): `target_path` is the link's text, kept as written.
-file_syscall!(file_enter_symlink, file_exit_symlink, SYMLINK, |c| {
-    let mut a = Args::new(
-        FileSyscall::Symlink,
-        EventKind::FileSymlink,
-        AT_FDCWD,
-        arg(c, 1),
-    );
-    a.target = arg(c, 0);
-    a
-});
+file_syscall!(
+    file_enter_symlink,
+    file_exit_symlink,
+    FileSyscall::Symlink,
+    SYMLINK,
+    |c| {
+        let mut a = Args::new(
+            FileSyscall::Symlink,
+            EventKind::FileSymlink,
+            AT_FDCWD,
+            arg(c, 1),
+        );
+        a.target = arg(c, 0);
+        a
+    }
+);
 
-file_syscall!(file_enter_symlinkat, file_exit_symlinkat, SYMLINK, |c| {
-    let mut a = Args::new(
-        FileSyscall::Symlinkat,
-        EventKind::FileSymlink,
-        fd(arg(c, 1)),
-        arg(c, 2),
-    );
-    a.target = arg(c, 0);
-    a
-});
+file_syscall!(
+    file_enter_symlinkat,
+    file_exit_symlinkat,
+    FileSyscall::Symlinkat,
+    SYMLINK,
+    |c| {
+        let mut a = Args::new(
+            FileSyscall::Symlinkat,
+            EventKind::FileSymlink,
+            fd(arg(c, 1)),
+            arg(c, 2),
+        );
+        a.target = arg(c, 0);
+        a
+    }
+);
 
-file_syscall!(file_enter_truncate, file_exit_truncate, TRUNCATE, |c| {
-    let mut a = Args::new(
-        FileSyscall::Truncate,
-        EventKind::FileTruncate,
-        AT_FDCWD,
-        arg(c, 0),
-    );
-    a.length = arg(c, 1) as i64;
-    a
-});
+file_syscall!(
+    file_enter_truncate,
+    file_exit_truncate,
+    FileSyscall::Truncate,
+    TRUNCATE,
+    |c| {
+        let mut a = Args::new(
+            FileSyscall::Truncate,
+            EventKind::FileTruncate,
+            AT_FDCWD,
+            arg(c, 0),
+        );
+        a.length = arg(c, 1) as i64;
+        a
+    }
+);
 
-file_syscall!(file_enter_ftruncate, file_exit_ftruncate, TRUNCATE, |c| {
-    let mut a = Args::new(
-        FileSyscall::Ftruncate,
-        EventKind::FileTruncate,
-        fd(arg(c, 0)),
-        0,
-    );
-    a.length = arg(c, 1) as i64;
-    a
-});
+file_syscall!(
+    file_enter_ftruncate,
+    file_exit_ftruncate,
+    FileSyscall::Ftruncate,
+    TRUNCATE,
+    |c| {
+        let mut a = Args::new(
+            FileSyscall::Ftruncate,
+            EventKind::FileTruncate,
+            fd(arg(c, 0)),
+            0,
+        );
+        a.length = arg(c, 1) as i64;
+        a
+    }
+);

@@ -595,7 +595,7 @@ impl FileStage {
             f.resolved_from = self.resolve(tid, f.dirfd, &mut f.path, base.as_deref());
             f.path_resolved = f.resolved_from.is_some();
         }
-        if f.target_is_place() && !f.target_resolved {
+        if f.target_is_place() && !f.target_resolved && !f.target_truncated {
             if let Some(t) = f.target.as_mut() {
                 // The kernel resolved the path's directory; it serves the target when both
                 // name the same dirfd.
@@ -771,5 +771,93 @@ mod tests {
         for n in 0..rec.len().min(400) {
             let _ = decode(&rec[..n]);
         }
+    }
+
+    fn file_event(f: FileRecord) -> Event {
+        let task = crate::event::Task {
+            kind: EventKind::FileChown,
+            flags: 0,
+            ts_ns: 1,
+            pid: 10,
+            tid: 11,
+            ppid: 1,
+            uid: 0,
+            gid: 0,
+            cgroup_id: 7,
+            start_ns: 1,
+            parent_start_ns: 0,
+            comm: b"x".to_vec(),
+        };
+        Event {
+            ts_ns: 1,
+            task: Some(task),
+            body: Body::File(Box::new(f)),
+            process: None,
+            parent: None,
+            user: None,
+        }
+    }
+
+    fn encode(ev: &Event) -> serde_json::Value {
+        use crate::encode::Encoder as _;
+        let n = crate::encode::native::Native::new("h".into(), crate::clock::BootClock::measure());
+        let mut out = Vec::new();
+        n.encode(ev, 1, &mut out);
+        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    fn chown_record() -> FileRecord {
+        let rec = record(FileSyscall::Fchownat, 0, b"/t/a\nb\xff", None);
+        let mut f = decode(&rec).unwrap();
+        f.uid = 0;
+        f.gid = u32::MAX;
+        f.flags = libc::AT_SYMLINK_NOFOLLOW as u32;
+        f.ret = -13;
+        f
+    }
+
+    #[test]
+    fn native_json_of_a_failed_chown() {
+        let v = encode(&file_event(chown_record()));
+        assert_eq!(v["kind"], "file.chown");
+        let f = &v["file"];
+        assert_eq!(f["path"], "/t/a\nb\u{fffd}");
+        assert_eq!(f["path_b64"], "L3QvYQpi/w==");
+        assert_eq!(f["syscall"], "fchownat");
+        assert_eq!(f["uid"], 0);
+        assert!(f.get("gid").is_none(), "-1 means unchanged");
+        assert!(f.get("mode").is_none());
+        assert_eq!(f["flags"], serde_json::json!(["AT_SYMLINK_NOFOLLOW"]));
+        assert_eq!(
+            v["result"],
+            serde_json::json!({"ok": false, "errno": 13, "error": "EACCES"})
+        );
+    }
+
+    #[test]
+    fn stage_resolves_from_the_kernel_base_and_filters() {
+        let mut f = chown_record();
+        f.path = b"rel".to_vec();
+        f.path_resolved = false;
+        f.base = Some(b"/srv/x".to_vec());
+        let stage = FileStage::new(&opts(&[], &["/srv/x/rel"]));
+        let mut ev = file_event(f.clone());
+        assert!(!stage.apply(&mut ev), "excluded after resolution");
+        let stage = FileStage::new(&opts(&["/srv"], &[]));
+        let mut ev = file_event(f.clone());
+        assert!(stage.apply(&mut ev));
+        let Body::File(g) = &ev.body else { panic!() };
+        assert_eq!(g.path, b"/srv/x/rel");
+        assert_eq!(g.resolved_from, Some("kernel"));
+        // No base and no such process in /proc: kept as written, flagged.
+        let mut stage = FileStage::new(&opts(&[], &[]));
+        stage.proc_root = "/nonexistent-proc".into();
+        f.base = None;
+        let mut ev = file_event(f);
+        assert!(stage.apply(&mut ev));
+        let Body::File(g) = &ev.body else { panic!() };
+        assert_eq!((g.path.as_slice(), g.path_resolved), (&b"rel"[..], false));
+        assert_eq!(encode(&ev)["file"]["path_resolved"], false);
     }
 }
