@@ -31,6 +31,17 @@ pub enum EventKind {
     ProcessExec = 1,
     ProcessFork = 2,
     ProcessExit = 3,
+    FileOpen = 10,
+    FileCreate = 11,
+    FileUnlink = 12,
+    FileRename = 13,
+    FileMkdir = 14,
+    FileRmdir = 15,
+    FileChmod = 16,
+    FileChown = 17,
+    FileLink = 18,
+    FileSymlink = 19,
+    FileTruncate = 20,
     NetConnect = 30,
     NetAccept = 31,
     NetBind = 32,
@@ -49,6 +60,17 @@ impl EventKind {
         EventKind::ProcessExec,
         EventKind::ProcessFork,
         EventKind::ProcessExit,
+        EventKind::FileOpen,
+        EventKind::FileCreate,
+        EventKind::FileUnlink,
+        EventKind::FileRename,
+        EventKind::FileMkdir,
+        EventKind::FileRmdir,
+        EventKind::FileChmod,
+        EventKind::FileChown,
+        EventKind::FileLink,
+        EventKind::FileSymlink,
+        EventKind::FileTruncate,
         EventKind::NetConnect,
         EventKind::NetAccept,
         EventKind::NetBind,
@@ -68,6 +90,17 @@ impl EventKind {
             EventKind::ProcessExec => "process.exec",
             EventKind::ProcessFork => "process.fork",
             EventKind::ProcessExit => "process.exit",
+            EventKind::FileOpen => "file.open",
+            EventKind::FileCreate => "file.create",
+            EventKind::FileUnlink => "file.unlink",
+            EventKind::FileRename => "file.rename",
+            EventKind::FileMkdir => "file.mkdir",
+            EventKind::FileRmdir => "file.rmdir",
+            EventKind::FileChmod => "file.chmod",
+            EventKind::FileChown => "file.chown",
+            EventKind::FileLink => "file.link",
+            EventKind::FileSymlink => "file.symlink",
+            EventKind::FileTruncate => "file.truncate",
             EventKind::NetConnect => "net.connect",
             EventKind::NetAccept => "net.accept",
             EventKind::NetBind => "net.bind",
@@ -100,6 +133,17 @@ impl TryFrom<u32> for EventKind {
             1 => EventKind::ProcessExec,
             2 => EventKind::ProcessFork,
             3 => EventKind::ProcessExit,
+            10 => EventKind::FileOpen,
+            11 => EventKind::FileCreate,
+            12 => EventKind::FileUnlink,
+            13 => EventKind::FileRename,
+            14 => EventKind::FileMkdir,
+            15 => EventKind::FileRmdir,
+            16 => EventKind::FileChmod,
+            17 => EventKind::FileChown,
+            18 => EventKind::FileLink,
+            19 => EventKind::FileSymlink,
+            20 => EventKind::FileTruncate,
             30 => EventKind::NetConnect,
             31 => EventKind::NetAccept,
             32 => EventKind::NetBind,
@@ -316,6 +360,9 @@ pub struct ProbeConfig {
     pub flags: u64,
 }
 
+mod file;
+pub use file::*;
+
 #[cfg(feature = "user")]
 mod user {
     // SAFETY: plain-old-data: repr(C), no padding, every bit pattern valid.
@@ -323,6 +370,8 @@ mod user {
     unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::FlowKey {}
     unsafe impl aya::Pod for super::FlowStats {}
+    unsafe impl aya::Pod for super::FileConfig {}
+    unsafe impl aya::Pod for super::FileOffsets {}
 }
 
 // Layout checks: the two sides must agree byte for byte.

@@ -6,6 +6,7 @@
 #![allow(internal_features)]
 
 mod common;
+mod file;
 mod maps;
 mod net;
 mod process;

@@ -58,6 +58,8 @@ pub struct RunArgs {
     #[arg(long, default_value = "/sys/kernel/btf/vmlinux")]
     pub btf: PathBuf,
     #[command(flatten)]
+    pub file: Box<crate::file::FileArgs>,
+    #[command(flatten)]
     pub service: Box<crate::service::ServiceArgs>,
     /// Watch received traffic on these interfaces with XDP (comma-separated): flow.* events.
     #[arg(long, value_delimiter = ',')]
@@ -155,6 +157,7 @@ impl RunArgs {
             format: self.format,
             pretty: self.pretty,
             sinks: self.sinks,
+            file: (*self.file).into_options()?,
         })
     }
 }

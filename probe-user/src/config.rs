@@ -15,6 +15,8 @@ pub enum ConfigError {
     RingSize(u64, u64),
     #[error("{0}")]
     Xdp(String),
+    #[error(transparent)]
+    File(#[from] crate::file::FileOptionsError),
 }
 
 /// Every kind name, for messages and `tprobe events`.
@@ -95,6 +97,8 @@ pub struct RunConfig {
     pub btf_path: PathBuf,
     /// Longest time a quiet event waits in the ring buffer before userspace reads it.
     pub flush_interval: Duration,
+    /// File event settings (prefix filters, read-only opens).
+    pub file: crate::file::FileOptions,
     /// Output format (`--format`) and readable lines (`--pretty`).
     pub format: crate::encode::format::Format,
     pub pretty: bool,

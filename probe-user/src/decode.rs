@@ -129,6 +129,24 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             let ev: ExitEvent = need(bytes, kind)?;
             Body::Exit(ExitStatus::from_wait_status(ev.exit_code))
         }
+        EventKind::FileOpen
+        | EventKind::FileCreate
+        | EventKind::FileUnlink
+        | EventKind::FileRename
+        | EventKind::FileMkdir
+        | EventKind::FileRmdir
+        | EventKind::FileChmod
+        | EventKind::FileChown
+        | EventKind::FileLink
+        | EventKind::FileSymlink
+        | EventKind::FileTruncate => {
+            let f = crate::file::decode(bytes).ok_or(DecodeError::BadLength {
+                kind: kind.name(),
+                len: bytes.len(),
+                want: probe_common::FILE_FIXED_LEN,
+            })?;
+            Body::File(Box::new(f))
+        }
         EventKind::NetConnect
         | EventKind::NetAccept
         | EventKind::NetBind

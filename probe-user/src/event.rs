@@ -72,6 +72,8 @@ pub enum Body {
         thread: bool,
     },
     Exit(ExitStatus),
+    /// `file.*`: one file syscall with its result.
+    File(Box<crate::file::FileRecord>),
     /// `probe.start` / `probe.stop`: a JSON object built by the run loop.
     Probe {
         stop: bool,

@@ -10,6 +10,7 @@ pub mod encode;
 pub mod enrich;
 pub mod event;
 pub mod features;
+pub mod file;
 pub mod http;
 pub mod loader;
 pub mod metrics;

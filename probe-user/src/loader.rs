@@ -9,7 +9,7 @@ use aya::{
 };
 use probe_common::{EventKind, ProbeConfig, CFG_THREADS, MAP_CONFIG, MAP_EVENTS, MAP_LOSSES};
 
-use crate::{btf, features::Features, tracefs};
+use crate::{btf, features::Features, file, tracefs};
 
 /// The compiled eBPF object, built by `build.rs`.
 static PROBE_OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/probe"));
@@ -144,6 +144,62 @@ pub const HOOKS: &[Hook] = &[
         attach: Attach::RawTracePoint("inet_sock_set_state"),
         kinds: &[EventKind::NetState],
     },
+    file::hook("file_enter_open", "sys_enter_open", file::OPEN),
+    file::hook("file_exit_open", "sys_exit_open", file::OPEN),
+    file::hook("file_enter_openat", "sys_enter_openat", file::OPEN),
+    file::hook("file_exit_openat", "sys_exit_openat", file::OPEN),
+    file::hook("file_enter_openat2", "sys_enter_openat2", file::OPEN),
+    file::hook("file_exit_openat2", "sys_exit_openat2", file::OPEN),
+    file::hook("file_enter_creat", "sys_enter_creat", file::CREATE),
+    file::hook("file_exit_creat", "sys_exit_creat", file::CREATE),
+    file::hook("file_enter_unlink", "sys_enter_unlink", file::UNLINK),
+    file::hook("file_exit_unlink", "sys_exit_unlink", file::UNLINK),
+    file::hook("file_enter_unlinkat", "sys_enter_unlinkat", file::UNLINKAT),
+    file::hook("file_exit_unlinkat", "sys_exit_unlinkat", file::UNLINKAT),
+    file::hook("file_enter_rmdir", "sys_enter_rmdir", file::RMDIR),
+    file::hook("file_exit_rmdir", "sys_exit_rmdir", file::RMDIR),
+    file::hook("file_enter_rename", "sys_enter_rename", file::RENAME),
+    file::hook("file_exit_rename", "sys_exit_rename", file::RENAME),
+    file::hook("file_enter_renameat", "sys_enter_renameat", file::RENAME),
+    file::hook("file_exit_renameat", "sys_exit_renameat", file::RENAME),
+    file::hook("file_enter_renameat2", "sys_enter_renameat2", file::RENAME),
+    file::hook("file_exit_renameat2", "sys_exit_renameat2", file::RENAME),
+    file::hook("file_enter_mkdir", "sys_enter_mkdir", file::MKDIR),
+    file::hook("file_exit_mkdir", "sys_exit_mkdir", file::MKDIR),
+    file::hook("file_enter_mkdirat", "sys_enter_mkdirat", file::MKDIR),
+    file::hook("file_exit_mkdirat", "sys_exit_mkdirat", file::MKDIR),
+    file::hook("file_enter_chmod", "sys_enter_chmod", file::CHMOD),
+    file::hook("file_exit_chmod", "sys_exit_chmod", file::CHMOD),
+    file::hook("file_enter_fchmod", "sys_enter_fchmod", file::CHMOD),
+    file::hook("file_exit_fchmod", "sys_exit_fchmod", file::CHMOD),
+    file::hook("file_enter_fchmodat", "sys_enter_fchmodat", file::CHMOD),
+    file::hook("file_exit_fchmodat", "sys_exit_fchmodat", file::CHMOD),
+    file::hook("file_enter_fchmodat2", "sys_enter_fchmodat2", file::CHMOD),
+    file::hook("file_exit_fchmodat2", "sys_exit_fchmodat2", file::CHMOD),
+    file::hook("file_enter_chown", "sys_enter_chown", file::CHOWN),
+    file::hook("file_exit_chown", "sys_exit_chown", file::CHOWN),
+    file::hook("file_enter_fchown", "sys_enter_fchown", file::CHOWN),
+    file::hook("file_exit_fchown", "sys_exit_fchown", file::CHOWN),
+    file::hook("file_enter_lchown", "sys_enter_lchown", file::CHOWN),
+    file::hook("file_exit_lchown", "sys_exit_lchown", file::CHOWN),
+    file::hook("file_enter_fchownat", "sys_enter_fchownat", file::CHOWN),
+    file::hook("file_exit_fchownat", "sys_exit_fchownat", file::CHOWN),
+    file::hook("file_enter_link", "sys_enter_link", file::LINK),
+    file::hook("file_exit_link", "sys_exit_link", file::LINK),
+    file::hook("file_enter_linkat", "sys_enter_linkat", file::LINK),
+    file::hook("file_exit_linkat", "sys_exit_linkat", file::LINK),
+    file::hook("file_enter_symlink", "sys_enter_symlink", file::SYMLINK),
+    file::hook("file_exit_symlink", "sys_exit_symlink", file::SYMLINK),
+    file::hook("file_enter_symlinkat", "sys_enter_symlinkat", file::SYMLINK),
+    file::hook("file_exit_symlinkat", "sys_exit_symlinkat", file::SYMLINK),
+    file::hook("file_enter_truncate", "sys_enter_truncate", file::TRUNCATE),
+    file::hook("file_exit_truncate", "sys_exit_truncate", file::TRUNCATE),
+    file::hook(
+        "file_enter_ftruncate",
+        "sys_enter_ftruncate",
+        file::TRUNCATE,
+    ),
+    file::hook("file_exit_ftruncate", "sys_exit_ftruncate", file::TRUNCATE),
 ];
 
 impl Attach {
@@ -176,6 +232,8 @@ pub struct LoadOptions {
     pub btf_path: std::path::PathBuf,
     /// Entries of the XDP flow map (1 when no interface is watched, to save memory).
     pub flow_entries: u32,
+    /// File event settings (prefix filters, read-only opens).
+    pub file: file::FileOptions,
 }
 
 /// A loaded, attached probe. Dropping `ebpf` (see [`Probe::detach`]) detaches every hook.
@@ -231,6 +289,7 @@ pub fn load(opts: &LoadOptions) -> Result<Probe, LoadError> {
     let mut ebpf = EbpfLoader::new()
         .override_global("SELF_TGID", &self_tgid, true)
         .override_global("OFFSETS", &offsets, true)
+        .override_global("FILE_OFFSETS", &file::offsets(&kbtf), true)
         .override_global("WAKEUP_BYTES", &opts.wakeup_bytes, true)
         .map_max_entries(MAP_EVENTS, opts.ringbuf_bytes)
         .map_max_entries(probe_common::MAP_FLOWS, opts.flow_entries.max(1))
@@ -256,6 +315,7 @@ pub fn load(opts: &LoadOptions) -> Result<Probe, LoadError> {
     config
         .set(0, probe_config(&opts.kinds, opts.threads), 0)
         .map_err(|e| LoadError::Map(MAP_CONFIG, e))?;
+    file::write_maps(&mut ebpf, &opts.file)?;
     let losses: PerCpuArray<MapData, u64> = ebpf
         .take_map(MAP_LOSSES)
         .ok_or(LoadError::Map(

@@ -148,14 +148,6 @@ pub enum NetDecodeError {
     Dns(String),
 }
 
-/// Symbolic errno name (`ECONNREFUSED`), or the number when unknown.
-pub fn errno_name(errno: i32) -> String {
-    match nix::errno::Errno::from_raw(errno) {
-        nix::errno::Errno::UnknownErrno => format!("E{errno}"),
-        e => format!("{e:?}"),
-    }
-}
-
 /// TCP state name as in the kernel's `tcp_states.h`, without the `TCP_` prefix.
 pub fn tcp_state_name(s: u8) -> &'static str {
     match s {
@@ -463,13 +455,6 @@ mod tests {
         );
         assert_eq!(parse_sockaddr(&[0, 0]), Some(SockAddr::Other(0)));
         assert_eq!(parse_sockaddr(&[1]), None);
-    }
-
-    #[test]
-    fn errno_names() {
-        assert_eq!(errno_name(111), "ECONNREFUSED");
-        assert_eq!(errno_name(115), "EINPROGRESS");
-        assert_eq!(errno_name(100000), "E100000");
     }
 
     fn record(kind: EventKind, f: impl FnOnce(&mut NetInfo)) -> Vec<u8> {

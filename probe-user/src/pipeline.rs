@@ -38,6 +38,8 @@ pub struct Pipeline {
     pub emit: Vec<probe_common::EventKind>,
     /// Container enrichment and its hold queue (absent with `--no-containers`).
     pub containers: Option<ContainerStage>,
+    /// Path resolution and prefix filters for file events.
+    pub file: crate::file::FileStage,
     seq: u64,
     data_events: u64,
     buf: Vec<u8>,
@@ -54,6 +56,7 @@ impl Pipeline {
     ) -> Self {
         Pipeline {
             emit,
+            file: Default::default(),
             table,
             users: Users::default(),
             encoder,
@@ -78,6 +81,9 @@ impl Pipeline {
         }
         self.table.enrich(&mut ev);
         if kind.is_some_and(|k| !self.emit.contains(&k)) {
+            return;
+        }
+        if !self.file.apply(&mut ev) {
             return;
         }
         if let Some(t) = &ev.task {

@@ -153,6 +153,7 @@ fn start_info(cfg: &RunConfig, probe: &Probe) -> serde_json::Value {
                 "idle_timeout_s": x.idle_timeout.as_secs_f64(),
                 "table_size": x.table_size,
             })),
+            "file": cfg.file.summary(),
             "output": cfg.output.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "stdout".into()),
             "containers": cfg.containers.enabled.then(|| serde_json::json!({
                 "cri_socket": cfg.containers.cri_socket,
@@ -199,6 +200,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         wakeup_bytes: (cfg.ringbuf_bytes / 8) as u64,
         btf_path: cfg.btf_path.clone(),
         flow_entries: cfg.xdp.as_ref().map_or(1, |x| x.table_size),
+        file: cfg.file.clone(),
     })?;
     // XDP is attached per interface, not from the tracepoint table.
     let xdp_maps = match &cfg.xdp {
@@ -244,6 +246,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         cfg.count,
         cfg.kinds.clone(),
     );
+    pipeline.file = crate::file::FileStage::new(&cfg.file);
     if cfg.containers.enabled {
         let resolver = Resolver::start(&cfg.containers).context("starting container lookups")?;
         pipeline.containers = Some(ContainerStage::new(resolver, &cfg.containers));

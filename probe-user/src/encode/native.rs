@@ -107,6 +107,76 @@ struct LossV<'a> {
     since: String,
 }
 
+/// `file` of the `file.*` kinds.
+#[derive(Serialize)]
+struct FileV<'a> {
+    path: Lossy<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path_b64: Option<String>,
+    path_truncated: bool,
+    /// False when a relative or fd-based path could not be made absolute.
+    path_resolved: bool,
+    /// For a relative or fd-based path: where its directory came from (`kernel`, `proc`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resolved_from: Option<&'static str>,
+    syscall: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flags: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fd: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    length: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_path: Option<Lossy<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_path_b64: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_path_truncated: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_path_resolved: Option<bool>,
+}
+
+fn file_v(f: &crate::file::FileRecord) -> FileV<'_> {
+    let unset = |v: u32| (v != u32::MAX).then_some(v);
+    let flag_names = f.flag_names();
+    let target = f.target.as_deref();
+    FileV {
+        path: Lossy(&f.path),
+        path_b64: b64_if_invalid(&f.path),
+        path_truncated: f.path_truncated || f.path_unreadable,
+        path_resolved: f.path_resolved,
+        resolved_from: f.resolved_from,
+        syscall: f.syscall.name(),
+        flags: (f.is_open() || !flag_names.is_empty()).then_some(flag_names),
+        mode: f.has_mode().then(|| format!("{:04o}", f.mode & 0o7777)),
+        uid: f.is_chown().then(|| unset(f.uid)).flatten(),
+        gid: f.is_chown().then(|| unset(f.gid)).flatten(),
+        fd: f.by_fd.then_some(f.dirfd),
+        length: f.is_truncate().then_some(f.length),
+        target_path: target.map(Lossy),
+        target_path_b64: opt_b64(target),
+        target_path_truncated: target.map(|_| f.target_truncated),
+        target_path_resolved: target.map(|_| f.target_resolved),
+    }
+}
+
+fn result_v(f: &crate::file::FileRecord) -> super::ResultV {
+    let r = super::ResultV::from_ret(f.ret);
+    if f.ret >= 0 && f.is_open() {
+        return super::ResultV {
+            fd: Some(f.ret),
+            ..r
+        };
+    }
+    r
+}
+
 #[derive(Serialize)]
 struct Line<'a> {
     ts: String,
@@ -133,11 +203,13 @@ struct Line<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     dns: Option<super::net::DnsV<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    result: Option<super::net::ResultV>,
+    result: Option<super::ResultV>,
     #[serde(skip_serializing_if = "Option::is_none")]
     flow: Option<super::flow::FlowV<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     container: Option<&'a crate::enrich::container::ContainerInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<FileV<'a>>,
 }
 
 fn opt_b64(b: Option<&[u8]>) -> Option<String> {
@@ -210,6 +282,7 @@ impl Encoder for Native {
             result: None,
             flow: None,
             container: ev.container.as_deref(),
+            file: None,
         };
         match &ev.body {
             Body::Exec { .. } => {
@@ -245,11 +318,15 @@ impl Encoder for Native {
                     core_dumped: s.core_dumped,
                 });
             }
+            Body::File(f) => {
+                line.file = Some(file_v(f));
+                line.result = Some(result_v(f));
+            }
             Body::Probe { info, .. } => line.probe = Some(info),
             Body::Net(n) => {
                 line.net = Some(super::net::NetV::new(n));
                 line.dns = super::net::DnsV::new(n);
-                line.result = n.ret.map(super::net::ResultV::new);
+                line.result = n.ret.map(super::ResultV::from_ret);
             }
             Body::Flow(f) => line.flow = Some(super::flow::FlowV::new(f, &self.clock)),
             Body::Loss {

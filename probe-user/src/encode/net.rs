@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use serde::Serialize;
 
 use super::b64_if_invalid;
-use crate::net::{errno_name, tcp_state_name, NetBody};
+use crate::net::{tcp_state_name, NetBody};
 
 #[derive(Serialize)]
 pub struct EndpointV {
@@ -110,35 +110,5 @@ impl<'a> DnsV<'a> {
             server: n.remote.map(|r| r.ip().to_string()),
             id: d.id,
         })
-    }
-}
-
-#[derive(Serialize)]
-pub struct ResultV {
-    pub ok: bool,
-    /// errno of a failed call, else absent.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub errno: Option<i32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-impl ResultV {
-    /// From a raw syscall return value (negative errno on failure).
-    pub fn new(ret: i64) -> Self {
-        if ret < 0 {
-            let errno = i32::try_from(-ret).unwrap_or(i32::MAX);
-            ResultV {
-                ok: false,
-                errno: Some(errno),
-                error: Some(errno_name(errno)),
-            }
-        } else {
-            ResultV {
-                ok: true,
-                errno: None,
-                error: None,
-            }
-        }
     }
 }

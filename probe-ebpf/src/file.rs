@@ -1,0 +1,1083 @@
+//! File activity: `syscalls:sys_enter_*` copies the path bytes from user memory (gone or
+//! changed later) into a per-thread in-flight record; `sys_exit_*` of the same thread adds the
+//! result and emits it, so a failed call is reported too.
+//!
+//! Volume control happens here, before any copy where possible: the kind's enabled bit (and the
+//! common filters) first, read-only opens unless asked for, then path prefixes from an LPM trie
+//! (only for clean absolute paths; the rest is filtered in userspace after resolution).
+use core::ffi::c_void;
+
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_pid_tgid,
+        generated::{
+            bpf_loop, bpf_probe_read_kernel, bpf_probe_read_user, bpf_probe_read_user_str,
+        },
+    },
+    macros::{map, tracepoint},
+    maps::{
+        lpm_trie::{Key, LpmTrie},
+        Array, LruHashMap, PerCpuArray,
+    },
+    programs::TracePointContext,
+};
+use probe_common::{
+    EventKind, FileConfig, FileEvent, FileOffsets, FileSyscall, AT_FDCWD, FILE_BASE_PARTIAL,
+    FILE_BY_FD, FILE_CFG_INCLUDE, FILE_CFG_READS, FILE_FIXED_LEN, FILE_HAS_BASE, FILE_HAS_TARGET,
+    FILE_HAS_TARGET_BASE, FILE_PATH_TRUNCATED, FILE_PATH_UNREADABLE, FILE_TARGET_TRUNCATED,
+    FILE_TARGET_UNREADABLE, PATH_MAX, PREFIX_EXCLUDE, PREFIX_INCLUDE, PREFIX_KEY_LEN,
+};
+
+use crate::common::{
+    count_loss, current_task, emit_bytes, enabled, fill_header, offsets, read_kernel,
+};
+
+/// Offsets for the path walk, from BTF; set by userspace before load.
+#[unsafe(no_mangle)]
+static FILE_OFFSETS: FileOffsets = FileOffsets::zeroed();
+
+/// Most steps (components plus mount crossings) walked up from a cwd or fd; more sets
+/// `FILE_BASE_PARTIAL`.
+const MAX_DEPTH: usize = 128;
+/// Longest name of one path component.
+const NAME_MAX: usize = 255;
+
+/// File-specific settings written by userspace.
+#[map]
+static FILE_CONFIG: Array<FileConfig> = Array::with_max_entries(1, 0);
+
+/// Include/exclude path prefixes (stored with a trailing `/`); the longest match wins.
+#[map]
+static FILE_PREFIXES: LpmTrie<[u8; PREFIX_KEY_LEN], u8> = LpmTrie::with_max_entries(256, 0);
+
+/// Records between sys_enter and sys_exit, by thread id. LRU so that a record whose exit was
+/// never seen (probe attached mid-call) cannot pin a slot for ever.
+#[map]
+static FILE_INFLIGHT: LruHashMap<u32, FileEvent> = LruHashMap::with_max_entries(1024, 0);
+
+/// Where a record is built before it is known to pass the filters (too big for the stack).
+#[map]
+static FILE_SCRATCH: PerCpuArray<FileEvent> = PerCpuArray::with_max_entries(1, 0);
+
+/// Scratch where a directory path is built backwards from its last component.
+#[map]
+static FILE_WALK: PerCpuArray<[u8; 2 * PATH_MAX]> = PerCpuArray::with_max_entries(1, 0);
+
+/// The state of the walk in progress on this CPU.
+#[map]
+static FILE_WALK_STATE: PerCpuArray<Walk> = PerCpuArray::with_max_entries(1, 0);
+
+/// Scratch for the trie lookup key.
+#[map]
+static FILE_KEY: PerCpuArray<Key<[u8; PREFIX_KEY_LEN]>> = PerCpuArray::with_max_entries(1, 0);
+
+const O_ACCMODE: u32 = 0o3;
+const O_CREAT: u32 = 0o100;
+const O_WRONLY: u32 = 0o1;
+const O_TRUNC: u32 = 0o1000;
+const O_PATH: u32 = 0o10000000;
+const O_TMPFILE_BIT: u32 = 0o20000000;
+const AT_REMOVEDIR: u32 = 0x200;
+/// `FileEvent::fflags` bit used only in the kernel: a path could not be read at entry.
+const FILE_DEFERRED: u32 = 1 << 31;
+const AT_SYMLINK_NOFOLLOW: u32 = 0x100;
+
+/// What one syscall passed, in the shape of a file event.
+#[derive(Clone, Copy)]
+struct Args {
+    sys: FileSyscall,
+    kind: EventKind,
+    dirfd: i32,
+    /// User pointer to the path (0: none, the call works on `dirfd`).
+    path: u64,
+    target_dirfd: i32,
+    /// User pointer to the second path (0: none).
+    target: u64,
+    flags: u32,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    length: i64,
+}
+
+impl Args {
+    #[inline(always)]
+    fn new(sys: FileSyscall, kind: EventKind, dirfd: i32, path: u64) -> Self {
+        Args {
+            sys,
+            kind,
+            dirfd,
+            path,
+            target_dirfd: AT_FDCWD,
+            target: 0,
+            flags: 0,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            length: 0,
+        }
+    }
+}
+
+/// Argument `i` of a `sys_enter_*` record: `__syscall_nr` (int, padded) at 8, then one
+/// `unsigned long` per argument from offset 16 — the same on every kernel with syscall
+/// tracepoints.
+#[inline(always)]
+fn arg(ctx: &TracePointContext, i: usize) -> u64 {
+    unsafe { ctx.read_at::<u64>(16 + 8 * i) }.unwrap_or(0)
+}
+
+#[inline(always)]
+fn open_kind(flags: u32) -> EventKind {
+    if flags & (O_CREAT | O_TMPFILE_BIT) != 0 {
+        EventKind::FileCreate
+    } else {
+        EventKind::FileOpen
+    }
+}
+
+/// Copies a user string into `dst` (PATH_MAX bytes). Returns (length without NUL, flags).
+#[inline(always)]
+fn read_user_path(src: u64, dst: *mut u8, truncated: u32, unreadable: u32) -> (u32, u32) {
+    let n = unsafe {
+        bpf_probe_read_user_str(dst as *mut c_void, PATH_MAX as u32, src as *const c_void)
+    };
+    if n <= 0 {
+        return (0, unreadable);
+    }
+    let len = (n as u32 - 1) & (PATH_MAX as u32 - 1);
+    if n as usize == PATH_MAX {
+        // The buffer is full: the path was longer unless its byte 4095 was the NUL.
+        let mut next: u8 = 0;
+        let r = unsafe {
+            bpf_probe_read_user(
+                &mut next as *mut u8 as *mut c_void,
+                1,
+                (src + PATH_MAX as u64 - 1) as *const c_void,
+            )
+        };
+        if r != 0 || next != 0 {
+            return (len, truncated);
+        }
+    }
+    (len, 0)
+}
+
+/// State of the clean-path scan, shared with its `bpf_loop` callback.
+#[repr(C)]
+struct Scan {
+    len: u64,
+    dirty: u64,
+}
+
+/// Looks at byte `i` of the key scratch: a `/` followed by `/` or `.` makes the path dirty.
+extern "C" fn scan_cb(i: u64, ctx: *mut c_void) -> i64 {
+    let sc = unsafe { &mut *(ctx as *mut Scan) };
+    let i = i as usize;
+    if i + 1 >= sc.len as usize || i + 1 >= PREFIX_KEY_LEN {
+        return 1;
+    }
+    let Some(key) = FILE_KEY.get_ptr(0) else {
+        sc.dirty = 1;
+        return 1;
+    };
+    let data = unsafe { (*key).data.as_ptr() };
+    let a = unsafe { *data.add(i & (PREFIX_KEY_LEN - 1)) };
+    let b = unsafe { *data.add((i + 1) & (PREFIX_KEY_LEN - 1)) };
+    if a == b'/' && (b == b'/' || b == b'.') {
+        sc.dirty = 1;
+        return 1;
+    }
+    0
+}
+
+/// Whether the prefix trie may judge the path now in the key scratch: absolute, short enough
+/// to sit whole in a trie key (longer ones are judged in userspace), and no `//` or `/.`
+/// anywhere, so its lexical prefix is its place (`/dev/pts/../../etc/passwd` must not match
+/// `/dev/pts`).
+#[inline(always)]
+fn is_clean_absolute(first: u8, len: u32) -> bool {
+    if len == 0 || len as usize >= PREFIX_KEY_LEN || first != b'/' {
+        return false;
+    }
+    let mut sc = Scan {
+        len: len as u64,
+        dirty: 0,
+    };
+    unsafe {
+        bpf_loop(
+            PREFIX_KEY_LEN as u32,
+            scan_cb as *mut c_void,
+            &mut sc as *mut Scan as *mut c_void,
+            0,
+        )
+    };
+    sc.dirty == 0
+}
+
+/// Whether a path passes the prefix filters, as far as the kernel can tell.
+#[inline(never)]
+fn prefix_keeps(cfg: &FileConfig, buf: *const u8, len: u32) -> bool {
+    let Some(key) = FILE_KEY.get_ptr_mut(0) else {
+        return true;
+    };
+    let key = unsafe { &mut *key };
+    let data = key.data.as_mut_ptr();
+    unsafe {
+        core::ptr::copy_nonoverlapping(buf, data, PREFIX_KEY_LEN);
+    }
+    if !is_clean_absolute(unsafe { *data }, len) {
+        return true; // userspace decides after resolving and normalising it
+    }
+    // The key is the path plus `/`, so `/etc` matches the stored `/etc/` but `/etcx` does not.
+    // Volatile so the mask survives: the compiler knows n < 256, the verifier must see it.
+    let n = unsafe { core::ptr::read_volatile(&len) } as usize & (PREFIX_KEY_LEN - 1);
+    unsafe { *data.add(n) = b'/' };
+    key.prefix_len = ((n as u32) + 1) * 8;
+    match FILE_PREFIXES.get(&*key) {
+        Some(&PREFIX_EXCLUDE) => false,
+        Some(&PREFIX_INCLUDE) => true,
+        _ => cfg.flags & FILE_CFG_INCLUDE == 0,
+    }
+}
+
+#[inline(always)]
+fn file_offsets() -> FileOffsets {
+    // Patched into .rodata at load time: must not be constant-folded.
+    unsafe { core::ptr::read_volatile(&FILE_OFFSETS) }
+}
+
+/// The `struct path` (mnt, dentry) that `dirfd` names: the cwd for `AT_FDCWD`, else the open
+/// file at that fd.
+#[inline(always)]
+fn dir_path(o: &FileOffsets, dirfd: i32) -> Option<(*const u8, *const u8)> {
+    let task = current_task();
+    let path: *const u8 = if dirfd == AT_FDCWD {
+        let fs: *const u8 = read_kernel(task, o.task_fs).ok()?;
+        fs.wrapping_add(o.fs_pwd as usize)
+    } else {
+        if dirfd < 0 {
+            return None;
+        }
+        let files: *const u8 = read_kernel(task, o.task_files).ok()?;
+        let fdt: *const u8 = read_kernel(files, o.files_fdt).ok()?;
+        let max: u32 = read_kernel(fdt, o.fdt_max_fds).ok()?;
+        if dirfd as u32 >= max {
+            return None;
+        }
+        let fds: *const u8 = read_kernel(fdt, o.fdt_fd).ok()?;
+        let file: *const u8 = read_kernel(fds, (dirfd as u32) * 8).ok()?;
+        if file.is_null() {
+            return None;
+        }
+        file.wrapping_add(o.file_path as usize)
+    };
+    let mnt: *const u8 = read_kernel(path, o.path_mnt).ok()?;
+    let dentry: *const u8 = read_kernel(path, o.path_dentry).ok()?;
+    if mnt.is_null() || dentry.is_null() {
+        return None;
+    }
+    Some((mnt, dentry))
+}
+
+/// State of one path walk, shared with the `bpf_loop` callback (one verified step instead of
+/// an unrolled loop whose branches the verifier would explore combinatorially). It lives in a
+/// map, not on the stack, so the verifier sees its fields as plain numbers and the callback's
+/// states converge at once instead of once per possible `pos`.
+#[repr(C)]
+pub struct Walk {
+    dentry: u64,
+    vfsmnt: u64,
+    mnt: u64,
+    /// Start of the text built so far in `FILE_WALK` (it ends at `PATH_MAX`).
+    pos: u64,
+    state: u64,
+}
+
+const WALK_RUNNING: u64 = 0;
+const WALK_DONE: u64 = 1;
+const WALK_FAILED: u64 = 2;
+
+/// One step up: a component's name, or a crossing from a mount's root to its mountpoint.
+#[inline(always)]
+fn walk_step(w: &mut Walk) -> u64 {
+    let o = file_offsets();
+    let Some(buf) = FILE_WALK.get_ptr_mut(0) else {
+        return WALK_FAILED;
+    };
+    let buf = buf as *mut u8;
+    let dentry = w.dentry as *const u8;
+    let vfsmnt = w.vfsmnt as *const u8;
+    let mnt = w.mnt as *const u8;
+    let Ok(mnt_root) = read_kernel::<*const u8>(vfsmnt, o.vfsmount_root) else {
+        return WALK_FAILED;
+    };
+    let Ok(parent) = read_kernel::<*const u8>(dentry, o.dentry_parent) else {
+        return WALK_FAILED;
+    };
+    if dentry == mnt_root || dentry == parent {
+        if dentry != mnt_root {
+            return WALK_FAILED; // unlinked or disconnected: no name leads here
+        }
+        let Ok(mnt_parent) = read_kernel::<*const u8>(mnt, o.mount_parent) else {
+            return WALK_FAILED;
+        };
+        if mnt_parent == mnt || mnt_parent.is_null() {
+            return WALK_DONE; // the root of the mount tree
+        }
+        let Ok(mp) = read_kernel::<*const u8>(mnt, o.mount_mountpoint) else {
+            return WALK_FAILED;
+        };
+        w.dentry = mp as u64;
+        w.mnt = mnt_parent as u64;
+        w.vfsmnt = mnt_parent.wrapping_add(o.mount_mnt as usize) as u64;
+        return WALK_RUNNING;
+    }
+    let Ok(len) = read_kernel::<u32>(dentry, o.dentry_name + o.qstr_len) else {
+        return WALK_FAILED;
+    };
+    let Ok(name) = read_kernel::<*const u8>(dentry, o.dentry_name + o.qstr_name) else {
+        return WALK_FAILED;
+    };
+    let len = len as usize;
+    let pos = w.pos as usize;
+    if len > NAME_MAX || pos > PATH_MAX || len + 1 > pos {
+        return WALK_FAILED; // does not fit
+    }
+    let at = (pos - len - 1) & (PATH_MAX - 1);
+    unsafe { *buf.add(at) = b'/' };
+    let r = unsafe {
+        bpf_probe_read_kernel(
+            buf.add(at + 1) as *mut c_void,
+            (len & NAME_MAX) as u32,
+            name as *const c_void,
+        )
+    };
+    if r != 0 {
+        return WALK_FAILED;
+    }
+    w.pos = at as u64;
+    w.dentry = parent as u64;
+    WALK_RUNNING
+}
+
+extern "C" fn walk_cb(_i: u64, _ctx: *mut c_void) -> i64 {
+    let Some(w) = FILE_WALK_STATE.get_ptr_mut(0) else {
+        return 1;
+    };
+    let w = unsafe { &mut *w };
+    w.state = walk_step(w);
+    if w.state == WALK_RUNNING {
+        0
+    } else {
+        1
+    }
+}
+
+/// Writes the absolute path of the directory (or file) `dirfd` names into `dst` (PATH_MAX
+/// bytes), walking dentries up to the root and across mounts like the kernel's `d_path`.
+/// Returns (length, complete?).
+#[inline(never)]
+fn resolve_base(dirfd: i32, dst: *mut u8) -> (u32, bool) {
+    let o = file_offsets();
+    if o.valid == 0 {
+        return (0, false);
+    }
+    let Some((vfsmnt, dentry)) = dir_path(&o, dirfd) else {
+        return (0, false);
+    };
+    let Some(w) = FILE_WALK_STATE.get_ptr_mut(0) else {
+        return (0, false);
+    };
+    let w = unsafe { &mut *w };
+    w.dentry = dentry as u64;
+    w.vfsmnt = vfsmnt as u64;
+    w.mnt = vfsmnt.wrapping_sub(o.mount_mnt as usize) as u64;
+    w.pos = PATH_MAX as u64;
+    w.state = WALK_RUNNING;
+    unsafe {
+        bpf_loop(
+            MAX_DEPTH as u32,
+            walk_cb as *mut c_void,
+            core::ptr::null_mut(),
+            0,
+        )
+    };
+    if w.state != WALK_DONE {
+        return (0, false);
+    }
+    if w.pos as usize >= PATH_MAX {
+        unsafe { *dst = b'/' };
+        return (1, true);
+    }
+    let Some(buf) = FILE_WALK.get_ptr_mut(0) else {
+        return (0, false);
+    };
+    let at = w.pos as usize & (PATH_MAX - 1);
+    let n = (PATH_MAX - at) & (PATH_MAX - 1);
+    let r = unsafe {
+        bpf_probe_read_kernel(
+            dst as *mut c_void,
+            n as u32,
+            (buf as *const u8).add(at) as *const c_void,
+        )
+    };
+    if r != 0 {
+        return (0, false);
+    }
+    (n as u32, true)
+}
+
+/// Reads the path(s) of the call into the record and resolves the directory of relative ones
+/// (and the fd of fd-based calls). With `filter`, applies the prefix filters and returns false
+/// when they drop the event. A path that cannot be read yet (its page not faulted in, common
+/// right after fork) sets `FILE_DEFERRED`: the exit reads everything again, as the compact
+/// layout cannot grow one path in place.
+#[inline(always)]
+fn capture(ev: &mut FileEvent, filter: Option<&FileConfig>) -> bool {
+    ev.fflags &= FILE_BY_FD | FILE_HAS_TARGET;
+    ev.path_len = 0;
+    ev.target_len = 0;
+    ev.base_len = 0;
+    ev.target_base_len = 0;
+    let target_is_place =
+        ev.syscall != FileSyscall::Symlink as u32 && ev.syscall != FileSyscall::Symlinkat as u32;
+    let data = ev.data.as_mut_ptr();
+    let mut keep = true;
+    let mut plen: usize = 0;
+    if ev.path_ptr != 0 {
+        let (len, fl) =
+            read_user_path(ev.path_ptr, data, FILE_PATH_TRUNCATED, FILE_PATH_UNREADABLE);
+        ev.path_len = len;
+        ev.fflags |= fl;
+        plen = len as usize & (PATH_MAX - 1);
+        if let Some(cfg) = filter {
+            keep = fl != 0 || prefix_keeps(cfg, data, len);
+        }
+    }
+    let mut tlen: usize = 0;
+    if ev.target_ptr != 0 {
+        let tdata = unsafe { data.add(plen) };
+        let (len, fl) = read_user_path(
+            ev.target_ptr,
+            tdata,
+            FILE_TARGET_TRUNCATED,
+            FILE_TARGET_UNREADABLE,
+        );
+        ev.target_len = len;
+        ev.fflags |= fl;
+        tlen = len as usize & (PATH_MAX - 1);
+        if let Some(cfg) = filter {
+            if target_is_place && !keep {
+                keep = fl != 0 || prefix_keeps(cfg, tdata, len);
+            }
+        }
+    }
+    if !keep {
+        return false;
+    }
+    if ev.fflags & (FILE_PATH_UNREADABLE | FILE_TARGET_UNREADABLE) != 0 {
+        if filter.is_some() {
+            ev.fflags |= FILE_DEFERRED;
+        }
+        return true;
+    }
+    // A relative path (or an fd) needs the directory it is relative to: resolve it now, while
+    // the process, its cwd and its fds still exist.
+    let relative = ev.path_ptr == 0 || plen == 0 || unsafe { *data } != b'/';
+    let target_relative =
+        ev.target_ptr != 0 && target_is_place && (tlen == 0 || unsafe { *data.add(plen) } != b'/');
+    let mut blen: usize = 0;
+    if relative || target_relative {
+        let base = unsafe { data.add(plen + tlen) };
+        let (len, ok) = resolve_base(ev.dirfd, base);
+        if ok {
+            ev.fflags |= FILE_HAS_BASE;
+            ev.base_len = len;
+            blen = len as usize & (PATH_MAX - 1);
+        } else {
+            ev.fflags |= FILE_BASE_PARTIAL;
+        }
+    }
+    // A target relative to another dirfd (renameat, linkat) gets its own base, when it fits.
+    let at = plen + tlen + blen;
+    if target_relative && ev.target_dirfd != ev.dirfd && at < 2 * PATH_MAX {
+        let tbase = unsafe { data.add(at & (2 * PATH_MAX - 1)) };
+        let (len, ok) = resolve_base(ev.target_dirfd, tbase);
+        if ok {
+            ev.fflags |= FILE_HAS_TARGET_BASE;
+            ev.target_base_len = len;
+        }
+    }
+    true
+}
+
+fn try_enter(a: Args) -> Result<(), i64> {
+    enabled(a.kind).ok_or(0)?;
+    let fcfg = FILE_CONFIG.get(0).ok_or(0)?;
+    let is_open = matches!(
+        a.sys,
+        FileSyscall::Open | FileSyscall::Openat | FileSyscall::Openat2
+    );
+    if is_open
+        && fcfg.flags & FILE_CFG_READS == 0
+        && a.kind == EventKind::FileOpen
+        && (a.flags & O_PATH != 0 || (a.flags & O_ACCMODE == 0 && a.flags & O_TRUNC == 0))
+    {
+        return Ok(()); // a read-only open, not asked for
+    }
+    let ev = FILE_SCRATCH.get_ptr_mut(0).ok_or(0)?;
+    let ev = unsafe { &mut *ev };
+    let off = offsets();
+    fill_header(&mut ev.header, a.kind, current_task(), &off);
+    ev.ret = 0;
+    ev.syscall = a.sys as u32;
+    ev.fflags = 0;
+    ev.dirfd = a.dirfd;
+    ev.target_dirfd = a.target_dirfd;
+    ev.flags = a.flags;
+    ev.mode = a.mode;
+    ev.uid = a.uid;
+    ev.gid = a.gid;
+    ev.length = a.length;
+    ev.path_len = 0;
+    ev.target_len = 0;
+    ev.path_ptr = a.path;
+    ev.target_ptr = a.target;
+
+    ev.base_len = 0;
+    ev.target_base_len = 0;
+    if a.path == 0 {
+        ev.fflags |= FILE_BY_FD;
+    }
+    if a.target != 0 {
+        ev.fflags |= FILE_HAS_TARGET;
+    }
+    if !capture(ev, Some(fcfg)) {
+        return Ok(());
+    }
+    let tid = bpf_get_current_pid_tgid() as u32;
+    // By reference: by value would put the 12 KiB record on the 512-byte stack.
+    #[allow(clippy::needless_borrows_for_generic_args)]
+    let inserted = FILE_INFLIGHT.insert(tid, &*ev, 0);
+    if inserted.is_err() {
+        count_loss(a.kind);
+    }
+    Ok(())
+}
+
+fn try_exit(ctx: &TracePointContext, sys: FileSyscall, kinds: &[EventKind]) -> Result<(), i64> {
+    if !kinds.iter().any(|k| enabled(*k).is_some()) {
+        return Ok(());
+    }
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let ev = FILE_INFLIGHT.get_ptr_mut(tid).ok_or(0)?;
+    let ev = unsafe { &mut *ev };
+    if ev.syscall != sys as u32 {
+        // Left by an entry whose exit was never seen (attached in between): not this call's.
+        let _ = FILE_INFLIGHT.remove(tid);
+        return Ok(());
+    }
+    // `long ret` follows `__syscall_nr` in every sys_exit_* record.
+    ev.ret = unsafe { ctx.read_at::<i64>(16) }.unwrap_or(0);
+    if ev.fflags & FILE_DEFERRED != 0 {
+        // The kernel has faulted the paths in by now; the prefix filter is left to userspace.
+        capture(ev, None);
+    }
+    let kind = EventKind::try_from(ev.header.kind).unwrap_or(EventKind::FileOpen);
+    let mut len = ev.path_len as usize & (PATH_MAX - 1);
+    if ev.fflags & FILE_HAS_TARGET != 0 {
+        len += ev.target_len as usize & (PATH_MAX - 1);
+    }
+    if ev.fflags & FILE_HAS_BASE != 0 {
+        len += ev.base_len as usize & (PATH_MAX - 1);
+    }
+    if ev.fflags & FILE_HAS_TARGET_BASE != 0 {
+        len = (len & (2 * PATH_MAX - 1)) + (ev.target_base_len as usize & (PATH_MAX - 1));
+    }
+    let len = FILE_FIXED_LEN + len;
+    emit_bytes(kind, ev as *const FileEvent as *const u8, len as u64);
+    let _ = FILE_INFLIGHT.remove(tid);
+    Ok(())
+}
+
+#[inline(always)]
+fn fd(v: u64) -> i32 {
+    v as i32
+}
+
+const OPEN: &[EventKind] = &[EventKind::FileOpen, EventKind::FileCreate];
+const CREATE: &[EventKind] = &[EventKind::FileCreate];
+const UNLINK: &[EventKind] = &[EventKind::FileUnlink];
+const UNLINKAT: &[EventKind] = &[EventKind::FileUnlink, EventKind::FileRmdir];
+const RMDIR: &[EventKind] = &[EventKind::FileRmdir];
+const RENAME: &[EventKind] = &[EventKind::FileRename];
+const MKDIR: &[EventKind] = &[EventKind::FileMkdir];
+const CHMOD: &[EventKind] = &[EventKind::FileChmod];
+const CHOWN: &[EventKind] = &[EventKind::FileChown];
+const LINK: &[EventKind] = &[EventKind::FileLink];
+const SYMLINK: &[EventKind] = &[EventKind::FileSymlink];
+const TRUNCATE: &[EventKind] = &[EventKind::FileTruncate];
+
+/// One enter/exit program pair per syscall: `$args` turns the enter record into [`Args`].
+macro_rules! file_syscall {
+    ($enter:ident, $exit:ident, $sys:expr, $kinds:expr, |$c:ident| $args:expr) => {
+        #[tracepoint]
+        pub fn $enter(ctx: TracePointContext) -> u32 {
+            let $c = &ctx;
+            let _ = try_enter($args);
+            0
+        }
+
+        #[tracepoint]
+        pub fn $exit(ctx: TracePointContext) -> u32 {
+            let _ = try_exit(&ctx, $sys, $kinds);
+            0
+        }
+    };
+}
+
+file_syscall!(
+    file_enter_open,
+    file_exit_open,
+    FileSyscall::Open,
+    OPEN,
+    |c| {
+        let flags = arg(c, 1) as u32;
+        let mut a = Args::new(FileSyscall::Open, open_kind(flags), AT_FDCWD, arg(c, 0));
+        a.flags = flags;
+        a.mode = arg(c, 2) as u32;
+        a
+    }
+);
+
+file_syscall!(
+    file_enter_openat,
+    file_exit_openat,
+    FileSyscall::Openat,
+    OPEN,
+    |c| {
+        let flags = arg(c, 2) as u32;
+        let mut a = Args::new(
+            FileSyscall::Openat,
+            open_kind(flags),
+            fd(arg(c, 0)),
+            arg(c, 1),
+        );
+        a.flags = flags;
+        a.mode = arg(c, 3) as u32;
+        a
+    }
+);
+
+file_syscall!(
+    file_enter_openat2,
+    file_exit_openat2,
+    FileSyscall::Openat2,
+    OPEN,
+    |c| {
+        // struct open_how { u64 flags; u64 mode; u64 resolve; } in user memory.
+        let mut how = [0u64; 2];
+        let _ = unsafe {
+            bpf_probe_read_user(
+                how.as_mut_ptr() as *mut c_void,
+                16,
+                arg(c, 2) as *const c_void,
+            )
+        };
+        let flags = how[0] as u32;
+        let mut a = Args::new(
+            FileSyscall::Openat2,
+            open_kind(flags),
+            fd(arg(c, 0)),
+            arg(c, 1),
+        );
+        a.flags = flags;
+        a.mode = how[1] as u32;
+        a
+    }
+);
+
+file_syscall!(
+    file_enter_creat,
+    file_exit_creat,
+    FileSyscall::Creat,
+    CREATE,
+    |c| {
+        let mut a = Args::new(
+            FileSyscall::Creat,
+            EventKind::FileCreate,
+            AT_FDCWD,
+            arg(c, 0),
+        );
+        a.flags = O_CREAT | O_WRONLY | O_TRUNC;
+        a.mode = arg(c, 1) as u32;
+        a
+    }
+);
+
+file_syscall!(
+    file_enter_unlink,
+    file_exit_unlink,
+    FileSyscall::Unlink,
+    UNLINK,
+    |c| Args::new(
+        FileSyscall::Unlink,
+        EventKind::FileUnlink,
+        AT_FDCWD,
+        arg(c, 0)
+    )
+);
+
+file_syscall!(
+    file_enter_unlinkat,
+    file_exit_unlinkat,
+    FileSyscall::Unlinkat,
+    UNLINKAT,
+    |c| {
+        let flags = arg(c, 2) as u32;
+        let kind = if flags & AT_REMOVEDIR != 0 {
+            EventKind::FileRmdir
+        } else {
+            EventKind::FileUnlink
+        };
+        let mut a = Args::new(FileSyscall::Unlinkat, kind, fd(arg(c, 0)), arg(c, 1));
+        a.flags = flags;
+        a
+    }
+);
+
+file_syscall!(
+    file_enter_rmdir,
+    file_exit_rmdir,
+    FileSyscall::Rmdir,
+    RMDIR,
+    |c| Args::new(
+        FileSyscall::Rmdir,
+        EventKind::FileRmdir,
+        AT_FDCWD,
+        arg(c, 0)
+    )
+);
+
+file_syscall!(
+    file_enter_rename,
+    file_exit_rename,
+    FileSyscall::Rename,
+    RENAME,
+    |c| {
+        let mut a = Args::new(
+            FileSyscall::Rename,
+            EventKind::FileRename,
+            AT_FDCWD,
+            arg(c, 0),
+        );
+        a.target = arg(c, 1);
+        a
+    }
+);
+
+file_syscall!(
+    file_enter_renameat,
+    file_exit_renameat,
+    FileSyscall::Renameat,
+    RENAME,
+    |c| {
+        let mut a = Args::new(
+            FileSyscall::Renameat,
+            EventKind::FileRename,
+            fd(arg(c, 0)),
+            arg(c, 1),
+        );
+        a.target_dirfd = fd(arg(c, 2));
+        a.target = arg(c, 3);
+        a
+    }
+);
+
+file_syscall!(
+    file_enter_renameat2,
+    file_exit_renameat2,
+    FileSyscall::Renameat2,
+    RENAME,
+    |c| {
+        let mut a = Args::new(
+            FileSyscall::Renameat2,
+            EventKind::FileRename,
+            fd(arg(c, 0)),
+            arg(c, 1),
+        );
+        a.target_dirfd = fd(arg(c, 2));
+        a.target = arg(c, 3);
+        a.flags = arg(c, 4) as u32;
+        a
+    }
+);
+
+file_syscall!(
+    file_enter_mkdir,
+    file_exit_mkdir,
+    FileSyscall::Mkdir,
+    MKDIR,
+    |c| {
+        let mut a = Args::new(
+            FileSyscall::Mkdir,
+            EventKind::FileMkdir,
+            AT_FDCWD,
+            arg(c, 0),
+        );
+        a.mode = arg(c, 1) as u32;
+        a
+    }
+);
+
+file_syscall!(
+    file_enter_mkdirat,
+    file_exit_mkdirat,
+    FileSyscall::Mkdirat,
+    MKDIR,
+    |c| {
+        let mut a = Args::new(
+            FileSyscall::Mkdirat,
+            EventKind::FileMkdir,
+            fd(arg(c, 0)),
+            arg(c, 1),
+        );
+        a.mode = arg(c, 2) as u32;
+        a
+    }
+);
+
+file_syscall!(
+    file_enter_chmod,
+    file_exit_chmod,
+    FileSyscall::Chmod,
+    CHMOD,
+    |c| {
+        let mut a = Args::new(
+            FileSyscall::Chmod,
+            EventKind::FileChmod,
+            AT_FDCWD,
+            arg(c, 0),
+        );
+        a.mode = arg(c, 1) as u32;
+        a
+    }
+);
+
+file_syscall!(
+    file_enter_fchmod,
+    file_exit_fchmod,
+    FileSyscall::Fchmod,
+    CHMOD,
+    |c| {
+        let mut a = Args::new(FileSyscall::Fchmod, EventKind::FileChmod, fd(arg(c, 0)), 0);
+        a.mode = arg(c, 1) as u32;
+        a
+    }
+);
+
+file_syscall!(
+    file_enter_fchmodat,
+    file_exit_fchmodat,
+    FileSyscall::Fchmodat,
+    CHMOD,
+    |c| {
+        let mut a = Args::new(
+            FileSyscall::Fchmodat,
+            EventKind::FileChmod,
+            fd(arg(c, 0)),
+            arg(c, 1),
+        );
+        a.mode = arg(c, 2) as u32;
+        a
+    }
+);
+
+file_syscall!(
+    file_enter_fchmodat2,
+    file_exit_fchmodat2,
+    FileSyscall::Fchmodat2,
+    CHMOD,
+    |c| {
+        let mut a = Args::new(
+            FileSyscall::Fchmodat2,
+            EventKind::FileChmod,
+            fd(arg(c, 0)),
+            arg(c, 1),
+        );
+        a.mode = arg(c, 2) as u32;
+        a.flags = arg(c, 3) as u32;
+        a
+    }
+);
+
+file_syscall!(
+    file_enter_chown,
+    file_exit_chown,
+    FileSyscall::Chown,
+    CHOWN,
+    |c| {
+        let mut a = Args::new(
+            FileSyscall::Chown,
+            EventKind::FileChown,
+            AT_FDCWD,
+            arg(c, 0),
+        );
+        a.uid = arg(c, 1) as u32;
+        a.gid = arg(c, 2) as u32;
+        a
+    }
+);
+
+file_syscall!(
+    file_enter_lchown,
+    file_exit_lchown,
+    FileSyscall::Lchown,
+    CHOWN,
+    |c| {
+        let mut a = Args::new(
+            FileSyscall::Lchown,
+            EventKind::FileChown,
+            AT_FDCWD,
+            arg(c, 0),
+        );
+        a.uid = arg(c, 1) as u32;
+        a.gid = arg(c, 2) as u32;
+        a.flags = AT_SYMLINK_NOFOLLOW;
+        a
+    }
+);
+
+file_syscall!(
+    file_enter_fchown,
+    file_exit_fchown,
+    FileSyscall::Fchown,
+    CHOWN,
+    |c| {
+        let mut a = Args::new(FileSyscall::Fchown, EventKind::FileChown, fd(arg(c, 0)), 0);
+        a.uid = arg(c, 1) as u32;
+        a.gid = arg(c, 2) as u32;
+        a
+    }
+);
+
+file_syscall!(
+    file_enter_fchownat,
+    file_exit_fchownat,
+    FileSyscall::Fchownat,
+    CHOWN,
+    |c| {
+        let mut a = Args::new(
+            FileSyscall::Fchownat,
+            EventKind::FileChown,
+            fd(arg(c, 0)),
+            arg(c, 1),
+        );
+        a.uid = arg(c, 2) as u32;
+        a.gid = arg(c, 3) as u32;
+        a.flags = arg(c, 4) as u32;
+        a
+    }
+);
+
+// link(old, new): `path` is the new name, `target_path` the existing file it points to.
+file_syscall!(
+    file_enter_link,
+    file_exit_link,
+    FileSyscall::Link,
+    LINK,
+    |c| {
+        let mut a = Args::new(FileSyscall::Link, EventKind::FileLink, AT_FDCWD, arg(c, 1));
+        a.target = arg(c, 0);
+        a
+    }
+);
+
+file_syscall!(
+    file_enter_linkat,
+    file_exit_linkat,
+    FileSyscall::Linkat,
+    LINK,
+    |c| {
+        let mut a = Args::new(
+            FileSyscall::Linkat,
+            EventKind::FileLink,
+            fd(arg(c, 2)),
+            arg(c, 3),
+        );
+        a.target_dirfd = fd(arg(c, 0));
+        a.target = arg(c, 1);
+        a.flags = arg(c, 4) as u32;
+        a
+    }
+);
+
+// symlink(target, linkpath): `target_path` is the link's text, kept as written.
+file_syscall!(
+    file_enter_symlink,
+    file_exit_symlink,
+    FileSyscall::Symlink,
+    SYMLINK,
+    |c| {
+        let mut a = Args::new(
+            FileSyscall::Symlink,
+            EventKind::FileSymlink,
+            AT_FDCWD,
+            arg(c, 1),
+        );
+        a.target = arg(c, 0);
+        a
+    }
+);
+
+file_syscall!(
+    file_enter_symlinkat,
+    file_exit_symlinkat,
+    FileSyscall::Symlinkat,
+    SYMLINK,
+    |c| {
+        let mut a = Args::new(
+            FileSyscall::Symlinkat,
+            EventKind::FileSymlink,
+            fd(arg(c, 1)),
+            arg(c, 2),
+        );
+        a.target = arg(c, 0);
+        a
+    }
+);
+
+file_syscall!(
+    file_enter_truncate,
+    file_exit_truncate,
+    FileSyscall::Truncate,
+    TRUNCATE,
+    |c| {
+        let mut a = Args::new(
+            FileSyscall::Truncate,
+            EventKind::FileTruncate,
+            AT_FDCWD,
+            arg(c, 0),
+        );
+        a.length = arg(c, 1) as i64;
+        a
+    }
+);
+
+file_syscall!(
+    file_enter_ftruncate,
+    file_exit_ftruncate,
+    FileSyscall::Ftruncate,
+    TRUNCATE,
+    |c| {
+        let mut a = Args::new(
+            FileSyscall::Ftruncate,
+            EventKind::FileTruncate,
+            fd(arg(c, 0)),
+            0,
+        );
+        a.length = arg(c, 1) as i64;
+        a
+    }
+);
