@@ -3,6 +3,7 @@
 #![no_main]
 
 mod common;
+mod filter;
 mod maps;
 mod process;
 

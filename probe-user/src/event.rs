@@ -73,6 +73,10 @@ pub enum Body {
         stop: bool,
         info: serde_json::Value,
     },
+    /// `probe.reload`: the config was reloaded (SIGHUP); `info` says what changed.
+    Reload {
+        info: serde_json::Value,
+    },
     /// `probe.loss`.
     Loss {
         source: &'static str,
@@ -103,6 +107,7 @@ impl Event {
             Body::Probe { stop: false, .. } => "probe.start",
             Body::Probe { stop: true, .. } => "probe.stop",
             Body::Loss { .. } => "probe.loss",
+            Body::Reload { .. } => "probe.reload",
             _ => self
                 .task
                 .as_ref()

@@ -92,6 +92,8 @@ pub struct LoadOptions {
     /// Wake the reader once this many bytes are queued.
     pub wakeup_bytes: u64,
     pub btf_path: std::path::PathBuf,
+    /// Pid/cgroup/uid sets applied in the kernel.
+    pub filters: crate::filter::KernelFilterSpec,
 }
 
 /// A loaded, attached probe. Dropping `ebpf` (see [`Probe::detach`]) detaches every hook.
@@ -101,6 +103,9 @@ pub struct Probe {
     pub losses: PerCpuArray<MapData, u64>,
     config: Array<MapData, ProbeConfig>,
     pub hooks: Vec<HookReport>,
+    kfilters: crate::kfilter::KernelFilters,
+    /// What the config map holds, so a change of one part keeps the others.
+    current: ProbeConfig,
 }
 
 pub fn probe_config(kinds: &[EventKind], threads: bool) -> ProbeConfig {
@@ -162,9 +167,18 @@ pub fn load(opts: &LoadOptions) -> Result<Probe, LoadError> {
         ))?
         .try_into()
         .map_err(|e| LoadError::Map(MAP_CONFIG, e))?;
+    let mut kfilters =
+        crate::kfilter::KernelFilters::take(&mut ebpf).map_err(|(n, e)| LoadError::Map(n, e))?;
+    let mut current = probe_config(&opts.kinds, opts.threads);
+    current.flags |= kfilters
+        .stage(&opts.filters)
+        .map_err(|e| LoadError::Map(probe_common::MAP_FILTER_PIDS, e))?;
     config
-        .set(0, probe_config(&opts.kinds, opts.threads), 0)
+        .set(0, current, 0)
         .map_err(|e| LoadError::Map(MAP_CONFIG, e))?;
+    kfilters
+        .commit()
+        .map_err(|e| LoadError::Map(probe_common::MAP_FILTER_PIDS, e))?;
     let losses: PerCpuArray<MapData, u64> = ebpf
         .take_map(MAP_LOSSES)
         .ok_or(LoadError::Map(
@@ -220,6 +234,8 @@ pub fn load(opts: &LoadOptions) -> Result<Probe, LoadError> {
         losses,
         config,
         hooks,
+        kfilters,
+        current,
     })
 }
 
@@ -253,6 +269,32 @@ impl Probe {
         self.config
             .set(0, cfg, 0)
             .map_err(|e| LoadError::Map(MAP_CONFIG, e))
+    }
+
+    /// Switches kinds, thread reporting and kernel filter sets in one config update (see
+    /// `kfilter`): each event sees the old settings or the new ones, never a mix.
+    pub fn reconfigure(
+        &mut self,
+        kinds: &[EventKind],
+        threads: bool,
+        filters: &crate::filter::KernelFilterSpec,
+    ) -> Result<(), LoadError> {
+        let map_err = |e| LoadError::Map(probe_common::MAP_FILTER_PIDS, e);
+        let mut cfg = probe_config(kinds, threads);
+        cfg.flags |= self.kfilters.stage(filters).map_err(map_err)?;
+        self.set_config(cfg)?;
+        self.current = cfg;
+        self.kfilters.commit().map_err(map_err)
+    }
+
+    /// What the programs read from the config map.
+    pub fn config(&self) -> ProbeConfig {
+        self.current
+    }
+
+    /// Pids the kernel filter currently matches (`--pid` roots and `--follow` descendants).
+    pub fn filtered_pids(&self) -> Vec<u32> {
+        self.kfilters.live_pids()
     }
 
     /// Detaches every hook; the maps (ring buffer, counters) stay readable.

@@ -8,6 +8,7 @@ use crate::{
     encode::Encoder,
     enrich::{process::ProcessTable, users::Users},
     event::{Body, Event},
+    filter::{CgroupContainers, ContainerSource, Filter},
     metrics::Stats,
     sink::{Sink, SinkError},
 };
@@ -38,6 +39,25 @@ pub struct Pipeline {
     seq: u64,
     data_events: u64,
     buf: Vec<u8>,
+    /// Userspace filters (what the kernel could not decide).
+    pub filter: Filter,
+    /// Tells the container filters which container an event's process is in.
+    pub containers: Box<dyn ContainerSource>,
+    control: Option<std::sync::mpsc::Receiver<Reload>>,
+    pending: std::collections::VecDeque<Reload>,
+    batches: u64,
+}
+
+/// New settings for a running pipeline (SIGHUP). Applied between two batches, right after
+/// the `after_batches`-th one, so the swap lands exactly where the kernel switched.
+pub struct Reload {
+    pub after_batches: u64,
+    pub filter: Filter,
+    pub emit: Vec<probe_common::EventKind>,
+    /// The new sink set; `None` keeps the current one.
+    pub sink: Option<Box<dyn Sink>>,
+    /// `probe.reload`, written first with the new settings.
+    pub event: Event,
 }
 
 impl Pipeline {
@@ -60,6 +80,40 @@ impl Pipeline {
             seq: 0,
             data_events: 0,
             buf: Vec::with_capacity(1 << 16),
+            filter: Filter::default(),
+            containers: Box::new(CgroupContainers::default()),
+            control: None,
+            pending: Default::default(),
+            batches: 0,
+        }
+    }
+
+    /// Accepts [`Reload`]s on `rx` while running.
+    pub fn with_control(mut self, rx: std::sync::mpsc::Receiver<Reload>) -> Self {
+        self.control = Some(rx);
+        self
+    }
+
+    /// Applies the reloads due before the next batch. The buffer is empty here (every batch
+    /// is written out before the next one), so nothing is lost in a sink swap.
+    fn apply_reloads(&mut self, stop: &watch::Sender<Stop>) {
+        if let Some(rx) = &self.control {
+            self.pending.extend(rx.try_iter());
+        }
+        while self
+            .pending
+            .front()
+            .is_some_and(|r| r.after_batches <= self.batches)
+        {
+            let Some(r) = self.pending.pop_front() else {
+                break;
+            };
+            self.filter = r.filter;
+            self.emit = r.emit;
+            if let Some(sink) = r.sink {
+                self.sink = sink;
+            }
+            self.process(r.event, stop);
         }
     }
 
@@ -75,6 +129,13 @@ impl Pipeline {
         self.table.enrich(&mut ev);
         if kind.is_some_and(|k| !self.emit.contains(&k)) {
             return;
+        }
+        if kind.is_some() && !self.filter.is_noop() {
+            let containers = &mut self.containers;
+            if !self.filter.matches(&ev, |e| containers.facts(e)) {
+                self.stats.filtered.fetch_add(1, Relaxed);
+                return;
+            }
         }
         if let Some(t) = &ev.task {
             ev.user = self.users.name(t.uid);
@@ -108,6 +169,7 @@ impl Pipeline {
                 }),
             );
             o.insert("drained".into(), s.drained.load(Relaxed).into());
+            o.insert("filtered".into(), s.filtered.load(Relaxed).into());
             o.insert("process_table".into(), self.table.len().into());
         }
     }
@@ -119,6 +181,8 @@ impl Pipeline {
         stop: watch::Sender<Stop>,
     ) -> Result<(), SinkError> {
         while let Some(batch) = rx.blocking_recv() {
+            self.apply_reloads(&stop);
+            self.batches += 1;
             for ev in batch {
                 self.process(ev, &stop);
             }

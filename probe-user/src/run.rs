@@ -13,6 +13,8 @@ use tokio::{
     sync::{mpsc, watch},
 };
 
+use std::io::IsTerminal as _;
+
 use crate::{
     clock::BootClock,
     config::RunConfig,
@@ -21,9 +23,12 @@ use crate::{
     encode::native::Native,
     enrich::process::ProcessTable,
     event::{Body, Event},
+    filter::Filter,
     loader::{self, LoadOptions, Probe},
     metrics::Stats,
+    pipeline::Reload,
     pipeline::{Pipeline, Stop},
+    reload::{self, Reloader},
     sink::{file::FileSink, stdout::Stdout, Sink, SinkError},
 };
 
@@ -107,28 +112,64 @@ fn start_info(cfg: &RunConfig, probe: &Probe) -> serde_json::Value {
             "count": cfg.count,
             "duration_s": cfg.duration.map(|d| d.as_secs_f64()),
             "output": cfg.output.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "stdout".into()),
+            "filters": cfg.filters,
+            "config_file": cfg.config_path.as_ref().map(|p| p.display().to_string()),
         },
     })
+}
+
+/// Hands a batch to the pipeline and counts it; false when the pipeline is gone.
+async fn send(tx: &mpsc::Sender<Vec<Event>>, sent: &mut u64, batch: Vec<Event>) -> bool {
+    *sent += 1;
+    tx.send(batch).await.is_ok()
+}
+
+/// The sink set the config asks for. The one place sinks are built, at start and on SIGHUP
+/// (a reopened output file also lets logrotate move the old one away).
+pub fn build_sink(cfg: &RunConfig) -> anyhow::Result<Box<dyn Sink>> {
+    Ok(match &cfg.output {
+        Some(p) => Box::new(FileSink::open(p).with_context(|| format!("opening {}", p.display()))?),
+        None => Box::new(Stdout),
+    })
+}
+
+/// The end-of-run summary for a person at a terminal.
+pub fn summary(stats: &Stats, elapsed_ns: u64) -> String {
+    let kinds: Vec<String> = stats
+        .emitted_by_kind()
+        .into_iter()
+        .filter(|(_, v)| v.as_u64().unwrap_or(0) > 0)
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    let total: u64 = EventKind::ALL
+        .iter()
+        .map(|k| stats.emitted[*k as usize].load(Relaxed))
+        .sum();
+    format!(
+        "tprobe: {:.1} s, {total} events{}; lost: {} in the kernel, {} malformed; {} filtered out\n",
+        elapsed_ns as f64 / 1e9,
+        if kinds.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", kinds.join(", "))
+        },
+        stats.ringbuf_lost.load(Relaxed),
+        stats.decode_errors.load(Relaxed),
+        stats.filtered.load(Relaxed),
+    )
 }
 
 /// Runs the probe until Ctrl-C, SIGTERM, `--duration`, `--count` or a closed output.
 pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     let clock = BootClock::measure();
     let stats = Arc::new(Stats::default());
+    // Before touching the kernel: one clear line when privileges are missing.
+    crate::check::require_privileges()?;
     // Process lifecycle events always flow: they keep the process table (exe, args, cwd of
     // every event's process) right whatever the user chose to see.
-    let mut kernel_kinds = cfg.kinds.clone();
-    for k in [
-        EventKind::ProcessExec,
-        EventKind::ProcessFork,
-        EventKind::ProcessExit,
-    ] {
-        if !kernel_kinds.contains(&k) {
-            kernel_kinds.push(k);
-        }
-    }
     let mut probe = loader::load(&LoadOptions {
-        kinds: kernel_kinds,
+        kinds: reload::kernel_kinds(&cfg.kinds),
+        filters: cfg.filters.kernel(),
         threads: cfg.threads,
         ringbuf_bytes: cfg.ringbuf_bytes,
         wakeup_bytes: (cfg.ringbuf_bytes / 8) as u64,
@@ -139,22 +180,25 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
             log::warn!("hook {} not attached: {r}", h.hook);
         }
     }
-    let sink: Box<dyn Sink> = match &cfg.output {
-        Some(p) => Box::new(FileSink::open(p).with_context(|| format!("opening {}", p.display()))?),
-        None => Box::new(Stdout),
-    };
+    let sink = build_sink(&cfg)?;
     let start_ns = BootClock::now_boot_ns();
     let mut table = ProcessTable::new(cfg.host_name.clone(), "/proc".into());
     // After attaching: a process is either in the snapshot or seen by the hooks.
     table.snapshot();
-    let pipeline = Pipeline::new(
+    let (ctl_tx, ctl_rx) = std::sync::mpsc::channel::<Reload>();
+    let mut pipeline = Pipeline::new(
         table,
         Box::new(Native::new(cfg.host_name.clone(), clock)),
         sink,
         stats.clone(),
         cfg.count,
         cfg.kinds.clone(),
-    );
+    )
+    .with_control(ctl_rx);
+    pipeline.filter = Filter::new(&cfg.filters).map_err(|e| anyhow::anyhow!(e))?;
+    let mut reloader = Reloader::new(cfg.clone());
+    // Batches handed to the pipeline, so a reload lands between the right two.
+    let mut sent: u64 = 0;
     let (tx, rx) = mpsc::channel::<Vec<Event>>(1024);
     let (stop_tx, mut stop_rx) = watch::channel(Stop::Running);
     let worker = std::thread::Builder::new()
@@ -162,17 +206,18 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         .spawn(move || pipeline.run(rx, stop_tx))?;
 
     let info = start_info(&cfg, &probe);
-    let _ = tx
-        .send(vec![Event::probe(
-            start_ns,
-            Body::Probe { stop: false, info },
-        )])
-        .await;
+    let _ = send(
+        &tx,
+        &mut sent,
+        vec![Event::probe(start_ns, Body::Probe { stop: false, info })],
+    )
+    .await;
 
     let ring = probe.ring.take().context("ring buffer already taken")?;
     let mut drain = Drain::new(ring, cfg.flush_interval)?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
     let deadline = tokio::time::sleep(cfg.duration.unwrap_or(Duration::from_secs(u64::MAX / 4)));
     tokio::pin!(deadline);
     let mut loss_tick = tokio::time::interval(Duration::from_secs(1));
@@ -191,13 +236,32 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
             _ = stop_rx.changed() => break,
             _ = loss_tick.tick() => {
                 let ev = losses.poll(&probe, &stats);
-                if !ev.is_empty() && tx.send(ev).await.is_err() {
+                if !ev.is_empty() && !send(&tx, &mut sent, ev).await {
                     break;
+                }
+            }
+            _ = sighup.recv() => {
+                match reloader.reload(&mut probe, build_sink) {
+                    Ok(mut r) => {
+                        // The kernel has switched: what it queued before goes out under the
+                        // old userspace filters, then the pipeline switches.
+                        let batch = drain_batch(&mut drain, &stats);
+                        if !send(&tx, &mut sent, batch).await {
+                            break;
+                        }
+                        r.after_batches = sent;
+                        let _ = ctl_tx.send(r);
+                        // Wakes the pipeline so the switch (and `probe.reload`) happens now.
+                        if !send(&tx, &mut sent, Vec::new()).await {
+                            break;
+                        }
+                    }
+                    Err(e) => eprintln!("tprobe: reload failed, the running config stays: {e:#}"),
                 }
             }
         }
         let batch = drain_batch(&mut drain, &stats);
-        if !batch.is_empty() && tx.send(batch).await.is_err() {
+        if !batch.is_empty() && !send(&tx, &mut sent, batch).await {
             break;
         }
     }
@@ -220,11 +284,14 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         BootClock::now_boot_ns(),
         Body::Probe { stop: true, info },
     ));
-    let _ = tx.send(tail).await;
+    let _ = send(&tx, &mut sent, tail).await;
     drop(tx);
     let result = tokio::task::spawn_blocking(move || worker.join())
         .await
         .context("joining the pipeline")?;
+    if std::io::stderr().is_terminal() {
+        eprint!("{}", summary(&stats, BootClock::now_boot_ns() - start_ns));
+    }
     match result {
         Ok(Ok(())) => Ok(()),
         Ok(Err(SinkError::Closed)) => Ok(()),

@@ -228,6 +228,7 @@ impl Encoder for Native {
                 });
             }
             Body::Probe { info, .. } => line.probe = Some(info),
+            Body::Reload { info } => line.probe = Some(info),
             Body::Loss {
                 source,
                 kind,
