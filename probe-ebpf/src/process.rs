@@ -139,12 +139,12 @@ fn try_fork(ctx: &RawTracePointContext) -> Result<(), i64> {
 #[tracepoint]
 pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
     let _ = try_exit();
+    // After the exit event (which needs the pid still in the set), whatever was filtered.
+    crate::filter::forget_exited(current_task(), &offsets());
     0
 }
 
 fn try_exit() -> Result<(), i64> {
-    // Before the filters, so a followed process leaves the pid set whatever else is filtered.
-    crate::filter::forget_exited(current_task(), &offsets());
     let cfg = enabled(EventKind::ProcessExit).ok_or(0)?;
     let off = offsets();
     let task = current_task();

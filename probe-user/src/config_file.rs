@@ -272,7 +272,14 @@ pub fn parse(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
     let de = serde_norway::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let key = e.path().to_string();
-        let inner = e.inner().to_string();
+        let raw = e.inner().to_string();
+        // serde_norway puts its own path in front ("filters: unknown field ..."): drop it.
+        let inner = ["unknown field ", "invalid type: ", "invalid value: "]
+            .iter()
+            .filter_map(|m| raw.find(m))
+            .min()
+            .map(|i| raw[i..].to_owned())
+            .unwrap_or(raw);
         let problem = if let Some(rest) = inner.strip_prefix("unknown field ") {
             // "`evnts`, expected one of `events`, ... at line 2 column 1"
             let (name, expected) = rest.split_once(", expected").unwrap_or((rest, ""));
@@ -295,7 +302,15 @@ pub fn parse(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
         } else {
             inner.clone()
         };
-        if key == "." || key.is_empty() {
+        let known = ["unknown key", "wrong type", "bad value"]
+            .iter()
+            .any(|k| problem.starts_with(k));
+        if !known {
+            ConfigError::File {
+                path: path.display().to_string(),
+                problem: format!("not valid YAML: {problem}"),
+            }
+        } else if key == "." || key.is_empty() {
             ConfigError::File {
                 path: path.display().to_string(),
                 problem: if problem.starts_with("unknown key") || problem.starts_with("wrong") {
