@@ -17,6 +17,8 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+// Parsed once per run: the size of `RunArgs` does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Attach the probes and print events as JSON lines until Ctrl-C/SIGTERM.
     Run(RunArgs),

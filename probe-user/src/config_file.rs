@@ -577,7 +577,7 @@ mod tests {
     }
 
     fn msg(r: Result<RunConfig, ConfigError>) -> String {
-        r.err().expect("an error").to_string()
+        r.expect_err("an error").to_string()
     }
 
     #[test]
