@@ -136,7 +136,57 @@ const NATIVE_XDP_DRIVERS: &[&str] = &[
     "octeontx2",
 ];
 
+/// The driver name as `ethtool -i` reports it (`ETHTOOL_GDRVINFO`): also for virtual devices
+/// such as veth, which have no `device` link in sysfs.
+fn ethtool_driver(iface: &str) -> Option<String> {
+    #[repr(C)]
+    struct DrvInfo {
+        cmd: u32,
+        driver: [u8; 32],
+        rest: [u8; 160],
+    }
+    #[repr(C)]
+    struct IfReq {
+        name: [u8; libc::IFNAMSIZ],
+        data: *mut DrvInfo,
+        _pad: [u8; 16],
+    }
+    const SIOCETHTOOL: libc::Ioctl = 0x8946;
+    const ETHTOOL_GDRVINFO: u32 = 0x3;
+    if iface.len() >= libc::IFNAMSIZ {
+        return None;
+    }
+    let mut info = DrvInfo {
+        cmd: ETHTOOL_GDRVINFO,
+        driver: [0; 32],
+        rest: [0; 160],
+    };
+    let mut req = IfReq {
+        name: [0; libc::IFNAMSIZ],
+        data: &mut info,
+        _pad: [0; 16],
+    };
+    req.name[..iface.len()].copy_from_slice(iface.as_bytes());
+    // SAFETY: plain socket and ioctl calls on valid, correctly sized buffers.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return None;
+        }
+        let ret = libc::ioctl(fd, SIOCETHTOOL, &mut req);
+        libc::close(fd);
+        if ret < 0 {
+            return None;
+        }
+    }
+    let end = info.driver.iter().position(|&b| b == 0).unwrap_or(32);
+    (end > 0).then(|| String::from_utf8_lossy(&info.driver[..end]).into_owned())
+}
+
 fn driver_of(iface: &str) -> Option<String> {
+    if let Some(d) = ethtool_driver(iface) {
+        return Some(d);
+    }
     let link = std::fs::read_link(format!("/sys/class/net/{iface}/device/driver")).ok();
     if let Some(l) = link {
         return l.file_name().map(|n| n.to_string_lossy().into_owned());

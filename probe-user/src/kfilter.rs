@@ -24,6 +24,8 @@ pub struct KernelFilters {
     uids: HashMap<MapData, u32, u8>,
     /// The live generation is slot 1.
     slot1: bool,
+    /// `--follow` roots of the staged generation.
+    follow_roots: Vec<u32>,
 }
 
 fn take<K: Pod, V: Pod>(
@@ -101,6 +103,7 @@ impl KernelFilters {
             cgroups: take(ebpf, MAP_FILTER_CGROUPS).map_err(|e| (MAP_FILTER_CGROUPS, e))?,
             uids: take(ebpf, MAP_FILTER_UIDS).map_err(|e| (MAP_FILTER_UIDS, e))?,
             slot1: true,
+            follow_roots: Vec::new(),
         })
     }
 
@@ -129,6 +132,11 @@ impl KernelFilters {
             }
         }
         stage(&mut self.pids, &pids, new)?;
+        self.follow_roots = if spec.follow {
+            spec.pids.clone()
+        } else {
+            Vec::new()
+        };
         let cg: Vec<(u64, u8)> = spec.cgroups.iter().map(|&c| (c, 0)).collect();
         stage(&mut self.cgroups, &cg, new)?;
         let uids: Vec<(u32, u8)> = spec.uids.iter().map(|&u| (u, 0)).collect();
@@ -153,6 +161,24 @@ impl KernelFilters {
     pub fn commit(&mut self) -> Result<(), MapError> {
         let old = bit(self.slot1);
         self.slot1 = !self.slot1;
+        let new = bit(self.slot1);
+        // A child forked while its root was being staged copied the old generation only: it
+        // still belongs to the new tree.
+        if !self.follow_roots.is_empty() {
+            let late: Vec<(u32, u8)> = self
+                .pids
+                .iter()
+                .filter_map(Result::ok)
+                .filter(|(k, v)| {
+                    v & FILTER_FOLLOWED != 0
+                        && v & new == 0
+                        && descends_from(*k, &self.follow_roots)
+                })
+                .collect();
+            for (k, v) in late {
+                self.pids.insert(k, v | new, 0)?;
+            }
+        }
         retire(&mut self.pids, old)?;
         retire(&mut self.cgroups, old)?;
         retire(&mut self.uids, old)

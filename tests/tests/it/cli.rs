@@ -672,3 +672,73 @@ fn events_schema_and_check_commands() {
     );
     let _ = std::io::stdout().flush();
 }
+
+#[test]
+fn sighup_keeps_followed_descendants_and_survives_a_bad_file() {
+    let d = dir("hupfollow");
+    let (go1, go2) = (d.join("go1"), d.join("go2"));
+    let mut driver = gated(
+        &go1,
+        &format!(
+            "/bin/sh -c 'while [ ! -e {} ]; do sleep 0.02; done; /bin/true'",
+            go2.display()
+        ),
+    );
+    let dpid = driver.id();
+    let cfg = d.join("tprobe.yaml");
+    let write = |events: &str| {
+        std::fs::write(
+            &cfg,
+            format!("events: {events}\nfilters:\n  pid: {dpid}\n  follow: true\n"),
+        )
+        .unwrap()
+    };
+    write("[process.exec]");
+    let probe = Probe::start(&["--config", cfg.to_str().unwrap()]);
+    std::fs::write(&go1, b"").unwrap();
+    let inner = probe
+        .wait_for(WAIT, |v| {
+            v["kind"] == "process.exec"
+                && v["process"]["ppid"] == dpid
+                && v["process"]["comm"] == "sh"
+        })
+        .expect("exec of the followed child");
+    let inner = inner["process"]["pid"].as_u64().unwrap();
+
+    // A file that does not validate: the running config stays, no probe.reload.
+    std::fs::write(&cfg, "filters:\n  pid: [nope]\n").unwrap();
+    unsafe { libc::kill(probe.pid() as i32, libc::SIGHUP) };
+    std::thread::sleep(Duration::from_millis(500));
+    // The same filters with one more kind: the followed child stays in the kernel set.
+    write("[process.exec, process.exit]");
+    unsafe { libc::kill(probe.pid() as i32, libc::SIGHUP) };
+    probe
+        .wait_for(WAIT, |v| v["kind"] == "probe.reload")
+        .expect("probe.reload");
+    std::fs::write(&go2, b"").unwrap();
+    driver.wait().unwrap();
+    probe
+        .wait_for(WAIT, |v| {
+            v["kind"] == "process.exec"
+                && v["process"]["ppid"] == inner
+                && v["process"]["comm"] == "true"
+        })
+        .expect("the grandchild, forked after the reload");
+    probe
+        .wait_for(WAIT, |v| is(v, "process.exit", dpid))
+        .expect("exit of the root (exits enabled by the reload)");
+    let st = probe.stop();
+    assert_seq_contiguous(&st.lines);
+    let reloads = st
+        .lines
+        .iter()
+        .filter(|v| v["kind"] == "probe.reload")
+        .count();
+    assert_eq!(reloads, 1, "the bad file did not reload");
+    assert!(
+        st.stderr.contains("reload failed") && st.stderr.contains("filters.pid"),
+        "{}",
+        st.stderr
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
