@@ -6,7 +6,8 @@ use anyhow::{bail, Context as _, Result};
 use crate::util::{self, ok, output, status};
 
 /// Debian packages the tests use (container runtime, network tools, receivers, ...).
-pub const DEBIAN_PACKAGES: &[&str] = &["iproute2", "procps"];
+/// (util-linux: setpriv for the uid filter test; bsdutils: script, a terminal for the summary test.)
+pub const DEBIAN_PACKAGES: &[&str] = &["iproute2", "procps", "util-linux", "bsdutils"];
 
 const BPF_LINKER_VERSION: &str = "0.13";
 
