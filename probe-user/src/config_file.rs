@@ -280,6 +280,11 @@ pub fn parse(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
             .min()
             .map(|i| raw[i..].to_owned())
             .unwrap_or(raw);
+        // "... at line 2 column 3" goes last, after our wording.
+        let (inner, at) = match inner.rfind(" at line ") {
+            Some(i) => (inner[..i].to_owned(), format!(" ({})", &inner[i + 4..])),
+            None => (inner, String::new()),
+        };
         let problem = if let Some(rest) = inner.strip_prefix("unknown field ") {
             // "`evnts`, expected one of `events`, ... at line 2 column 1"
             let (name, expected) = rest.split_once(", expected").unwrap_or((rest, ""));
@@ -308,15 +313,15 @@ pub fn parse(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
         if !known {
             ConfigError::File {
                 path: path.display().to_string(),
-                problem: format!("not valid YAML: {problem}"),
+                problem: format!("not valid YAML: {problem}{at}"),
             }
         } else if key == "." || key.is_empty() {
             ConfigError::File {
                 path: path.display().to_string(),
-                problem: if problem.starts_with("unknown key") || problem.starts_with("wrong") {
-                    problem
+                problem: if problem.starts_with("unknown key") {
+                    format!("{problem}{at}")
                 } else {
-                    format!("not valid YAML for a tprobe config: {problem}")
+                    format!("the file must be a mapping of keys to values ({problem}){at}")
                 },
             }
         } else if problem.starts_with("unknown key") {
@@ -324,12 +329,12 @@ pub fn parse(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
             ConfigError::File {
                 path: path.display().to_string(),
                 problem: match key.rsplit_once('.') {
-                    Some((section, _)) => format!("in `{section}`: {problem}"),
-                    None => problem,
+                    Some((section, _)) => format!("in `{section}`: {problem}{at}"),
+                    None => format!("{problem}{at}"),
                 },
             }
         } else {
-            file_err(path, &key, problem)
+            file_err(path, &key, format!("{problem}{at}"))
         }
     })
 }
@@ -680,6 +685,10 @@ mod tests {
         let m = msg(with_file("limits:\n  queue: 0\n", &[]));
         assert!(m.contains("key `limits.queue`: bad value"), "{m}");
         assert!(msg(with_file("filters:\n  pod: [web]\n", &[])).contains("NAMESPACE/NAME"));
+        let m = msg(with_file("- events\n", &[]));
+        assert!(m.contains("must be a mapping"), "{m}");
+        let m = msg(with_file("threads: true\nevnts: all\n", &[]));
+        assert!(m.ends_with("(line 2 column 1)"), "{m}");
     }
 
     #[test]
