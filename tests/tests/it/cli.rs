@@ -246,6 +246,16 @@ fn cgroup_and_container_filters() {
     let top = root.join(&top_rel);
     let scope = top.join(format!("docker-{id}.scope"));
     std::fs::create_dir_all(&scope).unwrap();
+    // Removed even when an assertion fails (once our processes are gone).
+    struct Cleanup(Vec<PathBuf>);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            for p in &self.0 {
+                let _ = std::fs::remove_dir(p);
+            }
+        }
+    }
+    let _cleanup = Cleanup(vec![scope.clone(), top.clone()]);
 
     let d = dir("cg");
     let go = d.join("go");
@@ -314,8 +324,6 @@ fn cgroup_and_container_filters() {
         .iter()
         .any(|v| v["kind"] == "process.exec" && v["process"]["ppid"] == hostpid));
 
-    let _ = std::fs::remove_dir(&scope);
-    let _ = std::fs::remove_dir(&top);
     let _ = std::fs::remove_dir_all(&d);
 }
 
