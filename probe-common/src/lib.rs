@@ -250,6 +250,9 @@ pub const FILTER_FOLLOWED: u8 = 1 << 7;
 pub const FILTER_PIDS_MAX: u32 = 65_536;
 pub const FILTER_CGROUPS_MAX: u32 = 4096;
 pub const FILTER_UIDS_MAX: u32 = 1024;
+/// Slot of [`MAP_LOSSES`] (above every kind id) counting `--follow` descendants that did not
+/// fit in the pid set: their events are filtered out, so this is a loss.
+pub const LOSS_SLOT_FOLLOW: u32 = KIND_SLOTS - 1;
 /// Deepest cgroup level checked against the cgroup set.
 pub const CGROUP_DEPTH_MAX: u32 = 16;
 

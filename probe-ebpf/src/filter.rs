@@ -7,12 +7,12 @@ use aya_ebpf::helpers::{
 };
 use probe_common::{
     filter_slot_bit, KernelOffsets, ProbeConfig, CFG_FILTERS, CFG_FILTER_CGROUP, CFG_FILTER_PID,
-    CFG_FILTER_UID, CFG_FOLLOW, CGROUP_DEPTH_MAX, FILTER_FOLLOWED,
+    CFG_FILTER_UID, CFG_FOLLOW, CGROUP_DEPTH_MAX, FILTER_FOLLOWED, LOSS_SLOT_FOLLOW,
 };
 
 use crate::{
     common::read_kernel,
-    maps::{CONFIG, FILTER_CGROUPS, FILTER_PIDS, FILTER_UIDS},
+    maps::{CONFIG, FILTER_CGROUPS, FILTER_PIDS, FILTER_UIDS, LOSSES},
 };
 
 #[inline(always)]
@@ -79,7 +79,12 @@ pub fn follow_fork(parent_tgid: u32, child_tgid: u32) {
     };
     // SAFETY: a value pointer from a map lookup.
     let v = unsafe { *p } | FILTER_FOLLOWED;
-    let _ = FILTER_PIDS.insert(child_tgid, v, 0);
+    if FILTER_PIDS.insert(child_tgid, v, 0).is_err() {
+        // The set is full: the child's events would vanish unnoticed, so count it.
+        if let Some(slot) = LOSSES.get_ptr_mut(LOSS_SLOT_FOLLOW) {
+            unsafe { *slot += 1 };
+        }
+    }
 }
 
 /// A followed descendant whose last thread exits leaves the set (its pid may be reused by a

@@ -287,6 +287,14 @@ impl Probe {
         self.kfilters.commit().map_err(map_err)
     }
 
+    /// `--follow` descendants the kernel could not add to a full pid set (summed over CPUs).
+    pub fn follow_losses(&self) -> u64 {
+        self.losses
+            .get(&probe_common::LOSS_SLOT_FOLLOW, 0)
+            .map(|v| v.iter().sum())
+            .unwrap_or(0)
+    }
+
     /// What the programs read from the config map.
     pub fn config(&self) -> ProbeConfig {
         self.current

@@ -17,6 +17,8 @@ pub struct Stats {
     pub ringbuf_lost: AtomicU64,
     /// Events dropped by userspace filters (not losses: the user asked for it).
     pub filtered: AtomicU64,
+    /// `--follow` descendants that did not fit in the kernel pid set.
+    pub follow_lost: AtomicU64,
 }
 
 impl Default for Stats {
@@ -29,6 +31,7 @@ impl Default for Stats {
             drained: AtomicU64::new(0),
             ringbuf_lost: AtomicU64::new(0),
             filtered: AtomicU64::new(0),
+            follow_lost: AtomicU64::new(0),
         }
     }
 }

@@ -166,6 +166,7 @@ impl Pipeline {
                 serde_json::json!({
                     "ringbuf": s.ringbuf_lost.load(Relaxed),
                     "decode": s.decode_errors.load(Relaxed),
+                    "follow": s.follow_lost.load(Relaxed),
                 }),
             );
             o.insert("drained".into(), s.drained.load(Relaxed).into());

@@ -37,6 +37,7 @@ struct LossTracker {
     last: HashMap<u32, u64>,
     last_decode: u64,
     since_ns: u64,
+    last_follow: u64,
 }
 
 impl LossTracker {
@@ -60,6 +61,22 @@ impl LossTracker {
                     },
                 ));
             }
+        }
+        let follow = probe.follow_losses();
+        if follow > self.last_follow {
+            stats
+                .follow_lost
+                .fetch_add(follow - self.last_follow, Relaxed);
+            out.push(Event::probe(
+                now,
+                Body::Loss {
+                    source: "follow",
+                    kind: "process".into(),
+                    count: follow - self.last_follow,
+                    since_ns: self.since_ns,
+                },
+            ));
+            self.last_follow = follow;
         }
         let dec = stats.decode_errors.load(Relaxed);
         if dec > self.last_decode {
@@ -153,7 +170,7 @@ pub fn summary(stats: &Stats, elapsed_ns: u64) -> String {
         } else {
             format!(" ({})", kinds.join(", "))
         },
-        stats.ringbuf_lost.load(Relaxed),
+        stats.ringbuf_lost.load(Relaxed) + stats.follow_lost.load(Relaxed),
         stats.decode_errors.load(Relaxed),
         stats.filtered.load(Relaxed),
     )
@@ -175,6 +192,11 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         wakeup_bytes: (cfg.ringbuf_bytes / 8) as u64,
         btf_path: cfg.btf_path.clone(),
     })?;
+    for pid in &cfg.filters.pids {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            eprintln!("tprobe: --pid {pid}: no such process now; its events appear only if the pid is reused");
+        }
+    }
     for h in probe.hooks.iter().filter(|h| !h.attached) {
         if let Some(r) = h.reason.as_deref().filter(|r| !r.starts_with("no enabled")) {
             log::warn!("hook {} not attached: {r}", h.hook);
@@ -225,6 +247,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         last: HashMap::new(),
         last_decode: 0,
         since_ns: start_ns,
+        last_follow: 0,
     };
 
     loop {
