@@ -350,6 +350,53 @@ impl KernelOffsets {
 /// `ProbeConfig::flags`: report threads in `process.fork` (and thread exits).
 pub const CFG_THREADS: u64 = 1 << 0;
 
+/// `ProbeConfig::flags`: report only tasks whose thread-group id is in [`MAP_FILTER_PIDS`].
+pub const CFG_FILTER_PID: u64 = 1 << 1;
+/// `ProbeConfig::flags`: report only tasks in a cgroup (or below one) of [`MAP_FILTER_CGROUPS`].
+pub const CFG_FILTER_CGROUP: u64 = 1 << 2;
+/// `ProbeConfig::flags`: report only tasks whose uid is in [`MAP_FILTER_UIDS`].
+pub const CFG_FILTER_UID: u64 = 1 << 3;
+/// `ProbeConfig::flags`: with `CFG_FILTER_PID`, the kernel adds children of matching
+/// processes to the pid set at fork time (`--follow`).
+pub const CFG_FOLLOW: u64 = 1 << 4;
+/// `ProbeConfig::flags`: which of the two filter generations is live (clear: slot 0, set:
+/// slot 1). A reload writes the other slot, then flips this bit in one map update, so each
+/// event sees either the old or the new filter sets, never a half-written mix.
+pub const CFG_FILTER_SLOT1: u64 = 1 << 5;
+/// Every kernel-side filter flag: when none is set, `enabled()` does no map lookup.
+pub const CFG_FILTERS: u64 = CFG_FILTER_PID | CFG_FILTER_CGROUP | CFG_FILTER_UID;
+
+/// `HashMap<u32 tgid, u8>`: pid filter set; the value holds `FILTER_SLOT*` bits.
+pub const MAP_FILTER_PIDS: &str = "FILTER_PIDS";
+/// `HashMap<u64 cgroup id, u8>`: cgroup filter set (a cgroup matches its whole subtree).
+pub const MAP_FILTER_CGROUPS: &str = "FILTER_CGROUPS";
+/// `HashMap<u32 uid, u8>`: uid filter set.
+pub const MAP_FILTER_UIDS: &str = "FILTER_UIDS";
+/// Filter map value bit: member of generation 0.
+pub const FILTER_SLOT0: u8 = 1 << 0;
+/// Filter map value bit: member of generation 1.
+pub const FILTER_SLOT1: u8 = 1 << 1;
+/// Filter map value bit: added by the kernel under `--follow` (a descendant, removed at exit).
+pub const FILTER_FOLLOWED: u8 = 1 << 7;
+/// Capacity of the pid filter set (roots plus followed descendants).
+pub const FILTER_PIDS_MAX: u32 = 65_536;
+pub const FILTER_CGROUPS_MAX: u32 = 4096;
+pub const FILTER_UIDS_MAX: u32 = 1024;
+/// Slot of [`MAP_LOSSES`] (above every kind id) counting `--follow` descendants that did not
+/// fit in the pid set: their events are filtered out, so this is a loss.
+pub const LOSS_SLOT_FOLLOW: u32 = KIND_SLOTS - 1;
+/// Deepest cgroup level checked against the cgroup set.
+pub const CGROUP_DEPTH_MAX: u32 = 16;
+
+/// The value bit of the live generation for these `ProbeConfig::flags`.
+pub const fn filter_slot_bit(flags: u64) -> u8 {
+    if flags & CFG_FILTER_SLOT1 != 0 {
+        FILTER_SLOT1
+    } else {
+        FILTER_SLOT0
+    }
+}
+
 /// Run-time settings in [`MAP_CONFIG`]; userspace may rewrite them while running.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use aya_ebpf::helpers::{
         bpf_probe_read_kernel, bpf_ringbuf_output,
     },
 };
-use probe_common::{EventHeader, EventKind, KernelOffsets, ProbeConfig};
+use probe_common::{EventHeader, EventKind, KernelOffsets, ProbeConfig, CFG_FILTERS};
 
 use crate::maps::{CONFIG, EVENTS, LOSSES};
 
@@ -50,11 +50,17 @@ pub fn kind_enabled(kind: EventKind) -> Option<&'static ProbeConfig> {
     Some(cfg)
 }
 
-/// The run-time config when `kind` is enabled and the current task is not the probe itself.
+/// The run-time config when `kind` is enabled, the current task is not the probe itself and it
+/// passes the kernel-side filters (pid, cgroup, uid sets).
 #[inline(always)]
 pub fn enabled(kind: EventKind) -> Option<&'static ProbeConfig> {
     let cfg = kind_enabled(kind)?;
-    if (bpf_get_current_pid_tgid() >> 32) as u32 == self_tgid() {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if tgid == self_tgid() {
+        return None;
+    }
+    // One flags test keeps the unfiltered fast path free of map lookups.
+    if cfg.flags & CFG_FILTERS != 0 && !crate::filter::pass(cfg, tgid) {
         return None;
     }
     Some(cfg)

@@ -7,6 +7,7 @@
 
 mod common;
 mod file;
+mod filter;
 mod maps;
 mod net;
 mod process;

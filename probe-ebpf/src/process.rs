@@ -2,7 +2,10 @@
 use core::ffi::c_void;
 
 use aya_ebpf::{
-    helpers::generated::{bpf_probe_read_kernel_str, bpf_probe_read_user},
+    helpers::{
+        bpf_get_current_pid_tgid,
+        generated::{bpf_probe_read_kernel_str, bpf_probe_read_user},
+    },
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
 };
@@ -108,12 +111,16 @@ pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
 }
 
 fn try_fork(ctx: &RawTracePointContext) -> Result<(), i64> {
-    let cfg = enabled(EventKind::ProcessFork).ok_or(0)?;
     let off = offsets();
     let child: *const u8 = ctx.arg::<u64>(1) as *const u8;
     let child_tid: u32 = read_kernel(child, off.task_pid)?;
     let child_pid: u32 = read_kernel(child, off.task_tgid)?;
     let is_thread = child_tid != child_pid;
+    if !is_thread {
+        // Before the filters: the child joins the pid set even when fork events are off.
+        crate::filter::follow_fork((bpf_get_current_pid_tgid() >> 32) as u32, child_pid);
+    }
+    let cfg = enabled(EventKind::ProcessFork).ok_or(0)?;
     if is_thread && cfg.flags & CFG_THREADS == 0 {
         return Ok(());
     }
@@ -135,6 +142,8 @@ fn try_fork(ctx: &RawTracePointContext) -> Result<(), i64> {
 #[tracepoint]
 pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
     let _ = try_exit();
+    // After the exit event (which needs the pid still in the set), whatever was filtered.
+    crate::filter::forget_exited(current_task(), &offsets());
     0
 }
 

@@ -25,9 +25,34 @@ pub enum Command {
     Run(RunArgs),
     /// List the event kinds and the hooks behind them.
     Events,
+    /// Print the JSON Schema of the native output format.
+    Schema,
+    /// Report what this kernel and these privileges allow; non-zero exit when the probe
+    /// cannot run.
+    Check(CheckArgs),
+    /// Config file helpers: `--default` prints a commented default, `--check FILE` validates.
+    Config(ConfigArgs),
 }
 
 #[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// Kernel BTF to check.
+    #[arg(long, default_value = "/sys/kernel/btf/vmlinux")]
+    pub btf: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct ConfigArgs {
+    /// Print the default config file, with a comment for every key.
+    #[arg(long)]
+    pub default: bool,
+    /// Validate FILE and print the resulting settings as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub check: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Clone, Debug)]
 pub struct RunArgs {
     /// Event kinds or categories to report, comma-separated (e.g. `process.exec,process.exit`).
     #[arg(long, default_value = "all")]
@@ -93,11 +118,50 @@ pub struct RunArgs {
     /// `syslog:tcp://HOST:PORT|udp://HOST:PORT|unix:///PATH[,facility=local0,app_name=..]`.
     #[arg(long = "sink", value_name = "SPEC", value_parser = crate::sink::config::parse_sink)]
     pub sinks: Vec<crate::sink::config::SinkConfig>,
+    /// YAML config file (`tprobe config --default`); flags given here override it. SIGHUP
+    /// reloads it.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Only these processes (pids, comma-separated or repeated). Decided in the kernel.
+    #[arg(long, value_delimiter = ',', value_name = "PID")]
+    pub pid: Vec<String>,
+    /// With --pid: also every descendant, added in the kernel when it forks.
+    #[arg(long)]
+    pub follow: bool,
+    /// Only these users (uids or names). Decided in the kernel.
+    #[arg(long, value_delimiter = ',', value_name = "UID")]
+    pub uid: Vec<String>,
+    /// Only tasks in these cgroups or below (ids, v2 paths like /kubepods, or directories).
+    /// Decided in the kernel.
+    #[arg(long, value_delimiter = ',', value_name = "CGROUP")]
+    pub cgroup: Vec<String>,
+    /// Only these command names (shell globs, e.g. `py*`).
+    #[arg(long, value_delimiter = ',', value_name = "COMM")]
+    pub comm: Vec<String>,
+    /// Only these executables (absolute paths or globs, e.g. `/usr/bin/*`).
+    #[arg(long, value_delimiter = ',', value_name = "PATH")]
+    pub exe: Vec<String>,
+    /// Only these containers (full or short id, or name).
+    #[arg(long, value_delimiter = ',', value_name = "ID|NAME")]
+    pub container: Vec<String>,
+    /// Only these pods (NAMESPACE/NAME).
+    #[arg(long, value_delimiter = ',', value_name = "NS/NAME")]
+    pub pod: Vec<String>,
+    /// Only pods in these Kubernetes namespaces.
+    #[arg(long, value_delimiter = ',', value_name = "NS")]
+    pub namespace: Vec<String>,
+    /// Only processes that run outside containers.
+    #[arg(long, conflicts_with = "containers_only")]
+    pub host_only: bool,
+    /// Only processes that run in containers.
+    #[arg(long)]
+    pub containers_only: bool,
 }
 
 impl RunArgs {
     pub fn into_config(self) -> Result<RunConfig, ConfigError> {
         let ring = config::check_ring_size(config::parse_size(&self.ringbuf_size)?)?;
+        let filters = crate::config_file::filters_from_args(&self)?;
         let host_name = self.host_name.unwrap_or_else(|| {
             nix::unistd::gethostname()
                 .ok()
@@ -158,12 +222,17 @@ impl RunArgs {
             pretty: self.pretty,
             sinks: self.sinks,
             file: (*self.file).into_options()?,
+            filters,
+            config_path: self.config,
+            enrichment: Default::default(),
+            limits: Default::default(),
+            source: None,
         })
     }
 }
 
 /// Flags of the container stage (`container` object).
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Clone, Debug)]
 pub struct ContainerArgs {
     /// Do not add `container` to events (no cgroup or runtime lookups).
     #[arg(long)]

@@ -16,7 +16,13 @@ pub enum ConfigError {
     #[error("{0}")]
     Xdp(String),
     #[error(transparent)]
-    File(#[from] crate::file::FileOptionsError),
+    FileEvents(#[from] crate::file::FileOptionsError),
+    /// A flag value that does not parse; `problem` says why.
+    #[error("{flag}: {problem}")]
+    Flag { flag: &'static str, problem: String },
+    /// The config file: `problem` names the key and what is wrong with it.
+    #[error("config file {path}: {problem}")]
+    File { path: String, problem: String },
 }
 
 /// Every kind name, for messages and `tprobe events`.
@@ -97,6 +103,13 @@ pub struct RunConfig {
     pub btf_path: PathBuf,
     /// Longest time a quiet event waits in the ring buffer before userspace reads it.
     pub flush_interval: Duration,
+    pub filters: crate::filter::FilterSpec,
+    /// `--config`: reloaded on SIGHUP.
+    pub config_path: Option<PathBuf>,
+    pub enrichment: crate::config_file::Enrichment,
+    pub limits: crate::config_file::Limits,
+    /// The command line (and file) this came from, to build it again on SIGHUP.
+    pub source: Option<crate::config_file::Source>,
     /// File event settings (prefix filters, read-only opens).
     pub file: crate::file::FileOptions,
     /// Output format (`--format`) and readable lines (`--pretty`).

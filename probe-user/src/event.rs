@@ -83,6 +83,10 @@ pub enum Body {
     Net(Box<crate::net::NetBody>),
     /// `flow.update` / `flow.end` (and the internal `flow.new`) from XDP.
     Flow(Box<crate::xdp::FlowRecord>),
+    /// `probe.reload`: the config was reloaded (SIGHUP); `info` says what changed.
+    Reload {
+        info: serde_json::Value,
+    },
     /// `probe.loss`.
     Loss {
         source: &'static str,
@@ -116,6 +120,7 @@ impl Event {
             Body::Probe { stop: true, .. } => "probe.stop",
             Body::Loss { .. } => "probe.loss",
             Body::Flow(f) => f.kind.name(),
+            Body::Reload { .. } => "probe.reload",
             _ => self
                 .task
                 .as_ref()

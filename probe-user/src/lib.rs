@@ -1,9 +1,11 @@
 //! tprobe userspace: load/attach, drain, decode, enrich, filter, encode, sinks.
 //! Data flows one way: kernel hook -> ring buffer -> drain -> decode -> enrich -> encode -> sink.
 pub mod btf;
+pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod config_file;
 pub mod decode;
 pub mod drain;
 pub mod encode;
@@ -11,12 +13,17 @@ pub mod enrich;
 pub mod event;
 pub mod features;
 pub mod file;
+pub mod filter;
 pub mod http;
+pub mod iface;
+pub mod kfilter;
 pub mod loader;
 pub mod metrics;
 pub mod net;
 pub mod pipeline;
+pub mod reload;
 pub mod run;
+pub mod schema;
 pub mod service;
 pub mod sink;
 pub mod tracefs;
@@ -28,21 +35,29 @@ pub mod exit_code {
     pub const USAGE: u8 = 2;
     pub const PERMISSION: u8 = 3;
     pub const UNSUPPORTED_KERNEL: u8 = 4;
+    /// tracefs is not mounted and could not be mounted.
+    pub const TRACEFS: u8 = 5;
+    /// A network interface named by the user does not exist.
+    pub const NO_INTERFACE: u8 = 6;
 }
 
 /// Maps an error from `run` to an exit code.
 pub fn exit_code_for(e: &anyhow::Error) -> u8 {
     use loader::LoadError;
+    if e.downcast_ref::<iface::InterfaceNotFound>().is_some() {
+        return exit_code::NO_INTERFACE;
+    }
     // The interfaces or mode asked for cannot be used: like a bad argument.
-    if e.downcast_ref::<xdp::XdpError>()
-        .is_some_and(|x| !matches!(x, xdp::XdpError::Program(_) | xdp::XdpError::Map(..)))
-    {
+    let bad_xdp = e
+        .downcast_ref::<xdp::XdpError>()
+        .is_some_and(|x| !matches!(x, xdp::XdpError::Program(_) | xdp::XdpError::Map(..)));
+    if bad_xdp || e.downcast_ref::<config::ConfigError>().is_some() {
         return exit_code::USAGE;
     }
     match e.downcast_ref::<LoadError>() {
         Some(LoadError::Permission(_)) => exit_code::PERMISSION,
-        Some(LoadError::Btf(_) | LoadError::Tracefs(_)) => exit_code::UNSUPPORTED_KERNEL,
-        Some(LoadError::Unsupported(_)) => exit_code::UNSUPPORTED_KERNEL,
+        Some(LoadError::Tracefs(_)) => exit_code::TRACEFS,
+        Some(LoadError::Btf(_) | LoadError::Unsupported(_)) => exit_code::UNSUPPORTED_KERNEL,
         _ => exit_code::RUNTIME,
     }
 }

@@ -234,6 +234,8 @@ pub struct LoadOptions {
     pub flow_entries: u32,
     /// File event settings (prefix filters, read-only opens).
     pub file: file::FileOptions,
+    /// Pid/cgroup/uid sets applied in the kernel.
+    pub filters: crate::filter::KernelFilterSpec,
 }
 
 /// A loaded, attached probe. Dropping `ebpf` (see [`Probe::detach`]) detaches every hook.
@@ -245,6 +247,9 @@ pub struct Probe {
     pub hooks: Vec<HookReport>,
     /// Kernel features probed before loading (reported in `probe.start`).
     pub features: Vec<crate::features::FeatureReport>,
+    kfilters: crate::kfilter::KernelFilters,
+    /// What the config map holds, so a change of one part keeps the others.
+    current: ProbeConfig,
 }
 
 pub fn probe_config(kinds: &[EventKind], threads: bool) -> ProbeConfig {
@@ -312,10 +317,19 @@ pub fn load(opts: &LoadOptions) -> Result<Probe, LoadError> {
         ))?
         .try_into()
         .map_err(|e| LoadError::Map(MAP_CONFIG, e))?;
+    let mut kfilters =
+        crate::kfilter::KernelFilters::take(&mut ebpf).map_err(|(n, e)| LoadError::Map(n, e))?;
+    let mut current = probe_config(&opts.kinds, opts.threads);
+    current.flags |= kfilters
+        .stage(&opts.filters)
+        .map_err(|e| LoadError::Map(probe_common::MAP_FILTER_PIDS, e))?;
     config
-        .set(0, probe_config(&opts.kinds, opts.threads), 0)
+        .set(0, current, 0)
         .map_err(|e| LoadError::Map(MAP_CONFIG, e))?;
     file::write_maps(&mut ebpf, &opts.file)?;
+    kfilters
+        .commit()
+        .map_err(|e| LoadError::Map(probe_common::MAP_FILTER_PIDS, e))?;
     let losses: PerCpuArray<MapData, u64> = ebpf
         .take_map(MAP_LOSSES)
         .ok_or(LoadError::Map(
@@ -374,6 +388,8 @@ pub fn load(opts: &LoadOptions) -> Result<Probe, LoadError> {
         config,
         hooks,
         features: features.reports,
+        kfilters,
+        current,
     })
 }
 
@@ -415,6 +431,40 @@ impl Probe {
     /// detached.
     pub fn ebpf_mut(&mut self) -> Option<&mut Ebpf> {
         self.ebpf.as_mut()
+    }
+
+    /// Switches kinds, thread reporting and kernel filter sets in one config update (see
+    /// `kfilter`): each event sees the old settings or the new ones, never a mix.
+    pub fn reconfigure(
+        &mut self,
+        kinds: &[EventKind],
+        threads: bool,
+        filters: &crate::filter::KernelFilterSpec,
+    ) -> Result<(), LoadError> {
+        let map_err = |e| LoadError::Map(probe_common::MAP_FILTER_PIDS, e);
+        let mut cfg = probe_config(kinds, threads);
+        cfg.flags |= self.kfilters.stage(filters).map_err(map_err)?;
+        self.set_config(cfg)?;
+        self.current = cfg;
+        self.kfilters.commit().map_err(map_err)
+    }
+
+    /// `--follow` descendants the kernel could not add to a full pid set (summed over CPUs).
+    pub fn follow_losses(&self) -> u64 {
+        self.losses
+            .get(&probe_common::LOSS_SLOT_FOLLOW, 0)
+            .map(|v| v.iter().sum())
+            .unwrap_or(0)
+    }
+
+    /// What the programs read from the config map.
+    pub fn config(&self) -> ProbeConfig {
+        self.current
+    }
+
+    /// Pids the kernel filter currently matches (`--pid` roots and `--follow` descendants).
+    pub fn filtered_pids(&self) -> Vec<u32> {
+        self.kfilters.live_pids()
     }
 
     /// Detaches every hook; the maps (ring buffer, counters) stay readable.

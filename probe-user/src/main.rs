@@ -1,16 +1,27 @@
 use std::process::ExitCode;
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, FromArgMatches as _};
 use probe_user::{
     cli::{Cli, Command},
-    exit_code, loader,
+    config_file::{self, Given},
+    exit_code,
 };
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    match Cli::parse().command {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    match cli.command {
         Command::Run(args) => {
-            let cfg = match args.into_config() {
+            // Which flags the user gave, so the config file fills in only the others.
+            let given = matches
+                .subcommand_matches("run")
+                .map(Given::from_matches)
+                .unwrap_or_default();
+            let cfg = match config_file::resolve(&args, &given) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("tprobe: {e}");
@@ -37,15 +48,32 @@ fn main() -> ExitCode {
             }
         }
         Command::Events => {
-            for h in loader::HOOKS {
-                for k in h.kinds {
-                    println!("{:<16} {}", k.name(), h.attach.describe());
+            print!("{}", probe_user::schema::events_listing());
+            ExitCode::SUCCESS
+        }
+        Command::Schema => {
+            println!("{}", probe_user::schema::JSON_SCHEMA.trim_end());
+            ExitCode::SUCCESS
+        }
+        Command::Check(a) => ExitCode::from(probe_user::check::check(&a.btf)),
+        Command::Config(a) => {
+            if a.default {
+                print!("{}", config_file::DEFAULT_YAML);
+                return ExitCode::SUCCESS;
+            }
+            let Some(path) = a.check else {
+                return ExitCode::from(exit_code::USAGE);
+            };
+            match config_file::check_file(&path) {
+                Ok(summary) => {
+                    println!("{summary}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("tprobe: {e}");
+                    ExitCode::from(exit_code::USAGE)
                 }
             }
-            for k in probe_user::xdp::KINDS {
-                println!("{:<16} xdp/<--xdp-iface>", k.name());
-            }
-            ExitCode::SUCCESS
         }
     }
 }

@@ -32,6 +32,8 @@ pub struct Stats {
     pub sink_write_since_ns: AtomicU64,
     /// Loss counters of each sink that can lose records (name, counters).
     pub sinks: crate::sink::fanout::SinkLossRegistry,
+    /// `--follow` descendants that did not fit in the kernel pid set.
+    pub follow_lost: AtomicU64,
 }
 
 impl Default for Stats {
@@ -50,6 +52,7 @@ impl Default for Stats {
             drain_heartbeat_ns: AtomicU64::new(0),
             sink_write_since_ns: AtomicU64::new(0),
             sinks: Default::default(),
+            follow_lost: AtomicU64::new(0),
         }
     }
 }

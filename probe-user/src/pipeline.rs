@@ -6,9 +6,10 @@ use tokio::sync::{mpsc, watch};
 
 use crate::{
     encode::Encoder,
-    enrich::container::ContainerStage,
+    enrich::container::{ContainerStage, Received},
     enrich::{process::ProcessTable, users::Users},
     event::{Body, Event},
+    filter::{ContainerFacts, Filter},
     metrics::Stats,
     sink::{Sink, SinkError},
 };
@@ -43,6 +44,23 @@ pub struct Pipeline {
     seq: u64,
     data_events: u64,
     buf: Vec<u8>,
+    /// Userspace filters (what the kernel could not decide).
+    pub filter: Filter,
+    control: Option<std::sync::mpsc::Receiver<Reload>>,
+    pending: std::collections::VecDeque<Reload>,
+    batches: u64,
+}
+
+/// New settings for a running pipeline (SIGHUP). Applied between two batches, right after
+/// the `after_batches`-th one, so the swap lands exactly where the kernel switched.
+pub struct Reload {
+    pub after_batches: u64,
+    pub filter: Filter,
+    pub emit: Vec<probe_common::EventKind>,
+    /// The new sink set; `None` keeps the current one.
+    pub sink: Option<Box<dyn Sink>>,
+    /// `probe.reload`, written first with the new settings.
+    pub event: Event,
 }
 
 impl Pipeline {
@@ -67,6 +85,39 @@ impl Pipeline {
             seq: 0,
             data_events: 0,
             buf: Vec::with_capacity(1 << 16),
+            filter: Filter::default(),
+            control: None,
+            pending: Default::default(),
+            batches: 0,
+        }
+    }
+
+    /// Accepts [`Reload`]s on `rx` while running.
+    pub fn with_control(mut self, rx: std::sync::mpsc::Receiver<Reload>) -> Self {
+        self.control = Some(rx);
+        self
+    }
+
+    /// Applies the reloads due before the next batch. The buffer is empty here (every batch
+    /// is written out before the next one), so nothing is lost in a sink swap.
+    fn apply_reloads(&mut self, stop: &watch::Sender<Stop>) {
+        if let Some(rx) = &self.control {
+            self.pending.extend(rx.try_iter());
+        }
+        while self
+            .pending
+            .front()
+            .is_some_and(|r| r.after_batches <= self.batches)
+        {
+            let Some(r) = self.pending.pop_front() else {
+                break;
+            };
+            self.filter = r.filter;
+            self.emit = r.emit;
+            if let Some(sink) = r.sink {
+                self.sink = sink;
+            }
+            self.process(r.event, stop);
         }
     }
 
@@ -110,10 +161,20 @@ impl Pipeline {
         }
     }
 
-    /// Numbers, encodes and counts one event.
+    /// Applies the userspace filters (container metadata is known by now), then numbers,
+    /// encodes and counts one event.
     fn emit(&mut self, mut ev: Event, stop: &watch::Sender<Stop>) {
-        let kind = ev.task.as_ref().map(|t| t.kind);
+        let kind = ev.data_kind();
         if kind.is_some() && self.limit_reached() {
+            return;
+        }
+        if kind.is_some()
+            && !self.filter.is_noop()
+            && !self.filter.matches(&ev, |e| {
+                e.container.as_deref().map(ContainerFacts::from_info)
+            })
+        {
+            self.stats.filtered.fetch_add(1, Relaxed);
             return;
         }
         if let Body::Probe { stop: true, info } = &mut ev.body {
@@ -143,6 +204,7 @@ impl Pipeline {
                     "ringbuf": s.ringbuf_lost.load(Relaxed),
                     "decode": s.decode_errors.load(Relaxed),
                     "dns": s.dns_malformed.load(Relaxed),
+                    "follow": s.follow_lost.load(Relaxed),
                 }),
             );
             // Sink losses by source (queue, sink, spool), when any sink can lose records.
@@ -150,6 +212,7 @@ impl Pipeline {
                 l.extend(s.sinks.by_source());
             }
             o.insert("drained".into(), s.drained.load(Relaxed).into());
+            o.insert("filtered".into(), s.filtered.load(Relaxed).into());
             o.insert("process_table".into(), self.table.len().into());
             if let Some(c) = &self.containers {
                 o.insert("containers".into(), c.resolver.report());
@@ -164,27 +227,31 @@ impl Pipeline {
         stop: watch::Sender<Stop>,
     ) -> Result<(), SinkError> {
         loop {
-            let batch = match &self.containers {
+            let got = match &self.containers {
                 Some(c) => c.recv(&mut rx),
-                None => rx.blocking_recv(),
+                None => Received::from(rx.blocking_recv()),
             };
-            let Some(batch) = batch else {
-                // Closed: nothing else can come, let every held event go.
-                self.release_held(true, &stop);
-                if !self.buf.is_empty() {
-                    match self.sink.write_batch(&self.buf) {
-                        Ok(()) | Err(SinkError::Closed) => {}
-                        Err(e) => return Err(e),
+            match got {
+                Received::Closed => {
+                    // Nothing else can come: let every held event go.
+                    self.release_held(true, &stop);
+                    if !self.buf.is_empty() {
+                        match self.sink.write_batch(&self.buf) {
+                            Ok(()) | Err(SinkError::Closed) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    break;
+                }
+                Received::Timer => {}
+                Received::Batch(batch) => {
+                    self.stats.queued_batches.fetch_sub(1, Relaxed);
+                    self.apply_reloads(&stop);
+                    self.batches += 1;
+                    for ev in batch {
+                        self.process(ev, &stop);
                     }
                 }
-                break;
-            };
-            // An empty batch is the hold queue's timer, not a queued batch.
-            if !batch.is_empty() {
-                self.stats.queued_batches.fetch_sub(1, Relaxed);
-            }
-            for ev in batch {
-                self.process(ev, &stop);
             }
             self.release_held(false, &stop);
             self.stats

@@ -15,6 +15,8 @@ use tokio::{
     sync::{mpsc, oneshot, watch},
 };
 
+use std::io::IsTerminal as _;
+
 use crate::{
     clock::BootClock,
     config::RunConfig,
@@ -23,13 +25,15 @@ use crate::{
     enrich::container::{ContainerStage, Resolver},
     enrich::process::ProcessTable,
     event::{Body, Event},
+    filter::Filter,
     http,
     loader::{self, LoadOptions, Probe},
     metrics::{
         prom::{self, RingFill, RunCollector},
         Stats,
     },
-    pipeline::{Pipeline, Stop},
+    pipeline::{Pipeline, Reload, Stop},
+    reload::{self, Reloader},
     sink::{file::FileSink, stdout::Stdout, Sink, SinkError},
 };
 
@@ -41,6 +45,7 @@ struct LossTracker {
     last_decode: u64,
     last_dns: u64,
     since_ns: u64,
+    last_follow: u64,
 }
 
 impl LossTracker {
@@ -76,6 +81,22 @@ impl LossTracker {
                     since_ns: self.since_ns,
                 },
             ));
+        }
+        let follow = probe.follow_losses();
+        if follow > self.last_follow {
+            stats
+                .follow_lost
+                .fetch_add(follow - self.last_follow, Relaxed);
+            out.push(Event::probe(
+                now,
+                Body::Loss {
+                    source: "follow",
+                    kind: "process".into(),
+                    count: follow - self.last_follow,
+                    since_ns: self.since_ns,
+                },
+            ));
+            self.last_follow = follow;
         }
         let dec = stats.decode_errors.load(Relaxed);
         if dec > self.last_decode {
@@ -163,6 +184,8 @@ fn start_info(cfg: &RunConfig, probe: &Probe) -> serde_json::Value {
             })),
             "format": cfg.format,
             "sinks": sink_configs(cfg).iter().map(|s| s.name()).collect::<Vec<_>>(),
+            "filters": cfg.filters,
+            "config_file": cfg.config_path.as_ref().map(|p| p.display().to_string()),
         },
     })
 }
@@ -177,24 +200,56 @@ fn release_startup_memory() {
     }
 }
 
+/// The sink set the config asks for. The one place sinks are built, at start and on SIGHUP
+/// (a reopened output file also lets logrotate move the old one away).
+pub fn build_sink(cfg: &RunConfig, stats: &Stats) -> anyhow::Result<Box<dyn Sink>> {
+    Ok(match (&cfg.output, cfg.sinks.is_empty()) {
+        (Some(p), true) => {
+            Box::new(FileSink::open(p).with_context(|| format!("opening {}", p.display()))?)
+        }
+        (None, true) => Box::new(Stdout),
+        _ => crate::sink::build(&sink_configs(cfg), &cfg.host_name, &stats.sinks)
+            .context("opening the sinks")?,
+    })
+}
+
+/// The end-of-run summary for a person at a terminal.
+pub fn summary(stats: &Stats, elapsed_ns: u64) -> String {
+    let kinds: Vec<String> = stats
+        .emitted_by_kind()
+        .into_iter()
+        .filter(|(_, v)| v.as_u64().unwrap_or(0) > 0)
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    let total: u64 = EventKind::ALL
+        .iter()
+        .map(|k| stats.emitted[*k as usize].load(Relaxed))
+        .sum();
+    format!(
+        "tprobe: {:.1} s, {total} events{}; lost: {} in the kernel, {} malformed; {} filtered out\n",
+        elapsed_ns as f64 / 1e9,
+        if kinds.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", kinds.join(", "))
+        },
+        stats.ringbuf_lost.load(Relaxed) + stats.follow_lost.load(Relaxed),
+        stats.decode_errors.load(Relaxed),
+        stats.filtered.load(Relaxed),
+    )
+}
+
 /// Runs the probe until Ctrl-C, SIGTERM, `--duration`, `--count` or a closed output.
 pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     let clock = BootClock::measure();
     let stats = Arc::new(Stats::default());
+    // Before touching the kernel: one clear line when privileges are missing.
+    crate::check::require_privileges()?;
     // Process lifecycle events always flow: they keep the process table (exe, args, cwd of
     // every event's process) right whatever the user chose to see.
-    let mut kernel_kinds = cfg.kinds.clone();
-    for k in [
-        EventKind::ProcessExec,
-        EventKind::ProcessFork,
-        EventKind::ProcessExit,
-    ] {
-        if !kernel_kinds.contains(&k) {
-            kernel_kinds.push(k);
-        }
-    }
     let mut probe = loader::load(&LoadOptions {
-        kinds: kernel_kinds,
+        kinds: reload::kernel_kinds(&cfg.kinds),
+        filters: cfg.filters.kernel(),
         threads: cfg.threads,
         ringbuf_bytes: cfg.ringbuf_bytes,
         wakeup_bytes: (cfg.ringbuf_bytes / 8) as u64,
@@ -208,23 +263,22 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         None => None,
     };
     release_startup_memory();
+    for pid in &cfg.filters.pids {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            eprintln!("tprobe: --pid {pid}: no such process now; its events appear only if the pid is reused");
+        }
+    }
     for h in probe.hooks.iter().filter(|h| !h.attached) {
         if let Some(r) = h.reason.as_deref().filter(|r| !r.starts_with("no enabled")) {
             log::warn!("hook {} not attached: {r}", h.hook);
         }
     }
-    let sink: Box<dyn Sink> = match (&cfg.output, cfg.sinks.is_empty()) {
-        (Some(p), true) => {
-            Box::new(FileSink::open(p).with_context(|| format!("opening {}", p.display()))?)
-        }
-        (None, true) => Box::new(Stdout),
-        _ => crate::sink::build(&sink_configs(&cfg), &cfg.host_name, &stats.sinks)
-            .context("opening the sinks")?,
-    };
+    let sink = build_sink(&cfg, &stats)?;
     let start_ns = BootClock::now_boot_ns();
     let mut table = ProcessTable::new(cfg.host_name.clone(), cfg.service.proc_root.clone());
     // After attaching: a process is either in the snapshot or seen by the hooks.
     table.snapshot();
+    let (ctl_tx, ctl_rx) = std::sync::mpsc::channel::<Reload>();
     let mut pipeline = Pipeline::new(
         table,
         crate::encode::format::build(
@@ -245,7 +299,12 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         stats.clone(),
         cfg.count,
         cfg.kinds.clone(),
-    );
+    )
+    .with_control(ctl_rx);
+    pipeline.filter = Filter::new(&cfg.filters).map_err(|e| anyhow::anyhow!(e))?;
+    let mut reloader = Reloader::new(cfg.clone());
+    // Batches handed to the pipeline, so a reload lands between the right two.
+    let mut sent: u64 = 0;
     pipeline.file = crate::file::FileStage::new(&cfg.file);
     if cfg.containers.enabled {
         let resolver = Resolver::start(&cfg.containers).context("starting container lookups")?;
@@ -282,6 +341,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     let _ = send(
         &tx,
         &stats,
+        &mut sent,
         vec![Event::probe(start_ns, Body::Probe { stop: false, info })],
     )
     .await;
@@ -289,6 +349,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     let mut drain = Drain::new(ring, cfg.flush_interval)?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
     let deadline = tokio::time::sleep(cfg.duration.unwrap_or(Duration::from_secs(u64::MAX / 4)));
     tokio::pin!(deadline);
     let mut loss_tick = tokio::time::interval(Duration::from_secs(1));
@@ -298,6 +359,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         last_decode: 0,
         last_dns: 0,
         since_ns: start_ns,
+        last_follow: 0,
     };
     // Zero-valued loss series from the start, so rate() works before the first loss.
     for k in EventKind::ALL {
@@ -314,6 +376,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
             .drain_heartbeat_ns
             .store(BootClock::now_boot_ns(), Relaxed);
         let mut stop = false;
+        let mut hup = false;
         tokio::select! {
             r = drain.wait() => r.context("waiting on the ring buffer")?,
             _ = sigterm.recv() => stop = true,
@@ -321,9 +384,30 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
             _ = &mut deadline, if cfg.duration.is_some() => stop = true,
             _ = stop_rx.changed() => stop = true,
             _ = loss_tick.tick() => pending.extend(losses.poll(&probe, &stats)),
+            _ = sighup.recv() => hup = true,
         }
         if stop {
             break;
+        }
+        if hup {
+            match reloader.reload(&mut probe, |c| build_sink(c, &stats)) {
+                Ok(mut r) => {
+                    // The kernel has switched: what it queued before goes out under the old
+                    // userspace filters, then the pipeline switches.
+                    pending.extend(drain_batch(&mut drain, &stats));
+                    if !send(&tx, &stats, &mut sent, std::mem::take(&mut pending)).await {
+                        break;
+                    }
+                    r.after_batches = sent;
+                    let _ = ctl_tx.send(r);
+                    // Wakes the pipeline so the switch (and `probe.reload`) happens now.
+                    if !send(&tx, &stats, &mut sent, Vec::new()).await {
+                        break;
+                    }
+                }
+                Err(e) => eprintln!("tprobe: reload failed, the running config stays: {e:#}"),
+            }
+            continue;
         }
         let mut batch = drain_batch(&mut drain, &stats);
         crate::xdp::route(tracker.as_ref(), &mut batch);
@@ -338,6 +422,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
             _ = sigint.recv() => break,
         };
         let Ok(permit) = permit else { break };
+        sent += 1;
         stats.queued_batches.fetch_add(1, Relaxed);
         permit.send(std::mem::take(&mut pending));
     }
@@ -377,7 +462,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     // second signal cuts it short.
     let budget = cfg.service.shutdown_timeout;
     let flushed = async {
-        let _ = send(&tx, &stats, tail).await;
+        let _ = send(&tx, &stats, &mut sent, tail).await;
         drop(tx);
         (&mut done_rx).await
     };
@@ -394,6 +479,9 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         _ = sigint.recv() => anyhow::bail!("second signal during shutdown: exiting without flushing"),
     };
     drop(server);
+    if std::io::stderr().is_terminal() {
+        eprint!("{}", summary(&stats, BootClock::now_boot_ns() - start_ns));
+    }
     match result {
         Ok(Ok(())) => Ok(()),
         Ok(Err(SinkError::Closed)) => Ok(()),
@@ -403,7 +491,14 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
 }
 
 /// Queues a batch for the pipeline; false when the pipeline is gone.
-async fn send(tx: &mpsc::Sender<Vec<Event>>, stats: &Stats, batch: Vec<Event>) -> bool {
+/// Counts it in `sent` too, so a reload lands between the right two batches.
+async fn send(
+    tx: &mpsc::Sender<Vec<Event>>,
+    stats: &Stats,
+    sent: &mut u64,
+    batch: Vec<Event>,
+) -> bool {
+    *sent += 1;
     stats.queued_batches.fetch_add(1, Relaxed);
     if tx.send(batch).await.is_err() {
         stats.queued_batches.fetch_sub(1, Relaxed);

@@ -5,7 +5,7 @@ use std::{
     os::unix::process::CommandExt as _,
     path::PathBuf,
     process::{Child, Command, ExitStatus, Stdio},
-    sync::{Arc, Condvar, Mutex},
+    sync::{Arc, Condvar, Mutex, OnceLock},
     time::{Duration, Instant},
 };
 
@@ -27,11 +27,36 @@ pub fn tprobe_bin() -> PathBuf {
     root.join("target/debug/tprobe")
 }
 
+/// The validator for `tprobe schema`, compiled once per test binary.
+pub fn schema_validator() -> &'static jsonschema::Validator {
+    static V: OnceLock<jsonschema::Validator> = OnceLock::new();
+    V.get_or_init(|| {
+        let out = Command::new(tprobe_bin())
+            .arg("schema")
+            .output()
+            .expect("run `tprobe schema`");
+        assert!(out.status.success(), "tprobe schema failed");
+        let schema: Value = serde_json::from_slice(&out.stdout).expect("tprobe schema is JSON");
+        jsonschema::validator_for(&schema).expect("tprobe schema is a valid JSON Schema")
+    })
+}
+
+/// Why `line` does not validate against `tprobe schema`, if it does not.
+pub fn schema_violations(line: &Value) -> Option<String> {
+    let errs: Vec<String> = schema_validator()
+        .iter_errors(line)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    (!errs.is_empty()).then(|| format!("{}: {line}", errs.join("; ")))
+}
+
 #[derive(Default)]
 struct Shared {
     lines: Vec<Value>,
     /// Lines that were not valid JSON (a test failure in itself).
     garbage: Vec<String>,
+    /// Lines that do not validate against `tprobe schema` (a test failure in itself).
+    invalid: Vec<String>,
     eof: bool,
 }
 
@@ -52,22 +77,30 @@ pub struct Stopped {
 impl Probe {
     /// Starts `tprobe run ARGS` and waits for its `probe.start` line (hooks attached).
     pub fn start(args: &[&str]) -> Probe {
-        Self::start_ready(args, |v| v["kind"] == "probe.start")
+        let mut cmd = Command::new(tprobe_bin());
+        cmd.arg("run").args(args);
+        Probe::spawn(cmd, |v| v["kind"] == "probe.start", true)
     }
 
-    /// Like [`Probe::start`], with the first line recognised by `ready` (for other formats).
+    /// Like [`Probe::start`], for another output format (ECS, OCSF): the first line is
+    /// recognised by `ready`, and lines are not checked against the native schema (the sinks
+    /// tests check them against the vendored ECS/OCSF definitions).
     pub fn start_ready(args: &[&str], ready: fn(&Value) -> bool) -> Probe {
         let mut cmd = Command::new(tprobe_bin());
         cmd.arg("run").args(args);
-        Probe::spawn(cmd, ready)
+        Probe::spawn(cmd, ready, false)
     }
 
     /// Like [`Probe::start`] for any command that runs tprobe (e.g. `podman run IMAGE ...`).
     pub fn start_command(cmd: Command) -> Probe {
-        Probe::spawn(cmd, |v| v["kind"] == "probe.start")
+        Probe::spawn(cmd, |v| v["kind"] == "probe.start", true)
     }
 
-    fn spawn(mut cmd: Command, ready: fn(&Value) -> bool) -> Probe {
+    fn spawn(mut cmd: Command, ready: fn(&Value) -> bool, validate: bool) -> Probe {
+        if validate {
+            // Compiled before the probe runs, so the reader thread never waits on it.
+            schema_validator();
+        }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -96,7 +129,13 @@ impl Probe {
                 let (lock, cv) = &*s2;
                 let mut g = lock.lock().unwrap();
                 match serde_json::from_slice::<Value>(&buf) {
-                    Ok(v) => g.lines.push(v),
+                    Ok(v) => {
+                        // Every native line any test sees is checked against the published schema.
+                        if let Some(why) = validate.then(|| schema_violations(&v)).flatten() {
+                            g.invalid.push(why);
+                        }
+                        g.lines.push(v)
+                    }
                     Err(_) => g.garbage.push(String::from_utf8_lossy(&buf).into_owned()),
                 }
                 cv.notify_all();
@@ -190,6 +229,11 @@ impl Probe {
             "non-JSON output lines: {:?}",
             g.garbage
         );
+        assert!(
+            g.invalid.is_empty(),
+            "lines that do not validate against `tprobe schema`: {:#?}",
+            g.invalid
+        );
         let lines = g.lines.clone();
         drop(g);
         std::thread::sleep(Duration::from_millis(50));
@@ -206,6 +250,15 @@ impl Drop for Probe {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Tests that never call stop()/finish() still get their lines checked.
+        if !std::thread::panicking() {
+            let g = self.shared.0.lock().unwrap();
+            assert!(
+                g.invalid.is_empty(),
+                "lines that do not validate against `tprobe schema`: {:#?}",
+                g.invalid
+            );
+        }
     }
 }
 

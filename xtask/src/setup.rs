@@ -26,6 +26,9 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "libprotobuf-dev",
     // syslog sink tests: a real RFC 5424 receiver
     "rsyslog",
+    // CLI tests: setpriv (util-linux) for the uid filter, script (bsdutils) for a terminal
+    "util-linux",
+    "bsdutils",
 ];
 
 /// PyPI tools the tests use: (package, pinned version). `rotel` ships an OTLP collector binary.

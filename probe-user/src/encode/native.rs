@@ -329,6 +329,7 @@ impl Encoder for Native {
                 line.result = n.ret.map(super::ResultV::from_ret);
             }
             Body::Flow(f) => line.flow = Some(super::flow::FlowV::new(f, &self.clock)),
+            Body::Reload { info } => line.probe = Some(info),
             Body::Loss {
                 source,
                 kind,

@@ -967,19 +967,35 @@ impl ContainerStage {
 
     /// Blocks the pipeline thread until a batch arrives, a lookup finishes or the head's time
     /// is up. `None`: the channel closed.
-    pub fn recv(&self, rx: &mut mpsc::Receiver<Vec<Event>>) -> Option<Vec<Event>> {
+    pub fn recv(&self, rx: &mut mpsc::Receiver<Vec<Event>>) -> Received {
         let Some((_, _, deadline)) = self.queue.front() else {
-            return rx.blocking_recv();
+            return Received::from(rx.blocking_recv());
         };
         let deadline = tokio::time::Instant::from_std(*deadline);
         let r = &self.resolver;
         r.handle.block_on(async {
             tokio::select! {
-                b = rx.recv() => b,
-                _ = r.done.notified() => Some(Vec::new()),
-                _ = tokio::time::sleep_until(deadline) => Some(Vec::new()),
+                b = rx.recv() => Received::from(b),
+                _ = r.done.notified() => Received::Timer,
+                _ = tokio::time::sleep_until(deadline) => Received::Timer,
             }
         })
+    }
+}
+
+/// What the pipeline's receive returned.
+pub enum Received {
+    /// A batch from the drain (possibly empty: a reload's wake-up).
+    Batch(Vec<Event>),
+    /// A held event may be due (lookup done or time up); no batch.
+    Timer,
+    /// The drain side is gone.
+    Closed,
+}
+
+impl From<Option<Vec<Event>>> for Received {
+    fn from(b: Option<Vec<Event>>) -> Self {
+        b.map_or(Received::Closed, Received::Batch)
     }
 }
 
