@@ -66,6 +66,16 @@ pub fn enabled(kind: EventKind) -> Option<&'static ProbeConfig> {
     Some(cfg)
 }
 
+/// `v & mask`, kept in the program. After a `min`, LLVM proves such a mask redundant and drops
+/// it, and older verifiers (6.1) cannot follow the `min` alone to bound a helper's size
+/// argument; a volatile reload hides the range from LLVM so the `and` reaches the verifier.
+#[inline(always)]
+pub fn bound(v: u32, mask: u32) -> u32 {
+    // SAFETY: reading a local.
+    let v = unsafe { core::ptr::read_volatile(&v) };
+    v & mask
+}
+
 /// Reads a `T` at `base + off` from kernel memory.
 #[inline(always)]
 pub fn read_kernel<T: Copy>(base: *const u8, off: u32) -> Result<T, i64> {

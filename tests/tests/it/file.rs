@@ -299,7 +299,10 @@ fn every_file_syscall_gives_one_event_with_its_fields() {
         (s(&v, "target_path"), s(&v, "flags")),
         (json!(p("f")), json!(["RENAME_NOREPLACE"]))
     );
-    assert_eq!(s(&one(&ev, "file.chmod", "chmod", &p("f")), "mode"), "4755");
+    assert_eq!(
+        s(&one(&ev, "file.chmod", "chmod", &p("f")), "mode"),
+        "04755"
+    );
     assert_eq!(
         s(&one(&ev, "file.chmod", "fchmodat", &p("f")), "mode"),
         "0644"
