@@ -1,5 +1,5 @@
-//! The YAML config file (`tprobe run --config FILE`): every `run` flag, plus sections reserved
-//! for enrichment sockets and limits. Flags given on the command line win over the file.
+//! The YAML config file (`tprobe run --config FILE`): every `run` flag, grouped in sections
+//! (filters, file, xdp, enrichment, service, limits). Flags given on the command line win.
 //! Errors name the file, the key and the problem (unknown key, wrong type, bad value).
 use std::{collections::BTreeSet, fmt, path::Path, path::PathBuf, time::Duration};
 
@@ -102,6 +102,47 @@ pub struct FileConfig {
     pub filters: Option<FiltersFile>,
     pub enrichment: Option<Enrichment>,
     pub limits: Option<Limits>,
+    /// `native`, `ecs` or `ocsf` (`--format`).
+    pub format: Option<String>,
+    pub pretty: Option<bool>,
+    /// `--sink` specs, e.g. `otlp:http://collector:4318,spool=/var/lib/tprobe/spool`: a YAML
+    /// list (a spec has commas of its own).
+    pub sinks: Option<Vec<String>>,
+    pub file: Option<FileEventsFile>,
+    pub xdp: Option<XdpFile>,
+    pub service: Option<ServiceFile>,
+}
+
+/// `file:` (file events): `--file-include`, `--file-exclude`, `--file-reads`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEventsFile {
+    pub include: Option<List>,
+    pub exclude: Option<List>,
+    pub reads: Option<bool>,
+}
+
+/// `xdp:` (flow telemetry): the `--xdp-*` and `--flow-*` flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XdpFile {
+    pub ifaces: Option<List>,
+    pub mode: Option<String>,
+    pub replace: Option<bool>,
+    pub active_timeout: Option<Scalar>,
+    pub idle_timeout: Option<Scalar>,
+    pub table_size: Option<u32>,
+}
+
+/// `service:` (`/metrics`, `/healthz`, shutdown, host procfs).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceFile {
+    /// Listen address, or `none` for no server.
+    pub metrics_addr: Option<String>,
+    pub stall_timeout: Option<Scalar>,
+    pub shutdown_timeout: Option<Scalar>,
+    pub proc_root: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -120,19 +161,24 @@ pub struct FiltersFile {
     pub containers_only: Option<bool>,
 }
 
-/// Where the container enrichment finds runtimes (reserved: read by the enrichment stage).
+/// Container enrichment: runtime sockets (`PATH`, `auto` or `none`) and the hold time.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Enrichment {
-    pub cri_socket: Option<PathBuf>,
-    pub containerd_socket: Option<PathBuf>,
-    pub docker_socket: Option<PathBuf>,
-    pub podman_socket: Option<PathBuf>,
-    /// Longest wait for a runtime API answer (e.g. `500ms`).
-    pub timeout: Option<String>,
+    /// `false` turns container enrichment off (`--no-containers`).
+    pub containers: Option<bool>,
+    pub cri_socket: Option<String>,
+    pub containerd_socket: Option<String>,
+    /// Docker Engine API socket; podman's compatible service works too.
+    pub docker_socket: Option<String>,
+    /// containerd namespaces to look in, e.g. `k8s.io,default`.
+    pub containerd_namespace: Option<String>,
+    /// Longest hold of a brand-new container's events for its first lookup (e.g. `200ms`).
+    pub container_wait: Option<String>,
+    pub container_sweep_interval: Option<String>,
 }
 
-/// Resource bounds (reserved: read by the stages they bound).
+/// Resource bounds.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
@@ -191,13 +237,49 @@ filters:
   host_only: false
   containers_only: false
 
-# Container runtime endpoints for enrichment (null: the runtime's usual socket).
+# Output format: native (tprobe schema), ecs or ocsf; pretty: readable lines instead of JSON.
+format: native
+pretty: false
+# Where events go, several at once (`--sink`): stdout, file:PATH[,max_size=64M,keep=5,gzip],
+# otlp:http://HOST:4318[,spool=DIR,...], syslog:tcp://HOST:PORT. Empty: stdout (or `output`).
+sinks: []
+
+# File events.
+file:
+  # Only paths under these prefixes (empty: everywhere); none under these.
+  include: []
+  exclude: [/dev/null, /dev/pts]
+  # Also report read-only opens (the noisiest kind; off on a busy node).
+  reads: false
+
+# XDP flow telemetry on these interfaces (add `flow` to events).
+xdp:
+  ifaces: []
+  # auto, skb (generic) or native (driver).
+  mode: auto
+  # Replace an XDP program left attached by a crashed run.
+  replace: false
+  active_timeout: 60s
+  idle_timeout: 15s
+  table_size: 65536
+
+# Container and Kubernetes metadata from the runtimes (sockets: a path, auto or none).
 enrichment:
-  cri_socket: null
-  containerd_socket: null
-  docker_socket: null
-  podman_socket: null
-  timeout: 500ms
+  containers: true
+  cri_socket: auto
+  containerd_socket: auto
+  docker_socket: auto
+  containerd_namespace: k8s.io,default,moby
+  # Longest hold of a brand-new container's first events while its lookup runs.
+  container_wait: 200ms
+  container_sweep_interval: 10s
+
+# /metrics and /healthz (an address, or none), shutdown budget, the host's procfs.
+service:
+  metrics_addr: 127.0.0.1:9810
+  stall_timeout: 10s
+  shutdown_timeout: 20s
+  proc_root: /proc
 
 limits:
   # Most processes kept in the process table.
@@ -492,9 +574,122 @@ fn merge(args: &RunArgs, given: &Given) -> Result<RunConfig, ConfigError> {
             ));
         }
     }
+    if let (Some(v), true) = (&file.format, take("format")) {
+        a.format = clap::ValueEnum::from_str(v, true)
+            .map_err(|_| file_err(p, "format", "bad value: use native, ecs or ocsf"))?;
+    }
+    if let (Some(v), true) = (file.pretty, take("pretty")) {
+        a.pretty = v;
+    }
+    if let (Some(v), true) = (&file.sinks, take("sinks")) {
+        a.sinks = v
+            .iter()
+            .map(|spec| crate::sink::config::parse_sink(spec))
+            .collect::<Result<_, _>>()
+            .map_err(|e| file_err(p, "sinks", format!("bad value: {e}")))?;
+    }
+    if let Some(f) = &file.file {
+        if let (Some(v), true) = (&f.include, take("file_include")) {
+            a.file.file_include = v.0.clone();
+        }
+        if let (Some(v), true) = (&f.exclude, take("file_exclude")) {
+            a.file.file_exclude = v.0.clone();
+        }
+        if let (Some(v), true) = (f.reads, take("file_reads")) {
+            a.file.file_reads = v;
+        }
+    }
+    if let Some(x) = &file.xdp {
+        if let (Some(v), true) = (&x.ifaces, take("xdp_iface")) {
+            a.xdp_iface = v.0.clone();
+        }
+        if let (Some(v), true) = (&x.mode, take("xdp_mode")) {
+            a.xdp_mode = clap::ValueEnum::from_str(v, true)
+                .map_err(|_| file_err(p, "xdp.mode", "bad value: use auto, skb or native"))?;
+        }
+        if let (Some(v), true) = (x.replace, take("xdp_replace")) {
+            a.xdp_replace = v;
+        }
+        if let (Some(v), true) = (&x.active_timeout, take("flow_active_timeout")) {
+            a.flow_active_timeout =
+                parse_duration(&v.0).map_err(|e| file_err(p, "xdp.active_timeout", e))?;
+        }
+        if let (Some(v), true) = (&x.idle_timeout, take("flow_idle_timeout")) {
+            a.flow_idle_timeout =
+                parse_duration(&v.0).map_err(|e| file_err(p, "xdp.idle_timeout", e))?;
+        }
+        if let (Some(v), true) = (x.table_size, take("flow_table_size")) {
+            a.flow_table_size = v;
+        }
+    }
     if let Some(e) = &file.enrichment {
-        if let Some(t) = &e.timeout {
-            parse_duration(t).map_err(|x| file_err(p, "enrichment.timeout", x))?;
+        let c = &mut a.containers;
+        if let (Some(v), true) = (e.containers, take("no_containers")) {
+            c.no_containers = !v;
+        }
+        for (key, id, value, slot) in [
+            (
+                "enrichment.cri_socket",
+                "cri_socket",
+                &e.cri_socket,
+                &mut c.cri_socket,
+            ),
+            (
+                "enrichment.containerd_socket",
+                "containerd_socket",
+                &e.containerd_socket,
+                &mut c.containerd_socket,
+            ),
+            (
+                "enrichment.docker_socket",
+                "docker_socket",
+                &e.docker_socket,
+                &mut c.docker_socket,
+            ),
+        ] {
+            if let (Some(v), true) = (value, take(id)) {
+                if v.trim().is_empty() {
+                    return Err(file_err(p, key, "bad value: a path, `auto` or `none`"));
+                }
+                *slot = Some(v.clone());
+            }
+        }
+        if let (Some(v), true) = (&e.containerd_namespace, take("containerd_namespace")) {
+            c.containerd_namespace = v.clone();
+        }
+        if let (Some(v), true) = (&e.container_wait, take("container_wait")) {
+            c.container_wait =
+                parse_duration(v).map_err(|x| file_err(p, "enrichment.container_wait", x))?;
+        }
+        if let (Some(v), true) = (
+            &e.container_sweep_interval,
+            take("container_sweep_interval"),
+        ) {
+            c.container_sweep_interval = parse_duration(v)
+                .map_err(|x| file_err(p, "enrichment.container_sweep_interval", x))?;
+        }
+    }
+    if let Some(sv) = &file.service {
+        let s = &mut a.service;
+        if let (Some(v), true) = (&sv.metrics_addr, take("metrics_addr") && take("no_metrics")) {
+            if v.trim() == "none" {
+                s.no_metrics = true;
+            } else {
+                s.metrics_addr = Some(v.trim().parse().map_err(|_| {
+                    file_err(p, "service.metrics_addr", "bad value: IP:PORT or `none`")
+                })?);
+            }
+        }
+        if let (Some(v), true) = (&sv.stall_timeout, take("stall_timeout")) {
+            s.stall_timeout =
+                parse_duration(&v.0).map_err(|e| file_err(p, "service.stall_timeout", e))?;
+        }
+        if let (Some(v), true) = (&sv.shutdown_timeout, take("shutdown_timeout")) {
+            s.shutdown_timeout =
+                parse_duration(&v.0).map_err(|e| file_err(p, "service.shutdown_timeout", e))?;
+        }
+        if let (Some(v), true) = (&sv.proc_root, take("proc_root")) {
+            s.proc_root = v.clone();
         }
     }
     if let Some(l) = &file.limits {
@@ -570,8 +765,10 @@ mod tests {
     }
 
     fn with_file(text: &str, extra: &[&str]) -> Result<RunConfig, ConfigError> {
-        let dir =
-            std::env::temp_dir().join(format!("tprobe-cfg-{}-{}", std::process::id(), text.len()));
+        // Unique per call: tests run in parallel.
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("tprobe-cfg-{}-{n}", std::process::id()));
         std::fs::write(&dir, text).unwrap();
         let mut v = vec!["--config", dir.to_str().unwrap()];
         v.extend(extra);
@@ -623,6 +820,11 @@ mod tests {
             "cri_socket:",
             "limits:",
             "process_table:",
+            "format:",
+            "sinks:",
+            "file:",
+            "xdp:",
+            "service:",
         ] {
             assert!(DEFAULT_YAML.contains(key), "{key}");
         }
@@ -705,5 +907,33 @@ mod tests {
         let c = resolve(&a, &g).unwrap();
         assert_eq!(c.filters.pids, vec![1, 2, 3]);
         assert!(c.filters.follow);
+    }
+
+    #[test]
+    fn every_section_reaches_the_run_config() {
+        let f = "format: ecs\nsinks:\n  - file:/tmp/x.log,keep=3\n  - stdout\nfile:\n  include: [/etc]\n  reads: true\nenrichment:\n  cri_socket: none\n  containerd_namespace: k8s.io\n  container_wait: 1s\nservice:\n  metrics_addr: none\n  shutdown_timeout: 5s\nlimits:\n  process_table: 100\n  queue: 8\n";
+        let c = with_file(f, &[]).unwrap();
+        assert_eq!(c.format, crate::encode::format::Format::Ecs);
+        assert_eq!(c.sinks.len(), 2);
+        assert!(c.file.reads);
+        assert!(c.file.prefixes.contains(&(b"/etc".to_vec(), true)));
+        assert_eq!(c.containers.cri_socket, None);
+        assert_eq!(c.containers.containerd_namespaces, vec!["k8s.io"]);
+        assert_eq!(c.containers.wait, Duration::from_secs(1));
+        assert!(c.service.listen().is_none());
+        assert_eq!(c.service.shutdown_timeout, Duration::from_secs(5));
+        assert_eq!(
+            (c.limits.process_table, c.limits.queue),
+            (Some(100), Some(8))
+        );
+        // A flag still wins over its key.
+        let c = with_file(f, &["--format", "ocsf"]).unwrap();
+        assert_eq!(c.format, crate::encode::format::Format::Ocsf);
+        // Bad values name their key.
+        assert!(msg(with_file("format: xml\n", &[])).contains("`format`"));
+        assert!(msg(with_file("xdp:\n  mode: turbo\n", &[])).contains("`xdp.mode`"));
+        assert!(msg(with_file("sinks: [\"ftp:x\"]\n", &[])).contains("`sinks`"));
+        assert!(msg(with_file("service:\n  metrics_addr: here\n", &[])).contains("metrics_addr"));
+        assert!(msg(with_file("file:\n  colour: red\n", &[])).contains("colour"));
     }
 }

@@ -42,8 +42,12 @@ fn restart_only(c: &RunConfig) -> Vec<(&'static str, String)> {
         ("btf", c.btf_path.display().to_string()),
         ("duration", format!("{:?}", c.duration)),
         ("count", format!("{:?}", c.count)),
-        ("enrichment", format!("{:?}", c.enrichment)),
+        ("enrichment", format!("{:?}", c.containers)),
         ("limits", format!("{:?}", c.limits)),
+        ("format", format!("{:?} {:?}", c.format, c.pretty)),
+        ("file", format!("{:?}", c.file)),
+        ("xdp", format!("{:?}", c.xdp)),
+        ("service", format!("{:?}", c.service)),
     ]
 }
 
@@ -131,6 +135,12 @@ impl Reloader {
         kept.count = self.current.count;
         kept.enrichment = self.current.enrichment.clone();
         kept.limits = self.current.limits.clone();
+        kept.containers = self.current.containers.clone();
+        kept.format = self.current.format;
+        kept.pretty = self.current.pretty;
+        kept.file = self.current.file.clone();
+        kept.xdp = self.current.xdp.clone();
+        kept.service = self.current.service.clone();
         self.current = kept;
         Ok(reload)
     }

@@ -276,6 +276,9 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     let sink = build_sink(&cfg, &stats)?;
     let start_ns = BootClock::now_boot_ns();
     let mut table = ProcessTable::new(cfg.host_name.clone(), cfg.service.proc_root.clone());
+    if let Some(cap) = cfg.limits.process_table {
+        table.set_cap(cap as usize);
+    }
     // After attaching: a process is either in the snapshot or seen by the hooks.
     table.snapshot();
     let (ctl_tx, ctl_rx) = std::sync::mpsc::channel::<Reload>();
@@ -310,8 +313,8 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         let resolver = Resolver::start(&cfg.containers).context("starting container lookups")?;
         pipeline.containers = Some(ContainerStage::new(resolver, &cfg.containers));
     }
-    const QUEUE_BATCHES: usize = 1024;
-    let (tx, rx) = mpsc::channel::<Vec<Event>>(QUEUE_BATCHES);
+    let queue_batches = cfg.limits.queue.map_or(1024, |q| q.max(1) as usize);
+    let (tx, rx) = mpsc::channel::<Vec<Event>>(queue_batches);
     let (stop_tx, mut stop_rx) = watch::channel(Stop::Running);
     // The pipeline reports its end on a channel rather than through a join, so a sink stuck in
     // a write cannot hold the shutdown past its budget.
@@ -334,7 +337,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
             None
         }
     };
-    let server = start_server(&cfg, &probe, &stats, fill.clone(), QUEUE_BATCHES).await?;
+    let server = start_server(&cfg, &probe, &stats, fill.clone(), queue_batches).await?;
 
     let mut info = start_info(&cfg, &probe);
     info["metrics"] = server.as_ref().map(|s| s.addr.to_string()).into();

@@ -94,6 +94,11 @@ impl ProcessTable {
         self.map.len()
     }
 
+    /// Entries kept before a sweep drops those whose process is gone (`limits.process_table`).
+    pub fn set_cap(&mut self, cap: usize) {
+        self.cap = cap.max(1);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
