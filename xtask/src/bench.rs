@@ -151,12 +151,15 @@ fn proc_hwm_mib(pid: u32) -> f64 {
 }
 
 impl Tracer {
-    fn start(kind: TracerKind, tprobe: &Path, events: &str, bt_script: &str) -> Result<Tracer> {
+    /// `args` follow `tprobe run` (e.g. `--events file.open`).
+    fn start(kind: TracerKind, tprobe: &Path, args: &[String], bt_script: &str) -> Result<Tracer> {
         let out = PathBuf::from(format!("/dev/shm/tprobe-bench-{}.out", std::process::id()));
         let _ = std::fs::remove_file(&out);
         let child = match kind {
             TracerKind::Tprobe => Command::new(tprobe)
-                .args(["run", "--events", events, "-o"])
+                .arg("run")
+                .args(args)
+                .args(["--no-metrics", "-o"])
                 .arg(&out)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -255,6 +258,11 @@ impl Tracer {
     }
 }
 
+/// `--events all`: process, file and network hooks attached (no XDP interface).
+fn all_events() -> Vec<String> {
+    vec!["--events".to_owned(), "all".to_owned()]
+}
+
 struct Row {
     name: String,
     values: Vec<(String, String)>,
@@ -304,6 +312,8 @@ struct Storm {
     prefix: &'static str,
     /// The equivalent bpftrace program (one `EV` line per event).
     bt: &'static str,
+    /// File events: read-only opens included, only under the workload's directory.
+    file_dir: bool,
 }
 
 /// One storm workload compared across no tracer, tprobe and bpftrace.
@@ -315,7 +325,16 @@ fn storm(tprobe: &Path, dir: &Path, opts: &Opts, s: &Storm, rows: &mut Vec<Row>)
         events,
         prefix,
         bt,
+        file_dir,
     } = *s;
+    let mut args = vec!["--events".to_owned(), events.to_owned()];
+    if file_dir {
+        args.extend([
+            "--file-reads".to_owned(),
+            "--file-include".to_owned(),
+            dir.display().to_string(),
+        ]);
+    }
     let mut base = Vec::new();
     let mut tp = Vec::new();
     let mut bt_t = Vec::new();
@@ -325,12 +344,12 @@ fn storm(tprobe: &Path, dir: &Path, opts: &Opts, s: &Storm, rows: &mut Vec<Row>)
     for round in 0..opts.rounds {
         eprintln!("bench: {title} round {}/{}", round + 1, opts.rounds);
         base.push(work.run(n, dir).as_secs_f64());
-        let t = Tracer::start(TracerKind::Tprobe, tprobe, events, bt)?;
+        let t = Tracer::start(TracerKind::Tprobe, tprobe, &args, bt)?;
         tp.push(work.run(n, dir).as_secs_f64());
         std::thread::sleep(Duration::from_millis(300));
         tp_rep.push(t.stop(prefix)?);
         if have_bt {
-            match Tracer::start(TracerKind::Bpftrace, tprobe, events, bt) {
+            match Tracer::start(TracerKind::Bpftrace, tprobe, &args, bt) {
                 Ok(t) => {
                     bt_t.push(work.run(n, dir).as_secs_f64());
                     std::thread::sleep(Duration::from_millis(300));
@@ -405,7 +424,7 @@ pub fn bench(tprobe: &Path, opts: &Opts) -> Result<()> {
     for round in 0..opts.rounds {
         eprintln!("bench: W1 round {}/{}", round + 1, opts.rounds);
         base.push(Work::Getppid.run(n1, &dir).as_secs_f64() * 1e9 / n1 as f64);
-        let t = Tracer::start(TracerKind::Tprobe, tprobe, "all", "")?;
+        let t = Tracer::start(TracerKind::Tprobe, tprobe, &all_events(), "")?;
         with.push(Work::Getppid.run(n1, &dir).as_secs_f64() * 1e9 / n1 as f64);
         t.stop("")?;
     }
@@ -430,6 +449,7 @@ pub fn bench(tprobe: &Path, opts: &Opts) -> Result<()> {
             n: scaled(200_000),
             events: "file.open",
             prefix: "file.open",
+            file_dir: true,
             bt: r#"tracepoint:syscalls:sys_exit_openat { printf("EV %d %s %d\n", pid, comm, args->ret); }"#,
         },
         &mut rows,
@@ -444,6 +464,7 @@ pub fn bench(tprobe: &Path, opts: &Opts) -> Result<()> {
             n: scaled(2_000),
             events: "process.exec",
             prefix: "process.exec",
+            file_dir: false,
             bt: r#"tracepoint:sched:sched_process_exec { printf("EV %d %s\n", pid, str(args->filename)); }"#,
         },
         &mut rows,
@@ -458,6 +479,7 @@ pub fn bench(tprobe: &Path, opts: &Opts) -> Result<()> {
             n: scaled(20_000),
             events: "net.connect",
             prefix: "net.connect",
+            file_dir: false,
             bt: r#"tracepoint:syscalls:sys_exit_connect { printf("EV %d %s %d\n", pid, comm, args->ret); }"#,
         },
         &mut rows,
@@ -494,9 +516,17 @@ pub fn bench(tprobe: &Path, opts: &Opts) -> Result<()> {
         });
     }
 
+    match xdp_flood(tprobe, opts) {
+        Ok(row) => rows.push(row),
+        Err(e) => rows.push(Row {
+            name: "XDP UDP flood".into(),
+            values: vec![("error".into(), format!("{e:#}"))],
+        }),
+    }
+
     // Idle CPU with every hook attached and no workload.
     eprintln!("bench: idle CPU over {} s", opts.idle_secs);
-    let t = Tracer::start(TracerKind::Tprobe, tprobe, "all", "")?;
+    let t = Tracer::start(TracerKind::Tprobe, tprobe, &all_events(), "")?;
     let c0 = proc_cpu_s(t.child.id());
     std::thread::sleep(Duration::from_secs(opts.idle_secs));
     let c1 = proc_cpu_s(t.child.id());
@@ -534,4 +564,123 @@ pub fn bench(tprobe: &Path, opts: &Opts) -> Result<()> {
     std::fs::write(util::root().join("BENCHMARKS.md"), &md)?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// A veth pair into a network namespace of the bench's own; removed on drop.
+struct Veth {
+    ns: String,
+    host_if: String,
+}
+
+impl Veth {
+    fn create() -> Result<Veth> {
+        let id = std::process::id() % 10_000;
+        let v = Veth {
+            ns: format!("tpb{id}"),
+            host_if: format!("tpb{id}h"),
+        };
+        let peer = format!("tpb{id}p");
+        let ip = |args: &[&str]| util::status(Command::new("ip").args(args));
+        ip(&["netns", "add", &v.ns])?;
+        ip(&[
+            "link", "add", &v.host_if, "type", "veth", "peer", "name", &peer,
+        ])?;
+        ip(&["link", "set", &peer, "netns", &v.ns])?;
+        ip(&["addr", "add", "10.213.0.1/30", "dev", &v.host_if])?;
+        ip(&["link", "set", &v.host_if, "up"])?;
+        ip(&["-n", &v.ns, "addr", "add", "10.213.0.2/30", "dev", &peer])?;
+        ip(&["-n", &v.ns, "link", "set", &peer, "up"])?;
+        Ok(v)
+    }
+
+    fn rx_packets(&self) -> u64 {
+        std::fs::read_to_string(format!(
+            "/sys/class/net/{}/statistics/rx_packets",
+            self.host_if
+        ))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+    }
+
+    /// Sends small UDP datagrams from inside the namespace to the host end for `secs`.
+    fn flood(&self, secs: u64) -> Result<()> {
+        let ns = format!("/run/netns/{}", self.ns);
+        std::thread::scope(|sc| {
+            sc.spawn(|| -> Result<()> {
+                let f = std::fs::File::open(&ns)?;
+                // SAFETY: moves only this thread into the namespace.
+                if unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) }
+                    != 0
+                {
+                    anyhow::bail!("setns: {}", std::io::Error::last_os_error());
+                }
+                let sock = std::net::UdpSocket::bind("10.213.0.2:0")?;
+                sock.connect("10.213.0.1:9")?;
+                let end = Instant::now() + Duration::from_secs(secs);
+                let buf = [0u8; 18];
+                while Instant::now() < end {
+                    for _ in 0..256 {
+                        let _ = sock.send(&buf);
+                    }
+                }
+                Ok(())
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("flood thread panicked"))?
+        })
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .status();
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+/// Packets/s through a veth pair with and without the XDP program (generic mode).
+fn xdp_flood(tprobe: &Path, opts: &Opts) -> Result<Row> {
+    let veth = Veth::create()?;
+    let secs = if opts.quick { 1 } else { 3 };
+    let mut without = Vec::new();
+    let mut with = Vec::new();
+    let mut lost = 0;
+    let args: Vec<String> = [
+        "--events",
+        "flow",
+        "--xdp-mode",
+        "skb",
+        "--xdp-iface",
+        &veth.host_if,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for round in 0..opts.rounds {
+        eprintln!("bench: XDP flood round {}/{}", round + 1, opts.rounds);
+        let r0 = veth.rx_packets();
+        veth.flood(secs)?;
+        without.push((veth.rx_packets() - r0) as f64 / secs as f64);
+        let t = Tracer::start(TracerKind::Tprobe, tprobe, &args, "")?;
+        let r0 = veth.rx_packets();
+        veth.flood(secs)?;
+        with.push((veth.rx_packets() - r0) as f64 / secs as f64);
+        lost = lost.max(t.stop("flow.")?.lost);
+    }
+    let (a, b) = (median(&mut without), median(&mut with));
+    Ok(Row {
+        name: "XDP UDP flood through a veth pair (generic mode)".into(),
+        values: vec![
+            ("without XDP".into(), format!("{a:.0} packets/s")),
+            ("with tprobe XDP".into(), format!("{b:.0} packets/s")),
+            (
+                "throughput lost".into(),
+                format!("{:.1} % (target < 5 %)", (1.0 - b / a) * 100.0),
+            ),
+            ("probe losses".into(), lost.to_string()),
+        ],
+    })
 }
