@@ -76,13 +76,13 @@ impl Work {
             Work::Connect => {
                 let l = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
                 let addr = l.local_addr().unwrap();
+                // Accepts until a connection says `q`, so a connect that failed cannot leave
+                // it waiting for one that never comes.
                 let acceptor = std::thread::spawn(move || {
-                    for _ in 0..n {
-                        match l.accept() {
-                            Ok((mut s, _)) => {
-                                let _ = s.read(&mut [0u8; 1]);
-                            }
-                            Err(_) => break,
+                    while let Ok((mut s, _)) = l.accept() {
+                        let mut b = [0u8; 1];
+                        if s.read(&mut b).is_ok_and(|n| n == 1) && b[0] == b'q' {
+                            break;
                         }
                     }
                 });
@@ -93,6 +93,9 @@ impl Work {
                     }
                 }
                 let el = t.elapsed();
+                if let Ok(mut s) = TcpStream::connect(addr) {
+                    let _ = s.write_all(b"q");
+                }
                 let _ = acceptor.join();
                 el
             }
@@ -209,7 +212,15 @@ impl Tracer {
         };
         // SAFETY: signalling our own child.
         unsafe { libc::kill(pid as i32, sig) };
-        self.child.wait()?;
+        // Bounded: a tracer stuck in the kernel must not hang the whole benchmark.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                bail!("did not exit within 30 s of its stop signal");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let text = std::fs::read(&self.out).unwrap_or_default();
         let _ = std::fs::remove_file(&self.out);
         let text = String::from_utf8_lossy(&text);

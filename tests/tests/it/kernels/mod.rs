@@ -6,12 +6,16 @@ use std::{io::Write as _, time::Duration};
 use serde_json::Value;
 use tprobe_tests::kernel::{self, Check, GuestRun, Kernel};
 
+mod file;
+mod net;
 mod process;
 
 /// Every check, in the order the guest runs them.
 fn checks() -> Vec<Check> {
     let mut all = Vec::new();
     all.extend(process::checks());
+    all.extend(file::checks());
+    all.extend(net::checks());
     all
 }
 
