@@ -138,6 +138,19 @@ impl Event {
         }
     }
 
+    /// `probe.loss`: `count` events of `kind` lost at `source` since `since_ns`.
+    pub fn loss(ts_ns: u64, source: &'static str, kind: String, count: u64, since_ns: u64) -> Self {
+        Event::probe(
+            ts_ns,
+            Body::Loss {
+                source,
+                kind,
+                count,
+                since_ns,
+            },
+        )
+    }
+
     pub fn probe(ts_ns: u64, body: Body) -> Self {
         Event {
             ts_ns,

@@ -37,94 +37,63 @@ use crate::{
     sink::{file::FileSink, stdout::Stdout, Sink, SinkError},
 };
 
-/// Turns growth of the kernel loss counters into `probe.loss` events.
+/// Turns growth of the loss counters (kernel and userspace) into `probe.loss` events.
 struct LossTracker {
-    last: HashMap<u32, u64>,
+    /// Totals already reported, by (source, kind).
+    last: HashMap<(&'static str, String), u64>,
     /// Sink losses already reported, by (sink, source).
     sink_last: HashMap<(String, &'static str), u64>,
-    last_decode: u64,
-    last_dns: u64,
     since_ns: u64,
-    last_follow: u64,
 }
 
 impl LossTracker {
+    /// One `probe.loss` for the growth of a running total since the last poll; returns it.
+    fn report(
+        &mut self,
+        out: &mut Vec<Event>,
+        now: u64,
+        source: &'static str,
+        kind: &str,
+        total: u64,
+    ) -> u64 {
+        let prev = self
+            .last
+            .insert((source, kind.to_owned()), total)
+            .unwrap_or(0);
+        let grown = total.saturating_sub(prev);
+        if grown > 0 {
+            out.push(Event::loss(
+                now,
+                source,
+                kind.to_owned(),
+                grown,
+                self.since_ns,
+            ));
+        }
+        grown
+    }
+
     fn poll(&mut self, probe: &Probe, stats: &Stats) -> Vec<Event> {
         let now = BootClock::now_boot_ns();
         let mut out = Vec::new();
         for (kind, total) in probe.losses() {
-            let prev = self.last.insert(kind, total).unwrap_or(0);
-            if total > prev {
-                stats.ringbuf_lost.fetch_add(total - prev, Relaxed);
-                let name = probe_common::EventKind::try_from(kind)
-                    .map(|k| k.name().to_owned())
-                    .unwrap_or_else(|_| format!("kind-{kind}"));
-                prom::loss("ringbuf", &name).inc_by(total - prev);
-                out.push(Event::probe(
-                    now,
-                    Body::Loss {
-                        source: "ringbuf",
-                        kind: name,
-                        count: total - prev,
-                        since_ns: self.since_ns,
-                    },
-                ));
-            }
+            let name = probe_common::EventKind::try_from(kind)
+                .map(|k| k.name().to_owned())
+                .unwrap_or_else(|_| format!("kind-{kind}"));
+            let grown = self.report(&mut out, now, "ringbuf", &name, total);
+            stats.ringbuf_lost.fetch_add(grown, Relaxed);
+            prom::loss("ringbuf", &name).inc_by(grown);
         }
         for (sink, source, count) in stats.sinks.poll(&mut self.sink_last) {
-            out.push(Event::probe(
-                now,
-                Body::Loss {
-                    source,
-                    kind: sink,
-                    count,
-                    since_ns: self.since_ns,
-                },
-            ));
+            out.push(Event::loss(now, source, sink, count, self.since_ns));
         }
-        let follow = probe.follow_losses();
-        if follow > self.last_follow {
-            stats
-                .follow_lost
-                .fetch_add(follow - self.last_follow, Relaxed);
-            out.push(Event::probe(
-                now,
-                Body::Loss {
-                    source: "follow",
-                    kind: "process".into(),
-                    count: follow - self.last_follow,
-                    since_ns: self.since_ns,
-                },
-            ));
-            self.last_follow = follow;
-        }
-        let dec = stats.decode_errors.load(Relaxed);
-        if dec > self.last_decode {
-            prom::loss("decode", "malformed").inc_by(dec - self.last_decode);
-            out.push(Event::probe(
-                now,
-                Body::Loss {
-                    source: "decode",
-                    kind: "malformed".into(),
-                    count: dec - self.last_decode,
-                    since_ns: self.since_ns,
-                },
-            ));
-            self.last_decode = dec;
-        }
+        let grown = self.report(&mut out, now, "follow", "process", probe.follow_losses());
+        stats.follow_lost.fetch_add(grown, Relaxed);
+        let decode = stats.decode_errors.load(Relaxed);
+        let grown = self.report(&mut out, now, "decode", "malformed", decode);
+        prom::loss("decode", "malformed").inc_by(grown);
         let dns = stats.dns_malformed.load(Relaxed);
-        if dns > self.last_dns {
-            out.push(Event::probe(
-                now,
-                Body::Loss {
-                    source: "dns",
-                    kind: "net.dns".into(),
-                    count: dns - self.last_dns,
-                    since_ns: self.since_ns,
-                },
-            ));
-            self.last_dns = dns;
-        }
+        self.report(&mut out, now, "dns", "net.dns", dns);
         self.since_ns = now;
         out
     }
@@ -359,10 +328,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     let mut losses = LossTracker {
         last: HashMap::new(),
         sink_last: HashMap::new(),
-        last_decode: 0,
-        last_dns: 0,
         since_ns: start_ns,
-        last_follow: 0,
     };
     // Zero-valued loss series from the start, so rate() works before the first loss.
     for k in EventKind::ALL {

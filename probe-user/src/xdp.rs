@@ -726,14 +726,12 @@ impl State {
         // Flows we track that left the map without a record were evicted.
         let evicted = inserts.saturating_sub(kernel_deletes + user_deletes + live);
         if evicted > self.evicted {
-            out.push(Event::probe(
+            out.push(Event::loss(
                 now,
-                Body::Loss {
-                    source: "flow_table",
-                    kind: "flow".into(),
-                    count: evicted - self.evicted,
-                    since_ns: now,
-                },
+                "flow_table",
+                "flow".into(),
+                evicted - self.evicted,
+                now,
             ));
             self.evicted = evicted;
         }

@@ -257,26 +257,7 @@ pub fn from_native(v: &Value) -> Value {
     // Objects of kinds this mapping does not know yet are kept whole.
     if let Some(o) = v.as_object() {
         for (k, x) in o {
-            let known = [
-                "ts",
-                "kind",
-                "seq",
-                "host",
-                "schema",
-                "process",
-                "parent",
-                "container",
-                "result",
-                "exit",
-                "child",
-                "exec",
-                "file",
-                "net",
-                "dns",
-                "flow",
-                "probe",
-                "loss",
-            ];
+            let known = super::NATIVE_KEYS;
             if !known.contains(&k.as_str()) {
                 set(&mut out, &format!("tprobe.{k}"), x.clone());
             }

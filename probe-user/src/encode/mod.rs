@@ -26,6 +26,29 @@ pub fn b64_if_invalid(b: &[u8]) -> Option<String> {
     }
 }
 
+/// Top-level keys of a native record that the ECS and OCSF mappings know; other objects
+/// (added by newer kinds) are carried over whole.
+pub const NATIVE_KEYS: &[&str] = &[
+    "ts",
+    "kind",
+    "seq",
+    "host",
+    "schema",
+    "process",
+    "parent",
+    "container",
+    "result",
+    "exit",
+    "child",
+    "exec",
+    "file",
+    "net",
+    "dns",
+    "flow",
+    "probe",
+    "loss",
+];
+
 /// `result` of syscall-based events: `{ok}`, plus `errno` and its symbolic name on failure and
 /// the new fd of a successful open.
 #[derive(serde::Serialize, Clone, Debug, PartialEq, Eq)]

@@ -333,26 +333,7 @@ pub fn from_native(v: &Value) -> Value {
         }
     }
     if let Some(o) = v.as_object() {
-        let known = [
-            "ts",
-            "kind",
-            "seq",
-            "host",
-            "schema",
-            "process",
-            "parent",
-            "container",
-            "result",
-            "exit",
-            "child",
-            "exec",
-            "file",
-            "net",
-            "dns",
-            "flow",
-            "probe",
-            "loss",
-        ];
+        let known = super::NATIVE_KEYS;
         for (k, x) in o {
             if !known.contains(&k.as_str()) {
                 unmapped.insert(k.clone(), x.clone());
