@@ -21,7 +21,7 @@ pub fn checks() -> Vec<Check> {
 }
 
 /// The one event of `kind` on `path`.
-fn one<'a>(run: &'a GuestRun, kind: &str, path: &str) -> Result<&'a Value, String> {
+fn one<'a>(run: &'a GuestRun, kind: &'a str, path: &str) -> Result<&'a Value, String> {
     let found: Vec<&Value> = run
         .of_kind(kind)
         .filter(|v| v["file"]["path"] == path)
