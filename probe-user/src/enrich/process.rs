@@ -226,16 +226,24 @@ impl ProcessTable {
             interpreter: interp.to_vec(),
         });
         ProcessInfo {
-            pid: task.pid,
-            ppid: task.ppid,
-            start_ns: task.start_ns,
-            entity_id: entity_id(&self.host, task.pid, task.start_ns),
-            comm: task.comm.clone(),
             exe,
             cwd,
             args: args.to_vec(),
             args_truncated,
             script,
+            ..self.known(task)
+        }
+    }
+
+    /// What the kernel's header alone tells about the acting process.
+    fn known(&self, task: &Task) -> ProcessInfo {
+        ProcessInfo {
+            pid: task.pid,
+            ppid: task.ppid,
+            start_ns: task.start_ns,
+            entity_id: entity_id(&self.host, task.pid, task.start_ns),
+            comm: task.comm.clone(),
+            ..Default::default()
         }
     }
 
@@ -334,14 +342,7 @@ impl ProcessTable {
             .read_proc(task.pid, Some(task.start_ns))
             .unwrap_or_else(|| {
                 PROC_MISSES.inc();
-                ProcessInfo {
-                    pid: task.pid,
-                    ppid: task.ppid,
-                    start_ns: task.start_ns,
-                    entity_id: entity_id(&self.host, task.pid, task.start_ns),
-                    comm: task.comm.clone(),
-                    ..Default::default()
-                }
+                self.known(task)
             });
         let info = Arc::new(info);
         self.put(info.clone(), !approx);
