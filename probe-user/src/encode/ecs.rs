@@ -3,7 +3,7 @@
 //! The mapping table is in README.md; the field set is checked against `schemas/ecs-fields.json`.
 use serde_json::{json, Map, Value};
 
-use super::format::{base_dir, command_line, copy, get, get_str, set, split_kind};
+use super::format::{base_dir, command_line, copy, get, get_str, loss_message, set, split_kind};
 
 pub const ECS_VERSION: &str = "8.11.0";
 
@@ -240,16 +240,8 @@ pub fn from_native(v: &Value) -> Value {
         "probe" => {
             copy(&mut out, v, "probe", "tprobe.probe");
             copy(&mut out, v, "loss", "tprobe.loss");
-            if let Some(n) = get(v, "loss.count") {
-                set(
-                    &mut out,
-                    "message",
-                    format!(
-                        "{n} events lost ({}, {})",
-                        get_str(v, "loss.source").unwrap_or("?"),
-                        get_str(v, "loss.kind").unwrap_or("?")
-                    ),
-                );
+            if let Some(msg) = loss_message(v) {
+                set(&mut out, "message", msg);
             }
         }
         _ => {}

@@ -124,6 +124,16 @@ pub fn copy(out: &mut Map<String, Value>, v: &Value, src_path: &str, dst_path: &
 }
 
 /// `category` and `action` of a kind string.
+/// The human line of a `probe.loss`: "N events lost (source, kind)".
+pub fn loss_message(v: &Value) -> Option<String> {
+    let n = get(v, "loss.count")?;
+    Some(format!(
+        "{n} events lost ({}, {})",
+        get_str(v, "loss.source").unwrap_or("?"),
+        get_str(v, "loss.kind").unwrap_or("?")
+    ))
+}
+
 pub fn split_kind(v: &Value) -> (&str, &str) {
     let kind = get_str(v, "kind").unwrap_or("");
     kind.split_once('.').unwrap_or((kind, ""))

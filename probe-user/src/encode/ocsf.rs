@@ -4,7 +4,9 @@
 //! sets are checked against `schemas/ocsf-classes.json`.
 use serde_json::{json, Map, Value};
 
-use super::format::{base_dir, command_line, copy, epoch_ms, get, get_str, set, split_kind};
+use super::format::{
+    base_dir, command_line, copy, epoch_ms, get, get_str, loss_message, set, split_kind,
+};
 
 pub const OCSF_VERSION: &str = "1.3.0";
 
@@ -317,16 +319,8 @@ pub fn from_native(v: &Value) -> Value {
         _ => {
             copy(&mut unmapped, v, "probe", "probe");
             copy(&mut unmapped, v, "loss", "loss");
-            if let Some(n) = get(v, "loss.count") {
-                set(
-                    &mut out,
-                    "message",
-                    format!(
-                        "{n} events lost ({}, {})",
-                        get_str(v, "loss.source").unwrap_or("?"),
-                        get_str(v, "loss.kind").unwrap_or("?")
-                    ),
-                );
+            if let Some(msg) = loss_message(v) {
+                set(&mut out, "message", msg);
             } else {
                 set(&mut out, "message", kind);
             }
