@@ -14,14 +14,29 @@ use crate::{
 };
 
 /// The kinds the kernel must produce: the user's, plus process lifecycle events, which keep
-/// the process table right whatever the user chose to see.
-pub fn kernel_kinds(kinds: &[EventKind]) -> Vec<EventKind> {
+/// the process table right whatever the user chose to see, and with XDP the socket events
+/// that tell the flow tracker which process owns a connection (even one already closed when
+/// its flow is reported).
+pub fn kernel_kinds(kinds: &[EventKind], xdp: bool) -> Vec<EventKind> {
     let mut out = kinds.to_vec();
-    for k in [
+    let owners: &[EventKind] = if xdp {
+        &[
+            EventKind::NetConnect,
+            EventKind::NetAccept,
+            EventKind::NetBind,
+            EventKind::NetSend,
+        ]
+    } else {
+        &[]
+    };
+    for &k in [
         EventKind::ProcessExec,
         EventKind::ProcessFork,
         EventKind::ProcessExit,
-    ] {
+    ]
+    .iter()
+    .chain(owners)
+    {
         if !out.contains(&k) {
             out.push(k);
         }
@@ -104,7 +119,7 @@ impl Reloader {
             eprintln!("tprobe: reload: {w}");
         }
         probe.reconfigure(
-            &kernel_kinds(&new.kinds),
+            &kernel_kinds(&new.kinds, self.current.xdp.is_some()),
             new.threads,
             &new.filters.kernel(),
         )?;

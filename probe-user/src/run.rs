@@ -217,7 +217,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     // Process lifecycle events always flow: they keep the process table (exe, args, cwd of
     // every event's process) right whatever the user chose to see.
     let mut probe = loader::load(&LoadOptions {
-        kinds: reload::kernel_kinds(&cfg.kinds),
+        kinds: reload::kernel_kinds(&cfg.kinds, cfg.xdp.is_some()),
         filters: cfg.filters.kernel(),
         threads: cfg.threads,
         ringbuf_bytes: cfg.ringbuf_bytes,

@@ -369,8 +369,24 @@ impl Event {
 }
 
 /// Moves flow records out of a drained batch into the tracker.
+/// Socket events tell the tracker who owns a 5-tuple: exact, and still known after the
+/// socket is gone (a short connection's flow often ends after its process closed it).
 pub fn route(tracker: Option<&Tracker>, batch: &mut Vec<Event>) {
     batch.retain(|ev| {
+        if let (Some(t), Body::Net(n), Some(task)) = (tracker, &ev.body, &ev.task) {
+            if let Some(ft) = n.five_tuple() {
+                let owner = Owner {
+                    pid: task.pid,
+                    ppid: task.ppid,
+                    uid: task.uid,
+                    gid: task.gid,
+                    start_ns: task.start_ns,
+                    comm: task.comm.clone(),
+                    cgroup_id: task.cgroup_id,
+                };
+                let _ = t.tx.send(Msg::Owner(ft, Arc::new(owner)));
+            }
+        }
         if !matches!(ev.body, Body::Flow(_)) {
             return true;
         }
@@ -383,6 +399,8 @@ pub fn route(tracker: Option<&Tracker>, batch: &mut Vec<Event>) {
 
 enum Msg {
     Record(Box<Event>),
+    /// A process was seen using this 5-tuple (from a net.* event).
+    Owner(crate::net::FiveTuple, Arc<Owner>),
     Stop,
 }
 
@@ -474,6 +492,9 @@ impl State {
                     while let Ok(m) = rx.try_recv() {
                         match m {
                             Msg::Record(ev) => self.record(ev, &mut out),
+                            Msg::Owner(t, o) => {
+                                self.owners.record(t.protocol, t.local, t.remote, o)
+                            }
                             Msg::Stop => {
                                 self.resolve_owners();
                                 self.send(out);
@@ -484,6 +505,7 @@ impl State {
                     self.resolve_owners();
                     self.send(out);
                 }
+                Ok(Msg::Owner(t, o)) => self.owners.record(t.protocol, t.local, t.remote, o),
                 Ok(Msg::Stop) | Err(std_mpsc::RecvTimeoutError::Disconnected) => {
                     return self.stop();
                 }
