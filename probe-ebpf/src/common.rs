@@ -8,6 +8,7 @@ use aya_ebpf::helpers::{
         bpf_probe_read_kernel, bpf_ringbuf_output,
     },
 };
+use aya_ebpf::programs::TracePointContext;
 use probe_common::{EventHeader, EventKind, KernelOffsets, ProbeConfig, CFG_FILTERS};
 
 use crate::maps::{CONFIG, EVENTS, LOSSES};
@@ -74,6 +75,23 @@ pub fn bound(v: u32, mask: u32) -> u32 {
     // SAFETY: reading a local.
     let v = unsafe { core::ptr::read_volatile(&v) };
     v & mask
+}
+
+/// Syscall tracepoint records (`syscalls:sys_enter_*` / `sys_exit_*`): an 8-byte common header,
+/// `__syscall_nr` (int, padded), then one `unsigned long` per argument from offset 16, or the
+/// `long` return value at 16. The layout is the same on every kernel with syscall tracepoints.
+const SYSCALL_SLOT0: usize = 16;
+
+/// Argument `i` of a `sys_enter_*` record.
+#[inline(always)]
+pub fn sys_arg(ctx: &TracePointContext, i: usize) -> u64 {
+    unsafe { ctx.read_at::<u64>(SYSCALL_SLOT0 + 8 * i) }.unwrap_or(0)
+}
+
+/// Return value of a `sys_exit_*` record.
+#[inline(always)]
+pub fn sys_ret(ctx: &TracePointContext) -> i64 {
+    unsafe { ctx.read_at::<i64>(SYSCALL_SLOT0) }.unwrap_or(0)
 }
 
 /// Reads a `T` at `base + off` from kernel memory.

@@ -29,7 +29,8 @@ use probe_common::{
 };
 
 use crate::common::{
-    count_loss, current_task, emit_bytes, enabled, fill_header, offsets, read_kernel,
+    count_loss, current_task, emit_bytes, enabled, fill_header, offsets, read_kernel, sys_arg,
+    sys_ret,
 };
 
 /// Offsets for the path walk, from BTF; set by userspace before load.
@@ -117,14 +118,6 @@ impl Args {
             length: 0,
         }
     }
-}
-
-/// Argument `i` of a `sys_enter_*` record: `__syscall_nr` (int, padded) at 8, then one
-/// `unsigned long` per argument from offset 16 — the same on every kernel with syscall
-/// tracepoints.
-#[inline(always)]
-fn arg(ctx: &TracePointContext, i: usize) -> u64 {
-    unsafe { ctx.read_at::<u64>(16 + 8 * i) }.unwrap_or(0)
 }
 
 #[inline(always)]
@@ -578,8 +571,7 @@ fn try_exit(ctx: &TracePointContext, sys: FileSyscall, kinds: &[EventKind]) -> R
         let _ = FILE_INFLIGHT.remove(tid);
         return Ok(());
     }
-    // `long ret` follows `__syscall_nr` in every sys_exit_* record.
-    ev.ret = unsafe { ctx.read_at::<i64>(16) }.unwrap_or(0);
+    ev.ret = sys_ret(ctx);
     if ev.fflags & FILE_DEFERRED != 0 {
         // The kernel has faulted the paths in by now; the prefix filter is left to userspace.
         capture(ev, None);
@@ -643,10 +635,10 @@ file_syscall!(
     FileSyscall::Open,
     OPEN,
     |c| {
-        let flags = arg(c, 1) as u32;
-        let mut a = Args::new(FileSyscall::Open, open_kind(flags), AT_FDCWD, arg(c, 0));
+        let flags = sys_arg(c, 1) as u32;
+        let mut a = Args::new(FileSyscall::Open, open_kind(flags), AT_FDCWD, sys_arg(c, 0));
         a.flags = flags;
-        a.mode = arg(c, 2) as u32;
+        a.mode = sys_arg(c, 2) as u32;
         a
     }
 );
@@ -657,15 +649,15 @@ file_syscall!(
     FileSyscall::Openat,
     OPEN,
     |c| {
-        let flags = arg(c, 2) as u32;
+        let flags = sys_arg(c, 2) as u32;
         let mut a = Args::new(
             FileSyscall::Openat,
             open_kind(flags),
-            fd(arg(c, 0)),
-            arg(c, 1),
+            fd(sys_arg(c, 0)),
+            sys_arg(c, 1),
         );
         a.flags = flags;
-        a.mode = arg(c, 3) as u32;
+        a.mode = sys_arg(c, 3) as u32;
         a
     }
 );
@@ -682,15 +674,15 @@ file_syscall!(
             bpf_probe_read_user(
                 how.as_mut_ptr() as *mut c_void,
                 16,
-                arg(c, 2) as *const c_void,
+                sys_arg(c, 2) as *const c_void,
             )
         };
         let flags = how[0] as u32;
         let mut a = Args::new(
             FileSyscall::Openat2,
             open_kind(flags),
-            fd(arg(c, 0)),
-            arg(c, 1),
+            fd(sys_arg(c, 0)),
+            sys_arg(c, 1),
         );
         a.flags = flags;
         a.mode = how[1] as u32;
@@ -708,10 +700,10 @@ file_syscall!(
             FileSyscall::Creat,
             EventKind::FileCreate,
             AT_FDCWD,
-            arg(c, 0),
+            sys_arg(c, 0),
         );
         a.flags = O_CREAT | O_WRONLY | O_TRUNC;
-        a.mode = arg(c, 1) as u32;
+        a.mode = sys_arg(c, 1) as u32;
         a
     }
 );
@@ -725,7 +717,7 @@ file_syscall!(
         FileSyscall::Unlink,
         EventKind::FileUnlink,
         AT_FDCWD,
-        arg(c, 0)
+        sys_arg(c, 0)
     )
 );
 
@@ -735,13 +727,18 @@ file_syscall!(
     FileSyscall::Unlinkat,
     UNLINKAT,
     |c| {
-        let flags = arg(c, 2) as u32;
+        let flags = sys_arg(c, 2) as u32;
         let kind = if flags & AT_REMOVEDIR != 0 {
             EventKind::FileRmdir
         } else {
             EventKind::FileUnlink
         };
-        let mut a = Args::new(FileSyscall::Unlinkat, kind, fd(arg(c, 0)), arg(c, 1));
+        let mut a = Args::new(
+            FileSyscall::Unlinkat,
+            kind,
+            fd(sys_arg(c, 0)),
+            sys_arg(c, 1),
+        );
         a.flags = flags;
         a
     }
@@ -756,7 +753,7 @@ file_syscall!(
         FileSyscall::Rmdir,
         EventKind::FileRmdir,
         AT_FDCWD,
-        arg(c, 0)
+        sys_arg(c, 0)
     )
 );
 
@@ -770,9 +767,9 @@ file_syscall!(
             FileSyscall::Rename,
             EventKind::FileRename,
             AT_FDCWD,
-            arg(c, 0),
+            sys_arg(c, 0),
         );
-        a.target = arg(c, 1);
+        a.target = sys_arg(c, 1);
         a
     }
 );
@@ -786,11 +783,11 @@ file_syscall!(
         let mut a = Args::new(
             FileSyscall::Renameat,
             EventKind::FileRename,
-            fd(arg(c, 0)),
-            arg(c, 1),
+            fd(sys_arg(c, 0)),
+            sys_arg(c, 1),
         );
-        a.target_dirfd = fd(arg(c, 2));
-        a.target = arg(c, 3);
+        a.target_dirfd = fd(sys_arg(c, 2));
+        a.target = sys_arg(c, 3);
         a
     }
 );
@@ -804,12 +801,12 @@ file_syscall!(
         let mut a = Args::new(
             FileSyscall::Renameat2,
             EventKind::FileRename,
-            fd(arg(c, 0)),
-            arg(c, 1),
+            fd(sys_arg(c, 0)),
+            sys_arg(c, 1),
         );
-        a.target_dirfd = fd(arg(c, 2));
-        a.target = arg(c, 3);
-        a.flags = arg(c, 4) as u32;
+        a.target_dirfd = fd(sys_arg(c, 2));
+        a.target = sys_arg(c, 3);
+        a.flags = sys_arg(c, 4) as u32;
         a
     }
 );
@@ -824,9 +821,9 @@ file_syscall!(
             FileSyscall::Mkdir,
             EventKind::FileMkdir,
             AT_FDCWD,
-            arg(c, 0),
+            sys_arg(c, 0),
         );
-        a.mode = arg(c, 1) as u32;
+        a.mode = sys_arg(c, 1) as u32;
         a
     }
 );
@@ -840,10 +837,10 @@ file_syscall!(
         let mut a = Args::new(
             FileSyscall::Mkdirat,
             EventKind::FileMkdir,
-            fd(arg(c, 0)),
-            arg(c, 1),
+            fd(sys_arg(c, 0)),
+            sys_arg(c, 1),
         );
-        a.mode = arg(c, 2) as u32;
+        a.mode = sys_arg(c, 2) as u32;
         a
     }
 );
@@ -858,9 +855,9 @@ file_syscall!(
             FileSyscall::Chmod,
             EventKind::FileChmod,
             AT_FDCWD,
-            arg(c, 0),
+            sys_arg(c, 0),
         );
-        a.mode = arg(c, 1) as u32;
+        a.mode = sys_arg(c, 1) as u32;
         a
     }
 );
@@ -871,8 +868,13 @@ file_syscall!(
     FileSyscall::Fchmod,
     CHMOD,
     |c| {
-        let mut a = Args::new(FileSyscall::Fchmod, EventKind::FileChmod, fd(arg(c, 0)), 0);
-        a.mode = arg(c, 1) as u32;
+        let mut a = Args::new(
+            FileSyscall::Fchmod,
+            EventKind::FileChmod,
+            fd(sys_arg(c, 0)),
+            0,
+        );
+        a.mode = sys_arg(c, 1) as u32;
         a
     }
 );
@@ -886,10 +888,10 @@ file_syscall!(
         let mut a = Args::new(
             FileSyscall::Fchmodat,
             EventKind::FileChmod,
-            fd(arg(c, 0)),
-            arg(c, 1),
+            fd(sys_arg(c, 0)),
+            sys_arg(c, 1),
         );
-        a.mode = arg(c, 2) as u32;
+        a.mode = sys_arg(c, 2) as u32;
         a
     }
 );
@@ -903,11 +905,11 @@ file_syscall!(
         let mut a = Args::new(
             FileSyscall::Fchmodat2,
             EventKind::FileChmod,
-            fd(arg(c, 0)),
-            arg(c, 1),
+            fd(sys_arg(c, 0)),
+            sys_arg(c, 1),
         );
-        a.mode = arg(c, 2) as u32;
-        a.flags = arg(c, 3) as u32;
+        a.mode = sys_arg(c, 2) as u32;
+        a.flags = sys_arg(c, 3) as u32;
         a
     }
 );
@@ -922,10 +924,10 @@ file_syscall!(
             FileSyscall::Chown,
             EventKind::FileChown,
             AT_FDCWD,
-            arg(c, 0),
+            sys_arg(c, 0),
         );
-        a.uid = arg(c, 1) as u32;
-        a.gid = arg(c, 2) as u32;
+        a.uid = sys_arg(c, 1) as u32;
+        a.gid = sys_arg(c, 2) as u32;
         a
     }
 );
@@ -940,10 +942,10 @@ file_syscall!(
             FileSyscall::Lchown,
             EventKind::FileChown,
             AT_FDCWD,
-            arg(c, 0),
+            sys_arg(c, 0),
         );
-        a.uid = arg(c, 1) as u32;
-        a.gid = arg(c, 2) as u32;
+        a.uid = sys_arg(c, 1) as u32;
+        a.gid = sys_arg(c, 2) as u32;
         a.flags = AT_SYMLINK_NOFOLLOW;
         a
     }
@@ -955,9 +957,14 @@ file_syscall!(
     FileSyscall::Fchown,
     CHOWN,
     |c| {
-        let mut a = Args::new(FileSyscall::Fchown, EventKind::FileChown, fd(arg(c, 0)), 0);
-        a.uid = arg(c, 1) as u32;
-        a.gid = arg(c, 2) as u32;
+        let mut a = Args::new(
+            FileSyscall::Fchown,
+            EventKind::FileChown,
+            fd(sys_arg(c, 0)),
+            0,
+        );
+        a.uid = sys_arg(c, 1) as u32;
+        a.gid = sys_arg(c, 2) as u32;
         a
     }
 );
@@ -971,12 +978,12 @@ file_syscall!(
         let mut a = Args::new(
             FileSyscall::Fchownat,
             EventKind::FileChown,
-            fd(arg(c, 0)),
-            arg(c, 1),
+            fd(sys_arg(c, 0)),
+            sys_arg(c, 1),
         );
-        a.uid = arg(c, 2) as u32;
-        a.gid = arg(c, 3) as u32;
-        a.flags = arg(c, 4) as u32;
+        a.uid = sys_arg(c, 2) as u32;
+        a.gid = sys_arg(c, 3) as u32;
+        a.flags = sys_arg(c, 4) as u32;
         a
     }
 );
@@ -988,8 +995,13 @@ file_syscall!(
     FileSyscall::Link,
     LINK,
     |c| {
-        let mut a = Args::new(FileSyscall::Link, EventKind::FileLink, AT_FDCWD, arg(c, 1));
-        a.target = arg(c, 0);
+        let mut a = Args::new(
+            FileSyscall::Link,
+            EventKind::FileLink,
+            AT_FDCWD,
+            sys_arg(c, 1),
+        );
+        a.target = sys_arg(c, 0);
         a
     }
 );
@@ -1003,12 +1015,12 @@ file_syscall!(
         let mut a = Args::new(
             FileSyscall::Linkat,
             EventKind::FileLink,
-            fd(arg(c, 2)),
-            arg(c, 3),
+            fd(sys_arg(c, 2)),
+            sys_arg(c, 3),
         );
-        a.target_dirfd = fd(arg(c, 0));
-        a.target = arg(c, 1);
-        a.flags = arg(c, 4) as u32;
+        a.target_dirfd = fd(sys_arg(c, 0));
+        a.target = sys_arg(c, 1);
+        a.flags = sys_arg(c, 4) as u32;
         a
     }
 );
@@ -1024,9 +1036,9 @@ file_syscall!(
             FileSyscall::Symlink,
             EventKind::FileSymlink,
             AT_FDCWD,
-            arg(c, 1),
+            sys_arg(c, 1),
         );
-        a.target = arg(c, 0);
+        a.target = sys_arg(c, 0);
         a
     }
 );
@@ -1040,10 +1052,10 @@ file_syscall!(
         let mut a = Args::new(
             FileSyscall::Symlinkat,
             EventKind::FileSymlink,
-            fd(arg(c, 1)),
-            arg(c, 2),
+            fd(sys_arg(c, 1)),
+            sys_arg(c, 2),
         );
-        a.target = arg(c, 0);
+        a.target = sys_arg(c, 0);
         a
     }
 );
@@ -1058,9 +1070,9 @@ file_syscall!(
             FileSyscall::Truncate,
             EventKind::FileTruncate,
             AT_FDCWD,
-            arg(c, 0),
+            sys_arg(c, 0),
         );
-        a.length = arg(c, 1) as i64;
+        a.length = sys_arg(c, 1) as i64;
         a
     }
 );
@@ -1074,10 +1086,10 @@ file_syscall!(
         let mut a = Args::new(
             FileSyscall::Ftruncate,
             EventKind::FileTruncate,
-            fd(arg(c, 0)),
+            fd(sys_arg(c, 0)),
             0,
         );
-        a.length = arg(c, 1) as i64;
+        a.length = sys_arg(c, 1) as i64;
         a
     }
 );

@@ -21,14 +21,8 @@ use probe_common::{
 
 use crate::common::{
     bound, current_task, emit, emit_bytes, enabled, fill_header, kind_enabled, offsets,
-    read_kernel, self_tgid,
+    read_kernel, self_tgid, sys_arg, sys_ret,
 };
-
-/// Syscall tracepoint records (`syscalls:sys_enter_*`): an 8-byte common header, the syscall
-/// number, then six 8-byte argument slots. This layout has not changed since syscall
-/// tracepoints exist; `sys_exit_*` has the return value in the first slot.
-const SYSCALL_ARG0: usize = 16;
-const SYSCALL_RET: usize = 16;
 
 const AF_UNIX: u16 = 1;
 const AF_INET: u16 = 2;
@@ -86,11 +80,6 @@ struct SendKey {
 
 #[map]
 static NET_SENT: LruHashMap<SendKey, u8> = LruHashMap::with_max_entries(16384, 0);
-
-#[inline(always)]
-fn sys_arg(ctx: &TracePointContext, i: usize) -> u64 {
-    unsafe { ctx.read_at::<u64>(SYSCALL_ARG0 + 8 * i) }.unwrap_or(0)
-}
 
 #[inline(always)]
 fn current_tid() -> u32 {
@@ -239,7 +228,7 @@ fn finish(
     let p = NET_PENDING.get_ptr_mut(tid)?;
     let p = unsafe { &mut *p };
     if p.header.kind == kind as u32 {
-        let ret = unsafe { ctx.read_at::<i64>(SYSCALL_RET) }.unwrap_or(0);
+        let ret = sys_ret(ctx);
         p.info.ret = ret;
         p.info.nflags |= NET_HAS_RET;
         let off = offsets();
