@@ -163,9 +163,12 @@ impl TryFrom<u32> for FileSyscall {
 /// the second path (`target_len`), then with `FILE_HAS_BASE` the base directory (`base_len`),
 /// then with `FILE_HAS_TARGET_BASE` the target's base directory (`target_base_len`).
 /// The record ends right after the last of them.
+///
+/// Generic over the size of `data` so the kernel can keep a call in flight in a small record
+/// of the same layout ([`FileEvent`] is the full-size one); only the bytes used are sent.
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub struct FileEvent {
+pub struct FileRecord<const N: usize> {
     pub header: EventHeader,
     /// The syscall's return value (fd or 0 on success, `-errno` on failure).
     pub ret: i64,
@@ -193,8 +196,11 @@ pub struct FileEvent {
     pub base_len: u32,
     /// Bytes of the target's own base (its dirfd differs from the path's), after the base.
     pub target_base_len: u32,
-    pub data: [u8; FILE_DATA_LEN],
+    pub data: [u8; N],
 }
+
+/// A file record with room for three whole paths.
+pub type FileEvent = FileRecord<FILE_DATA_LEN>;
 
 /// Size of [`FileEvent::data`]: three whole paths (path, target, base).
 pub const FILE_DATA_LEN: usize = 3 * PATH_MAX;

@@ -8,7 +8,7 @@ use aya_ebpf::helpers::{
         bpf_probe_read_kernel, bpf_ringbuf_output,
     },
 };
-use aya_ebpf::programs::TracePointContext;
+use aya_ebpf::{programs::TracePointContext, EbpfContext};
 use probe_common::{EventHeader, EventKind, KernelOffsets, ProbeConfig, CFG_FILTERS};
 
 use crate::maps::{CONFIG, EVENTS, LOSSES};
@@ -82,16 +82,23 @@ pub fn bound(v: u32, mask: u32) -> u32 {
 /// `long` return value at 16. The layout is the same on every kernel with syscall tracepoints.
 const SYSCALL_SLOT0: usize = 16;
 
-/// Argument `i` of a `sys_enter_*` record.
+/// Argument `i` of a `sys_enter_*` record. A direct load: the verifier allows aligned reads of
+/// a tracepoint's own record, which costs nothing next to a `bpf_probe_read` per argument.
 #[inline(always)]
 pub fn sys_arg(ctx: &TracePointContext, i: usize) -> u64 {
-    unsafe { ctx.read_at::<u64>(SYSCALL_SLOT0 + 8 * i) }.unwrap_or(0)
+    // SAFETY: slots 0..6 lie inside every sys_enter record; 8-byte aligned.
+    unsafe {
+        *(ctx.as_ptr() as *const u8)
+            .add(SYSCALL_SLOT0 + 8 * i)
+            .cast::<u64>()
+    }
 }
 
 /// Return value of a `sys_exit_*` record.
 #[inline(always)]
 pub fn sys_ret(ctx: &TracePointContext) -> i64 {
-    unsafe { ctx.read_at::<i64>(SYSCALL_SLOT0) }.unwrap_or(0)
+    // SAFETY: the return value lies inside every sys_exit record; 8-byte aligned.
+    unsafe { *(ctx.as_ptr() as *const u8).add(SYSCALL_SLOT0).cast::<i64>() }
 }
 
 /// Reads a `T` at `base + off` from kernel memory.
@@ -130,9 +137,72 @@ pub fn task_identity(task: *const u8, off: &KernelOffsets) -> (u32, u64) {
     (tgid, start)
 }
 
+/// What a thread's header repeats from one call to the next, kept by callers that have
+/// per-thread storage so a burst of calls walks the task structs once.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct IdCache {
+    /// `pid_tgid` the rest was read for (0: empty). A thread that execs from a non-leader
+    /// thread takes the leader's pid, so a change of either id is seen here.
+    pub pid_tgid: u64,
+    /// `real_parent` the parent fields were read for; reparenting changes it.
+    pub parent: u64,
+    pub start_ns: u64,
+    pub parent_start_ns: u64,
+    pub ppid: u32,
+    pub _pad0: u32,
+}
+
 /// Fills the common header for the current task.
 #[inline(always)]
 pub fn fill_header(h: &mut EventHeader, kind: EventKind, task: *const u8, off: &KernelOffsets) {
+    fill_ids(h, kind);
+    let (_, start) = task_identity(task, off);
+    h.start_ns = start;
+    let parent: *const u8 = read_kernel(task, off.task_real_parent).unwrap_or(core::ptr::null());
+    if parent.is_null() {
+        h.ppid = 0;
+        h.parent_start_ns = 0;
+    } else {
+        let (ppid, pstart) = task_identity(parent, off);
+        h.ppid = ppid;
+        h.parent_start_ns = pstart;
+    }
+}
+
+/// [`fill_header`] for a thread with its own [`IdCache`]: one kernel read (the parent pointer)
+/// instead of six when the thread is the one the cache was filled for.
+#[inline(always)]
+pub fn fill_header_cached(
+    h: &mut EventHeader,
+    kind: EventKind,
+    task: *const u8,
+    off: &KernelOffsets,
+    cache: &mut IdCache,
+) {
+    let pid_tgid = fill_ids(h, kind);
+    let parent: *const u8 = read_kernel(task, off.task_real_parent).unwrap_or(core::ptr::null());
+    if cache.pid_tgid != pid_tgid || cache.parent != parent as u64 || parent.is_null() {
+        let (_, start) = task_identity(task, off);
+        let (ppid, pstart) = if parent.is_null() {
+            (0, 0)
+        } else {
+            task_identity(parent, off)
+        };
+        cache.pid_tgid = pid_tgid;
+        cache.parent = parent as u64;
+        cache.start_ns = start;
+        cache.ppid = ppid;
+        cache.parent_start_ns = pstart;
+    }
+    h.start_ns = cache.start_ns;
+    h.ppid = cache.ppid;
+    h.parent_start_ns = cache.parent_start_ns;
+}
+
+/// The header fields helpers give directly; returns `pid_tgid`.
+#[inline(always)]
+fn fill_ids(h: &mut EventHeader, kind: EventKind) -> u64 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let uid_gid = bpf_get_current_uid_gid();
     h.kind = kind as u32;
@@ -145,17 +215,7 @@ pub fn fill_header(h: &mut EventHeader, kind: EventKind, task: *const u8, off: &
     h._pad0 = 0;
     h.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
     h.comm = bpf_get_current_comm().unwrap_or([0; 16]);
-    let (_, start) = task_identity(task, off);
-    h.start_ns = start;
-    let parent: *const u8 = read_kernel(task, off.task_real_parent).unwrap_or(core::ptr::null());
-    if parent.is_null() {
-        h.ppid = 0;
-        h.parent_start_ns = 0;
-    } else {
-        let (ppid, pstart) = task_identity(parent, off);
-        h.ppid = ppid;
-        h.parent_start_ns = pstart;
-    }
+    pid_tgid
 }
 
 #[inline(always)]

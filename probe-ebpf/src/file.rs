@@ -8,30 +8,29 @@
 use core::ffi::c_void;
 
 use aya_ebpf::{
-    helpers::{
-        bpf_get_current_pid_tgid,
-        generated::{
-            bpf_loop, bpf_probe_read_kernel, bpf_probe_read_user, bpf_probe_read_user_str,
-        },
+    helpers::generated::{
+        bpf_loop, bpf_probe_read_kernel, bpf_probe_read_user, bpf_probe_read_user_str,
     },
-    macros::{map, tracepoint},
+    macros::{btf_map, map, tracepoint},
     maps::{
         lpm_trie::{Key, LpmTrie},
-        Array, LruHashMap, PerCpuArray,
+        Array, PerCpuArray,
     },
     programs::TracePointContext,
 };
 use probe_common::{
-    EventKind, FileConfig, FileEvent, FileOffsets, FileSyscall, AT_FDCWD, FILE_BASE_PARTIAL,
-    FILE_BY_FD, FILE_CFG_INCLUDE, FILE_CFG_READS, FILE_FIXED_LEN, FILE_HAS_BASE, FILE_HAS_TARGET,
-    FILE_HAS_TARGET_BASE, FILE_PATH_TRUNCATED, FILE_PATH_UNREADABLE, FILE_TARGET_TRUNCATED,
-    FILE_TARGET_UNREADABLE, PATH_MAX, PREFIX_EXCLUDE, PREFIX_INCLUDE, PREFIX_KEY_LEN,
+    EventKind, FileConfig, FileEvent, FileOffsets, FileRecord, FileSyscall, AT_FDCWD,
+    FILE_BASE_PARTIAL, FILE_BY_FD, FILE_CFG_INCLUDE, FILE_CFG_READS, FILE_FIXED_LEN, FILE_HAS_BASE,
+    FILE_HAS_TARGET, FILE_HAS_TARGET_BASE, FILE_PATH_TRUNCATED, FILE_PATH_UNREADABLE,
+    FILE_TARGET_TRUNCATED, FILE_TARGET_UNREADABLE, PATH_MAX, PREFIX_EXCLUDE, PREFIX_INCLUDE,
+    PREFIX_KEY_LEN,
 };
 
 use crate::common::{
-    count_loss, current_task, emit_bytes, enabled, fill_header, offsets, read_kernel, sys_arg,
-    sys_ret,
+    bound, count_loss, current_task, emit_bytes, enabled, fill_header_cached, offsets, read_kernel,
+    sys_arg, sys_ret, IdCache,
 };
+use crate::maps::TaskStorage;
 
 /// Offsets for the path walk, from BTF; set by userspace before load.
 #[unsafe(no_mangle)]
@@ -51,10 +50,30 @@ static FILE_CONFIG: Array<FileConfig> = Array::with_max_entries(1, 0);
 #[map]
 static FILE_PREFIXES: LpmTrie<[u8; PREFIX_KEY_LEN], u8> = LpmTrie::with_max_entries(256, 0);
 
-/// Records between sys_enter and sys_exit, by thread id. LRU so that a record whose exit was
-/// never seen (probe attached mid-call) cannot pin a slot for ever.
-#[map]
-static FILE_INFLIGHT: LruHashMap<u32, FileEvent> = LruHashMap::with_max_entries(1024, 0);
+/// Room for one path inline in a pending record (a power of two); longer ones are read whole
+/// at the exit.
+const INLINE_PATH: usize = 512;
+
+/// A call between its sys_enter and its sys_exit: the wire layout with room for the path and
+/// the target inline, which nearly every call fits. Sent as it is when it needs nothing more.
+type Pending = FileRecord<{ 2 * INLINE_PATH }>;
+
+/// A thread's task-local state: its pending call, then what its header repeats.
+#[repr(C)]
+struct ThreadState {
+    rec: Pending,
+    ids: IdCache,
+}
+
+const _: () = assert!(
+    FILE_FIXED_LEN.is_multiple_of(8),
+    "paths must start 8-byte aligned"
+);
+
+/// Each thread's pending call. Task-local storage rather than a hash keyed by thread id: the
+/// entry writes straight into it (no per-call insert or copy) and it dies with the thread.
+#[btf_map]
+static FILE_PENDING: TaskStorage<ThreadState> = TaskStorage::new();
 
 /// Where a record is built before it is known to pass the filters (too big for the stack).
 #[map]
@@ -79,8 +98,14 @@ const O_TRUNC: u32 = 0o1000;
 const O_PATH: u32 = 0o10000000;
 const O_TMPFILE_BIT: u32 = 0o20000000;
 const AT_REMOVEDIR: u32 = 0x200;
-/// `FileEvent::fflags` bit used only in the kernel: a path could not be read at entry.
+/// `FileEvent::fflags` bits used only in the kernel, cleared before a record is sent:
+/// a path could not be read at entry,
 const FILE_DEFERRED: u32 = 1 << 31;
+/// a path did not fit inline,
+const FILE_LONG: u32 = 1 << 30;
+/// the exit must resolve a directory.
+const FILE_NEED_BASE: u32 = 1 << 29;
+const KERNEL_ONLY: u32 = FILE_DEFERRED | FILE_LONG | FILE_NEED_BASE;
 const AT_SYMLINK_NOFOLLOW: u32 = 0x100;
 
 /// What one syscall passed, in the shape of a file event.
@@ -129,24 +154,29 @@ fn open_kind(flags: u32) -> EventKind {
     }
 }
 
-/// Copies a user string into `dst` (PATH_MAX bytes). Returns (length without NUL, flags).
+/// Copies a user string into `dst` (`CAP` bytes, a power of two). Returns (length without NUL,
+/// flags): `truncated` when it did not fit, `unreadable` when it could not be read.
 #[inline(always)]
-fn read_user_path(src: u64, dst: *mut u8, truncated: u32, unreadable: u32) -> (u32, u32) {
-    let n = unsafe {
-        bpf_probe_read_user_str(dst as *mut c_void, PATH_MAX as u32, src as *const c_void)
-    };
+fn read_user_path<const CAP: usize>(
+    src: u64,
+    dst: *mut u8,
+    truncated: u32,
+    unreadable: u32,
+) -> (u32, u32) {
+    let n =
+        unsafe { bpf_probe_read_user_str(dst as *mut c_void, CAP as u32, src as *const c_void) };
     if n <= 0 {
         return (0, unreadable);
     }
-    let len = (n as u32 - 1) & (PATH_MAX as u32 - 1);
-    if n as usize == PATH_MAX {
-        // The buffer is full: the path was longer unless its byte 4095 was the NUL.
+    let len = (n as u32 - 1) & (CAP as u32 - 1);
+    if n as usize == CAP {
+        // The buffer is full: the path was longer unless its byte CAP-1 was the NUL.
         let mut next: u8 = 0;
         let r = unsafe {
             bpf_probe_read_user(
                 &mut next as *mut u8 as *mut c_void,
                 1,
-                (src + PATH_MAX as u64 - 1) as *const c_void,
+                (src + CAP as u64 - 1) as *const c_void,
             )
         };
         if r != 0 || next != 0 {
@@ -156,77 +186,72 @@ fn read_user_path(src: u64, dst: *mut u8, truncated: u32, unreadable: u32) -> (u
     (len, 0)
 }
 
-/// State of the clean-path scan, shared with its `bpf_loop` callback.
-#[repr(C)]
-struct Scan {
-    len: u64,
-    dirty: u64,
-}
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
 
-/// Looks at byte `i` of the key scratch: a `/` followed by `/` or `.` makes the path dirty.
-extern "C" fn scan_cb(i: u64, ctx: *mut c_void) -> i64 {
-    let sc = unsafe { &mut *(ctx as *mut Scan) };
-    let i = i as usize;
-    if i + 1 >= sc.len as usize || i + 1 >= PREFIX_KEY_LEN {
-        return 1;
-    }
-    let Some(key) = FILE_KEY.get_ptr(0) else {
-        sc.dirty = 1;
-        return 1;
-    };
-    let data = unsafe { (*key).data.as_ptr() };
-    let a = unsafe { *data.add(i & (PREFIX_KEY_LEN - 1)) };
-    let b = unsafe { *data.add((i + 1) & (PREFIX_KEY_LEN - 1)) };
-    if a == b'/' && (b == b'/' || b == b'.') {
-        sc.dirty = 1;
-        return 1;
-    }
-    0
-}
-
-/// Whether the prefix trie may judge the path now in the key scratch: absolute, short enough
-/// to sit whole in a trie key (longer ones are judged in userspace), and no `//` or `/.`
-/// anywhere, so its lexical prefix is its place (`/dev/pts/../../etc/passwd` must not match
-/// `/dev/pts`).
+/// 0x80 in each byte of `w` equal to `c`, 0 elsewhere (exact, no carries between bytes).
 #[inline(always)]
-fn is_clean_absolute(first: u8, len: u32) -> bool {
-    if len == 0 || len as usize >= PREFIX_KEY_LEN || first != b'/' {
+fn bytes_equal(w: u64, c: u8) -> u64 {
+    let x = w ^ (ONES * c as u64);
+    let t = ((x & !HIGHS) + !HIGHS) | x;
+    !t & HIGHS
+}
+
+/// Whether the prefix trie may judge `len` bytes at `p` (8-byte aligned, readable for 256
+/// bytes): absolute, short enough to sit whole in a trie key (longer ones are judged in
+/// userspace), and no `//` or `/.` anywhere, so its lexical prefix is its place
+/// (`/dev/pts/../../etc/passwd` must not match `/dev/pts`). Eight bytes a step, no helper.
+#[inline(always)]
+fn is_clean_absolute(p: *const u8, len: u32) -> bool {
+    if len == 0 || len as usize >= PREFIX_KEY_LEN || unsafe { *p } != b'/' {
         return false;
     }
-    let mut sc = Scan {
-        len: len as u64,
-        dirty: 0,
-    };
-    unsafe {
-        bpf_loop(
-            PREFIX_KEY_LEN as u32,
-            scan_cb as *mut c_void,
-            &mut sc as *mut Scan as *mut c_void,
-            0,
-        )
-    };
-    sc.dirty == 0
+    let words = p as *const u64;
+    let mut carry = 0u64; // the previous word ended in '/'
+    for k in 0..PREFIX_KEY_LEN / 8 {
+        let start = (k * 8) as u32;
+        if start >= len {
+            break;
+        }
+        // SAFETY: k < 32 words of the 256 readable, aligned bytes.
+        let w = unsafe { words.add(k).read() };
+        let left = len - start;
+        let valid = if left >= 8 {
+            HIGHS
+        } else {
+            HIGHS & ((1u64 << (left * 8)) - 1)
+        };
+        let slash = bytes_equal(w, b'/') & valid;
+        let next = (slash | bytes_equal(w, b'.')) & valid;
+        // Little endian: byte j+1 of the word sits 8 bits above byte j.
+        if (next >> 8) & slash != 0 || (carry != 0 && next & 0x80 != 0) {
+            return false;
+        }
+        carry = slash >> 63;
+    }
+    true
 }
 
-/// Whether a path passes the prefix filters, as far as the kernel can tell.
+/// Whether a path passes the prefix filters, as far as the kernel can tell. `buf` is 8-byte
+/// aligned with 256 readable bytes.
 #[inline(never)]
 fn prefix_keeps(cfg: &FileConfig, buf: *const u8, len: u32) -> bool {
+    if !is_clean_absolute(buf, len) {
+        return true; // userspace decides after resolving and normalising it
+    }
     let Some(key) = FILE_KEY.get_ptr_mut(0) else {
         return true;
     };
     let key = unsafe { &mut *key };
     let data = key.data.as_mut_ptr();
-    unsafe {
-        core::ptr::copy_nonoverlapping(buf, data, PREFIX_KEY_LEN);
-    }
-    if !is_clean_absolute(unsafe { *data }, len) {
-        return true; // userspace decides after resolving and normalising it
+    // Volatile so the mask survives: the compiler knows n < 256, the verifier must see it.
+    let n = bound(len, PREFIX_KEY_LEN as u32 - 1);
+    if unsafe { bpf_probe_read_kernel(data as *mut c_void, n, buf as *const c_void) } != 0 {
+        return true;
     }
     // The key is the path plus `/`, so `/etc` matches the stored `/etc/` but `/etcx` does not.
-    // Volatile so the mask survives: the compiler knows n < 256, the verifier must see it.
-    let n = unsafe { core::ptr::read_volatile(&len) } as usize & (PREFIX_KEY_LEN - 1);
-    unsafe { *data.add(n) = b'/' };
-    key.prefix_len = ((n as u32) + 1) * 8;
+    unsafe { *data.add(n as usize & (PREFIX_KEY_LEN - 1)) = b'/' };
+    key.prefix_len = (n + 1) * 8;
     match FILE_PREFIXES.get(&*key) {
         Some(&PREFIX_EXCLUDE) => false,
         Some(&PREFIX_INCLUDE) => true,
@@ -421,78 +446,130 @@ fn resolve_base(dirfd: i32, dst: *mut u8) -> (u32, bool) {
     (n as u32, true)
 }
 
-/// Reads the path(s) of the call into the record and resolves the directory of relative ones
-/// (and the fd of fd-based calls). With `filter`, applies the prefix filters and returns false
-/// when they drop the event. A path that cannot be read yet (its page not faulted in, common
-/// right after fork) sets `FILE_DEFERRED`: the exit reads everything again, as the compact
-/// layout cannot grow one path in place.
+/// Whether a record needs the directory its path is relative to: an fd-based call, a relative
+/// path, or a relative target that names a place (a symlink's target is only text).
 #[inline(always)]
-fn capture(ev: &mut FileEvent, filter: Option<&FileConfig>) -> bool {
-    ev.fflags &= FILE_BY_FD | FILE_HAS_TARGET;
-    ev.path_len = 0;
-    ev.target_len = 0;
-    ev.base_len = 0;
-    ev.target_base_len = 0;
+fn needs_base<const N: usize>(ev: &FileRecord<N>, plen: usize, first: u8, tfirst: u8) -> bool {
+    let target_is_place =
+        ev.syscall != FileSyscall::Symlink as u32 && ev.syscall != FileSyscall::Symlinkat as u32;
+    let relative = ev.path_ptr == 0 || plen == 0 || first != b'/';
+    let target_relative =
+        ev.target_ptr != 0 && target_is_place && (ev.target_len == 0 || tfirst != b'/');
+    relative || target_relative
+}
+
+/// Reads the path(s) of the call at entry into the thread's pending record, inline, and applies
+/// the prefix filters; false when they drop the event. Sets `FILE_LONG` when a path does not
+/// fit inline and `FILE_DEFERRED` when one cannot be read yet (its page not faulted in, common
+/// right after fork): the exit reads them whole then. Sets `FILE_NEED_BASE` when the exit must
+/// resolve a directory.
+#[inline(always)]
+fn enter_paths(ev: &mut Pending, cfg: &FileConfig) -> bool {
     let target_is_place =
         ev.syscall != FileSyscall::Symlink as u32 && ev.syscall != FileSyscall::Symlinkat as u32;
     let data = ev.data.as_mut_ptr();
     let mut keep = true;
     let mut plen: usize = 0;
     if ev.path_ptr != 0 {
-        let (len, fl) =
-            read_user_path(ev.path_ptr, data, FILE_PATH_TRUNCATED, FILE_PATH_UNREADABLE);
+        let (len, fl) = read_user_path::<INLINE_PATH>(ev.path_ptr, data, FILE_LONG, FILE_DEFERRED);
         ev.path_len = len;
         ev.fflags |= fl;
-        plen = len as usize & (PATH_MAX - 1);
-        if let Some(cfg) = filter {
-            keep = fl != 0 || prefix_keeps(cfg, data, len);
-        }
+        plen = len as usize & (INLINE_PATH - 1);
+        keep = fl != 0 || prefix_keeps(cfg, data, len);
     }
-    let mut tlen: usize = 0;
     if ev.target_ptr != 0 {
         let tdata = unsafe { data.add(plen) };
-        let (len, fl) = read_user_path(
-            ev.target_ptr,
-            tdata,
-            FILE_TARGET_TRUNCATED,
-            FILE_TARGET_UNREADABLE,
-        );
+        let (len, fl) =
+            read_user_path::<INLINE_PATH>(ev.target_ptr, tdata, FILE_LONG, FILE_DEFERRED);
         ev.target_len = len;
         ev.fflags |= fl;
-        tlen = len as usize & (PATH_MAX - 1);
-        if let Some(cfg) = filter {
-            if target_is_place && !keep {
-                keep = fl != 0 || prefix_keeps(cfg, tdata, len);
-            }
+        // A rename or link out of an excluded place may land in a kept one: userspace judges
+        // the target once it is resolved.
+        if target_is_place {
+            keep = true;
         }
     }
     if !keep {
         return false;
     }
-    if ev.fflags & (FILE_PATH_UNREADABLE | FILE_TARGET_UNREADABLE) != 0 {
-        if filter.is_some() {
-            ev.fflags |= FILE_DEFERRED;
+    if ev.fflags & (FILE_LONG | FILE_DEFERRED) == 0 {
+        let first = unsafe { *data };
+        let tfirst = unsafe { *data.add(plen) };
+        if needs_base(ev, plen, first, tfirst) {
+            ev.fflags |= FILE_NEED_BASE;
         }
-        return true;
     }
-    // A relative path (or an fd) needs the directory it is relative to: resolve it now, while
-    // the process, its cwd and its fds still exist.
-    let relative = ev.path_ptr == 0 || plen == 0 || unsafe { *data } != b'/';
+    true
+}
+
+/// Reads the path(s) of the call whole into a full-size record (the exit's second chance for
+/// paths too long to sit inline or unreadable at entry) and resolves their directories.
+#[inline(always)]
+fn exit_paths(ev: &mut FileEvent) {
+    ev.fflags &= FILE_BY_FD | FILE_HAS_TARGET;
+    ev.path_len = 0;
+    ev.target_len = 0;
+    let data = ev.data.as_mut_ptr();
+    let mut plen: usize = 0;
+    if ev.path_ptr != 0 {
+        let (len, fl) = read_user_path::<PATH_MAX>(
+            ev.path_ptr,
+            data,
+            FILE_PATH_TRUNCATED,
+            FILE_PATH_UNREADABLE,
+        );
+        ev.path_len = len;
+        ev.fflags |= fl;
+        plen = len as usize & (PATH_MAX - 1);
+    }
+    if ev.target_ptr != 0 {
+        let (len, fl) = read_user_path::<PATH_MAX>(
+            ev.target_ptr,
+            unsafe { data.add(plen) },
+            FILE_TARGET_TRUNCATED,
+            FILE_TARGET_UNREADABLE,
+        );
+        ev.target_len = len;
+        ev.fflags |= fl;
+    }
+    if ev.fflags & (FILE_PATH_UNREADABLE | FILE_TARGET_UNREADABLE) != 0 {
+        return;
+    }
+    let first = unsafe { *data };
+    let tfirst = unsafe { *data.add(plen) };
+    if needs_base(ev, plen, first, tfirst) {
+        resolve_bases(ev);
+    }
+}
+
+/// Appends to the record the directory of its relative path (or the fd of an fd-based call)
+/// and, for a target relative to another dirfd (renameat, linkat), that one too. Resolved at
+/// the exit, while the call's dirfd is still held open by the caller.
+#[inline(always)]
+fn resolve_bases(ev: &mut FileEvent) {
+    ev.base_len = 0;
+    ev.target_base_len = 0;
+    let data = ev.data.as_mut_ptr();
+    let plen = ev.path_len as usize & (PATH_MAX - 1);
+    let tlen = if ev.fflags & FILE_HAS_TARGET != 0 {
+        ev.target_len as usize & (PATH_MAX - 1)
+    } else {
+        0
+    };
+    let target_is_place =
+        ev.syscall != FileSyscall::Symlink as u32 && ev.syscall != FileSyscall::Symlinkat as u32;
     let target_relative =
         ev.target_ptr != 0 && target_is_place && (tlen == 0 || unsafe { *data.add(plen) } != b'/');
+    let base = unsafe { data.add(plen + tlen) };
     let mut blen: usize = 0;
-    if relative || target_relative {
-        let base = unsafe { data.add(plen + tlen) };
-        let (len, ok) = resolve_base(ev.dirfd, base);
-        if ok {
-            ev.fflags |= FILE_HAS_BASE;
-            ev.base_len = len;
-            blen = len as usize & (PATH_MAX - 1);
-        } else {
-            ev.fflags |= FILE_BASE_PARTIAL;
-        }
+    let (len, ok) = resolve_base(ev.dirfd, base);
+    if ok {
+        ev.fflags |= FILE_HAS_BASE;
+        ev.base_len = len;
+        blen = len as usize & (PATH_MAX - 1);
+    } else {
+        ev.fflags |= FILE_BASE_PARTIAL;
     }
-    // A target relative to another dirfd (renameat, linkat) gets its own base, when it fits.
     let at = plen + tlen + blen;
     if target_relative && ev.target_dirfd != ev.dirfd && at < 2 * PATH_MAX {
         let tbase = unsafe { data.add(at & (2 * PATH_MAX - 1)) };
@@ -502,12 +579,22 @@ fn capture(ev: &mut FileEvent, filter: Option<&FileConfig>) -> bool {
             ev.target_base_len = len;
         }
     }
-    true
 }
 
-fn try_enter(a: Args) -> Result<(), i64> {
-    enabled(a.kind).ok_or(0)?;
-    let fcfg = FILE_CONFIG.get(0).ok_or(0)?;
+/// Marks the thread's pending record empty, so an exit cannot report a call that was dropped
+/// at its entry with the paths of an older one.
+#[inline(always)]
+fn disarm() {
+    if let Some(t) = FILE_PENDING.current() {
+        unsafe { (*t).rec.syscall = 0 };
+    }
+}
+
+/// Whether the call is to be recorded at all, before anything is read.
+#[inline(always)]
+fn wanted(a: &Args) -> Option<&'static FileConfig> {
+    enabled(a.kind)?;
+    let fcfg = FILE_CONFIG.get(0)?;
     let is_open = matches!(
         a.sys,
         FileSyscall::Open | FileSyscall::Openat | FileSyscall::Openat2
@@ -517,14 +604,27 @@ fn try_enter(a: Args) -> Result<(), i64> {
         && a.kind == EventKind::FileOpen
         && (a.flags & O_PATH != 0 || (a.flags & O_ACCMODE == 0 && a.flags & O_TRUNC == 0))
     {
-        return Ok(()); // a read-only open, not asked for
+        return None; // a read-only open, not asked for
     }
-    let ev = FILE_SCRATCH.get_ptr_mut(0).ok_or(0)?;
-    let ev = unsafe { &mut *ev };
+    Some(fcfg)
+}
+
+fn try_enter(a: Args) {
+    let Some(fcfg) = wanted(&a) else {
+        disarm();
+        return;
+    };
+    let Some(t) = FILE_PENDING.current_or_create() else {
+        count_loss(a.kind); // no memory for the thread's record
+        return;
+    };
+    let t = unsafe { &mut *t };
+    let ev = &mut t.rec;
     let off = offsets();
-    fill_header(&mut ev.header, a.kind, current_task(), &off);
+    fill_header_cached(&mut ev.header, a.kind, current_task(), &off, &mut t.ids);
     ev.ret = 0;
-    ev.syscall = a.sys as u32;
+    // Armed only once the record is whole (see the end).
+    ev.syscall = 0;
     ev.fflags = 0;
     ev.dirfd = a.dirfd;
     ev.target_dirfd = a.target_dirfd;
@@ -537,7 +637,6 @@ fn try_enter(a: Args) -> Result<(), i64> {
     ev.target_len = 0;
     ev.path_ptr = a.path;
     ev.target_ptr = a.target;
-
     ev.base_len = 0;
     ev.target_base_len = 0;
     if a.path == 0 {
@@ -546,37 +645,70 @@ fn try_enter(a: Args) -> Result<(), i64> {
     if a.target != 0 {
         ev.fflags |= FILE_HAS_TARGET;
     }
-    if !capture(ev, Some(fcfg)) {
-        return Ok(());
+    // `enter_paths` reads the syscall to know whether a target names a place.
+    ev.syscall = a.sys as u32;
+    if !enter_paths(ev, fcfg) {
+        ev.syscall = 0;
     }
-    let tid = bpf_get_current_pid_tgid() as u32;
-    // By reference: by value would put the 12 KiB record on the 512-byte stack.
-    #[allow(clippy::needless_borrows_for_generic_args)]
-    let inserted = FILE_INFLIGHT.insert(tid, &*ev, 0);
-    if inserted.is_err() {
-        count_loss(a.kind);
-    }
-    Ok(())
 }
 
-fn try_exit(ctx: &TracePointContext, sys: FileSyscall, kinds: &[EventKind]) -> Result<(), i64> {
+fn try_exit(ctx: &TracePointContext, sys: FileSyscall, kinds: &[EventKind]) {
     if !kinds.iter().any(|k| enabled(*k).is_some()) {
-        return Ok(());
+        return;
     }
-    let tid = bpf_get_current_pid_tgid() as u32;
-    let ev = FILE_INFLIGHT.get_ptr_mut(tid).ok_or(0)?;
+    let Some(t) = FILE_PENDING.current() else {
+        return;
+    };
+    let p = unsafe { &mut (*t).rec };
+    if p.syscall != sys as u32 {
+        // Empty, or left by an entry whose exit was never seen (attached in between).
+        return;
+    }
+    p.ret = sys_ret(ctx);
+    send(p);
+    p.syscall = 0;
+}
+
+/// Sends a completed pending record.
+#[inline(always)]
+fn send(p: &mut Pending) {
+    let kind = EventKind::try_from(p.header.kind).unwrap_or(EventKind::FileOpen);
+    if p.fflags & KERNEL_ONLY == 0 {
+        // The common case: everything is inline, sent from the thread's record as it is.
+        let mut len = p.path_len as usize & (INLINE_PATH - 1);
+        if p.fflags & FILE_HAS_TARGET != 0 {
+            len += p.target_len as usize & (INLINE_PATH - 1);
+        }
+        emit_bytes(
+            kind,
+            p as *const Pending as *const u8,
+            (FILE_FIXED_LEN + len) as u64,
+        );
+        return;
+    }
+    let Some(ev) = FILE_SCRATCH.get_ptr_mut(0) else {
+        count_loss(kind);
+        return;
+    };
     let ev = unsafe { &mut *ev };
-    if ev.syscall != sys as u32 {
-        // Left by an entry whose exit was never seen (attached in between): not this call's.
-        let _ = FILE_INFLIGHT.remove(tid);
-        return Ok(());
+    let r = unsafe {
+        bpf_probe_read_kernel(
+            ev as *mut FileEvent as *mut c_void,
+            core::mem::size_of::<Pending>() as u32,
+            p as *const Pending as *const c_void,
+        )
+    };
+    if r != 0 {
+        count_loss(kind);
+        return;
     }
-    ev.ret = sys_ret(ctx);
-    if ev.fflags & FILE_DEFERRED != 0 {
-        // The kernel has faulted the paths in by now; the prefix filter is left to userspace.
-        capture(ev, None);
+    if p.fflags & (FILE_LONG | FILE_DEFERRED) != 0 {
+        // Read them whole now; the prefix filter is left to userspace.
+        exit_paths(ev);
+    } else {
+        ev.fflags &= !KERNEL_ONLY;
+        resolve_bases(ev);
     }
-    let kind = EventKind::try_from(ev.header.kind).unwrap_or(EventKind::FileOpen);
     let mut len = ev.path_len as usize & (PATH_MAX - 1);
     if ev.fflags & FILE_HAS_TARGET != 0 {
         len += ev.target_len as usize & (PATH_MAX - 1);
@@ -587,10 +719,11 @@ fn try_exit(ctx: &TracePointContext, sys: FileSyscall, kinds: &[EventKind]) -> R
     if ev.fflags & FILE_HAS_TARGET_BASE != 0 {
         len = (len & (2 * PATH_MAX - 1)) + (ev.target_base_len as usize & (PATH_MAX - 1));
     }
-    let len = FILE_FIXED_LEN + len;
-    emit_bytes(kind, ev as *const FileEvent as *const u8, len as u64);
-    let _ = FILE_INFLIGHT.remove(tid);
-    Ok(())
+    emit_bytes(
+        kind,
+        ev as *const FileEvent as *const u8,
+        (FILE_FIXED_LEN + len) as u64,
+    );
 }
 
 #[inline(always)]
@@ -617,13 +750,13 @@ macro_rules! file_syscall {
         #[tracepoint]
         pub fn $enter(ctx: TracePointContext) -> u32 {
             let $c = &ctx;
-            let _ = try_enter($args);
+            try_enter($args);
             0
         }
 
         #[tracepoint]
         pub fn $exit(ctx: TracePointContext) -> u32 {
-            let _ = try_exit(&ctx, $sys, $kinds);
+            try_exit(&ctx, $sys, $kinds);
             0
         }
     };

@@ -296,6 +296,9 @@ pub fn load(opts: &LoadOptions) -> Result<Probe, LoadError> {
         .override_global("OFFSETS", &offsets, true)
         .override_global("FILE_OFFSETS", &file::offsets(&kbtf), true)
         .override_global("WAKEUP_BYTES", &opts.wakeup_bytes, true)
+        // Task-local storage (pending file calls) is created and used by the kernel side
+        // only; aya has no userspace wrapper for it, which is all "unsupported" means here.
+        .allow_unsupported_maps()
         .map_max_entries(MAP_EVENTS, opts.ringbuf_bytes)
         .map_max_entries(probe_common::MAP_FLOWS, opts.flow_entries.max(1))
         .load(PROBE_OBJ)

@@ -53,6 +53,10 @@ enum Cmd {
         /// Smaller workloads, for a quick smoke run.
         #[arg(long)]
         quick: bool,
+        /// Run only these sections (w1, w2, w3, w4, w5, xdp, idle); BENCHMARKS.md is then
+        /// left alone and the table only printed.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// Boot the static tprobe on other kernels (Debian 6.1, 6.12) under qemu and check its events.
     KernelTest,
@@ -71,6 +75,7 @@ fn main() -> Result<()> {
             rounds,
             idle_secs,
             quick,
+            only,
         } => {
             setup::setup()?;
             setup::packages(&["bpftrace"])?;
@@ -91,6 +96,7 @@ fn main() -> Result<()> {
                     rounds,
                     idle_secs,
                     quick,
+                    only,
                 },
             )
         }

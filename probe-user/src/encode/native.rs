@@ -1,5 +1,8 @@
 //! The native JSON-lines format of `shared/schema.md` (`schema: "tprobe/1"`).
+use std::sync::OnceLock;
+
 use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
 
 use super::{b64_if_invalid, Encoder};
 use crate::{
@@ -35,6 +38,79 @@ struct Host<'a> {
     name: &'a str,
 }
 
+/// The parts of a `process` (and `parent`) object that stay the same for every event of one
+/// process, rendered once: escaping each event's argv again was most of the encoder's time.
+struct ProcessJson {
+    exe: Option<Box<RawValue>>,
+    exe_b64: Option<Box<RawValue>>,
+    args: Box<RawValue>,
+    args_b64: Option<Box<RawValue>>,
+    cwd: Option<Box<RawValue>>,
+    cwd_b64: Option<Box<RawValue>>,
+    /// `start_time` as rendered for the process's own `start_ns`.
+    start_time: Box<RawValue>,
+}
+
+/// A process's [`ProcessJson`], made on first use and kept with it. A clone starts empty (a
+/// clone is made to be changed), and the cache is never part of equality.
+#[derive(Default)]
+pub struct JsonCache(OnceLock<ProcessJson>);
+
+impl Clone for JsonCache {
+    fn clone(&self) -> Self {
+        JsonCache::default()
+    }
+}
+
+impl PartialEq for JsonCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for JsonCache {}
+
+impl std::fmt::Debug for JsonCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JsonCache")
+    }
+}
+
+/// Serialises `v` once into a raw JSON value.
+fn raw<T: Serialize + ?Sized>(v: &T) -> Box<RawValue> {
+    // Serialising our own plain data cannot fail, and what serde_json writes is valid JSON.
+    RawValue::from_string(serde_json::to_string(v).unwrap_or_else(|_| "null".into()))
+        .unwrap_or_else(|_| RawValue::from_string("null".into()).expect("null is JSON"))
+}
+
+impl ProcessJson {
+    fn of<'a>(p: &'a ProcessInfo, clock: &BootClock) -> &'a ProcessJson {
+        p.json.0.get_or_init(|| {
+            let args: Vec<Lossy<'_>> = p.args.iter().map(|a| Lossy(a)).collect();
+            let any_bad = p.args.iter().any(|a| std::str::from_utf8(a).is_err());
+            let exe = p.exe.as_deref();
+            let cwd = p.cwd.as_deref();
+            ProcessJson {
+                exe: exe.map(|e| raw(&Lossy(e))),
+                exe_b64: opt_b64(exe).map(|b| raw(&b)),
+                args: raw(&args),
+                args_b64: any_bad.then(|| {
+                    use base64::Engine as _;
+                    let b: Vec<String> = p
+                        .args
+                        .iter()
+                        .map(|a| base64::engine::general_purpose::STANDARD.encode(a))
+                        .collect();
+                    raw(&b)
+                }),
+                cwd: cwd.map(|c| raw(&Lossy(c))),
+                cwd_b64: opt_b64(cwd).map(|b| raw(&b)),
+                start_time: raw(&clock.rfc3339(p.start_ns)),
+            }
+        })
+    }
+}
+
 #[derive(Serialize)]
 struct ProcessV<'a> {
     pid: u32,
@@ -48,20 +124,36 @@ struct ProcessV<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     comm_b64: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    exe: Option<Lossy<'a>>,
+    exe: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    exe_b64: Option<String>,
-    args: Vec<Lossy<'a>>,
+    exe_b64: Option<&'a RawValue>,
+    args: &'a RawValue,
     #[serde(skip_serializing_if = "Option::is_none")]
-    args_b64: Option<Vec<String>>,
+    args_b64: Option<&'a RawValue>,
     args_truncated: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    cwd: Option<Lossy<'a>>,
+    cwd: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    cwd_b64: Option<String>,
-    start_time: String,
+    cwd_b64: Option<&'a RawValue>,
+    start_time: StartTime<'a>,
     entity_id: &'a str,
     cgroup_id: u64,
+}
+
+/// `start_time`: the process's cached rendering, or one made for this event when the task's
+/// start time is more exact than the table's (an entry read from /proc).
+enum StartTime<'a> {
+    Cached(&'a RawValue),
+    Fresh(String),
+}
+
+impl Serialize for StartTime<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            StartTime::Cached(r) => r.serialize(s),
+            StartTime::Fresh(t) => s.serialize_str(t),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -70,9 +162,9 @@ struct ParentV<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     comm: Option<Lossy<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    exe: Option<Lossy<'a>>,
+    exe: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    exe_b64: Option<String>,
+    exe_b64: Option<&'a RawValue>,
     entity_id: &'a str,
 }
 
@@ -223,11 +315,13 @@ impl Native {
         if t.flags & probe_common::FLAG_NO_PROCESS != 0 {
             return None;
         }
+        let empty = EMPTY_ARGS.get_or_init(|| raw(&[0u8; 0]));
         let p: Option<&'a ProcessInfo> = ev.process.as_deref();
-        let args: &'a [Vec<u8>] = p.map(|p| p.args.as_slice()).unwrap_or(&[]);
-        let any_bad = args.iter().any(|a| std::str::from_utf8(a).is_err());
-        let exe = p.and_then(|p| p.exe.as_deref());
-        let cwd = p.and_then(|p| p.cwd.as_deref());
+        let j = p.map(|p| ProcessJson::of(p, &self.clock));
+        let start_time = match (p, j) {
+            (Some(p), Some(j)) if p.start_ns == t.start_ns => StartTime::Cached(&j.start_time),
+            _ => StartTime::Fresh(self.clock.rfc3339(t.start_ns)),
+        };
         Some(ProcessV {
             pid: t.pid,
             tid: t.tid,
@@ -237,33 +331,34 @@ impl Native {
             user: ev.user.as_deref(),
             comm: Lossy(&t.comm),
             comm_b64: b64_if_invalid(&t.comm),
-            exe: exe.map(Lossy),
-            exe_b64: opt_b64(exe),
-            args: args.iter().map(|a| Lossy(a)).collect(),
-            args_b64: any_bad.then(|| {
-                use base64::Engine as _;
-                args.iter()
-                    .map(|a| base64::engine::general_purpose::STANDARD.encode(a))
-                    .collect()
-            }),
+            exe: j.and_then(|j| j.exe.as_deref()),
+            exe_b64: j.and_then(|j| j.exe_b64.as_deref()),
+            args: j.map(|j| &*j.args).unwrap_or(empty),
+            args_b64: j.and_then(|j| j.args_b64.as_deref()),
             args_truncated: p.is_some_and(|p| p.args_truncated),
-            cwd: cwd.map(Lossy),
-            cwd_b64: opt_b64(cwd),
-            start_time: self.clock.rfc3339(t.start_ns),
+            cwd: j.and_then(|j| j.cwd.as_deref()),
+            cwd_b64: j.and_then(|j| j.cwd_b64.as_deref()),
+            start_time,
             entity_id: p.map(|p| p.entity_id.as_str()).unwrap_or(""),
             cgroup_id: t.cgroup_id,
         })
     }
 }
 
+/// `[]`, for events whose process is unknown.
+static EMPTY_ARGS: OnceLock<Box<RawValue>> = OnceLock::new();
+
 impl Encoder for Native {
     fn encode(&self, ev: &Event, seq: u64, out: &mut Vec<u8>) {
-        let parent = ev.parent.as_deref().map(|p| ParentV {
-            pid: p.pid,
-            comm: (!p.comm.is_empty()).then_some(Lossy(&p.comm)),
-            exe: p.exe.as_deref().map(Lossy),
-            exe_b64: opt_b64(p.exe.as_deref()),
-            entity_id: &p.entity_id,
+        let parent = ev.parent.as_deref().map(|p| {
+            let j = ProcessJson::of(p, &self.clock);
+            ParentV {
+                pid: p.pid,
+                comm: (!p.comm.is_empty()).then_some(Lossy(&p.comm)),
+                exe: j.exe.as_deref(),
+                exe_b64: j.exe_b64.as_deref(),
+                entity_id: &p.entity_id,
+            }
         });
         let mut line = Line {
             ts: self.clock.rfc3339(ev.ts_ns),

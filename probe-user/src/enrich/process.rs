@@ -24,6 +24,8 @@ pub struct ProcessInfo {
     pub args_truncated: bool,
     /// For scripts: the file that was executed (absolute) and its interpreter (`#!` path).
     pub script: Option<Script>,
+    /// Its JSON rendering, made by the native encoder on first use.
+    pub json: crate::encode::native::JsonCache,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
