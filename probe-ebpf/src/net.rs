@@ -9,7 +9,7 @@ use aya_ebpf::{
         bpf_get_current_pid_tgid,
         generated::{bpf_ktime_get_boot_ns, bpf_probe_read_kernel, bpf_probe_read_user},
     },
-    macros::{map, raw_tracepoint, tracepoint},
+    macros::{btf_map, map, raw_tracepoint, tracepoint},
     maps::{LruHashMap, PerCpuArray},
     programs::{RawTracePointContext, TracePointContext},
 };
@@ -23,6 +23,7 @@ use crate::common::{
     bound, current_task, emit, emit_bytes, enabled, fill_header, kind_enabled, offsets,
     read_kernel, self_tgid, sys_arg, sys_ret,
 };
+use crate::maps::TaskStorage;
 
 const AF_UNIX: u16 = 1;
 const AF_INET: u16 = 2;
@@ -81,6 +82,21 @@ struct SendKey {
 #[map]
 static NET_SENT: LruHashMap<SendKey, u8> = LruHashMap::with_max_entries(16384, 0);
 
+/// The destination a thread last sent a UDP datagram to that needed no event (reported
+/// already), by the `struct file` it went through. A client sending to one peer again and
+/// again is recognised with a few reads instead of a walk of its socket and a map lookup.
+#[repr(C)]
+struct LastSend {
+    file: u64,
+    family: u16,
+    port: u16,
+    _pad0: u32,
+    addr: [u8; 16],
+}
+
+#[btf_map]
+static NET_LAST_SEND: TaskStorage<LastSend> = TaskStorage::new();
+
 #[inline(always)]
 fn current_tid() -> u32 {
     bpf_get_current_pid_tgid() as u32
@@ -90,6 +106,12 @@ fn current_tid() -> u32 {
 /// (`f_inode->i_mode` is `S_IFSOCK` only for sockets).
 #[inline(always)]
 fn socket_of_fd(fd: i64, off: &KernelOffsets) -> Option<*const u8> {
+    socket_of_file(file_of_fd(fd, off)?, off)
+}
+
+/// The open `struct file` at `fd` of the current task.
+#[inline(always)]
+fn file_of_fd(fd: i64, off: &KernelOffsets) -> Option<*const u8> {
     if fd < 0 {
         return None;
     }
@@ -101,9 +123,12 @@ fn socket_of_fd(fd: i64, off: &KernelOffsets) -> Option<*const u8> {
     }
     let arr: *const u8 = read_kernel(fdt, off.fdt_fd).ok()?;
     let file: *const u8 = read_kernel(arr, (fd as u32).wrapping_mul(8)).ok()?;
-    if file.is_null() {
-        return None;
-    }
+    (!file.is_null()).then_some(file)
+}
+
+/// The `struct socket` of `file`, when it is one.
+#[inline(always)]
+fn socket_of_file(file: *const u8, off: &KernelOffsets) -> Option<*const u8> {
     let inode: *const u8 = read_kernel(file, off.file_f_inode).ok()?;
     let mode: u16 = read_kernel(inode, off.inode_i_mode).ok()?;
     if mode & S_IFMT != S_IFSOCK {
@@ -163,7 +188,16 @@ fn fill_from_sk(info: &mut NetInfo, sk: *const u8, off: &KernelOffsets) {
 /// Fills `info` from the socket behind `fd`; returns its `struct sock`.
 #[inline(always)]
 fn fill_from_fd(info: &mut NetInfo, fd: i64, off: &KernelOffsets) -> Option<*const u8> {
-    let socket = socket_of_fd(fd, off)?;
+    fill_from_socket(info, socket_of_fd(fd, off)?, off)
+}
+
+/// Fills `info` from a `struct socket`; returns its `struct sock`.
+#[inline(always)]
+fn fill_from_socket(
+    info: &mut NetInfo,
+    socket: *const u8,
+    off: &KernelOffsets,
+) -> Option<*const u8> {
     info.sock_type = read_kernel::<i16>(socket, off.socket_type).unwrap_or(0) as u16;
     let sk: *const u8 = read_kernel(socket, off.socket_sk).ok()?;
     if sk.is_null() {
@@ -430,22 +464,80 @@ fn try_exit_close(ctx: &TracePointContext) -> Option<()> {
 
 // ---- sendto / sendmsg / sendmmsg: UDP destinations and DNS payloads ----
 
+/// Family, port and address in the first bytes of a sockaddr of `len` bytes (family 0 when it
+/// holds none).
+#[inline(always)]
+fn sockaddr_dest(a: &[u8; 28], len: usize) -> (u16, u16, [u8; 16]) {
+    let mut addr = [0u8; 16];
+    if len < 8 {
+        return (0, 0, addr);
+    }
+    let family = u16::from_ne_bytes([a[0], a[1]]);
+    let port = u16::from_be_bytes([a[2], a[3]]);
+    if family == AF_INET {
+        addr[..4].copy_from_slice(&a[4..8]);
+    } else if family == AF_INET6 && len >= 24 {
+        addr.copy_from_slice(&a[8..24]);
+    }
+    (family, port, addr)
+}
+
 /// Port and address of the destination: the caller's sockaddr when given, else the peer of a
 /// connected socket.
 #[inline(always)]
 fn send_dest(info: &NetInfo) -> (u16, u16, [u8; 16]) {
-    let mut addr = [0u8; 16];
     if info.nflags & NET_HAS_ADDR != 0 && info.addr_len >= 8 {
-        let family = u16::from_ne_bytes([info.addr[0], info.addr[1]]);
-        let port = u16::from_be_bytes([info.addr[2], info.addr[3]]);
-        if family == AF_INET {
-            addr[..4].copy_from_slice(&info.addr[4..8]);
-        } else if family == AF_INET6 && info.addr_len >= 24 {
-            addr.copy_from_slice(&info.addr[8..24]);
-        }
-        return (family, port, addr);
+        let mut a = [0u8; 28];
+        a.copy_from_slice(&info.addr[..28]);
+        return sockaddr_dest(&a, info.addr_len as usize);
     }
     (info.family, info.dport, info.daddr)
+}
+
+/// The destination of a send through `file`, read the cheap way: from the caller's sockaddr,
+/// or from the peer of the socket.
+#[inline(always)]
+fn quick_dest(
+    file: *const u8,
+    uaddr: u64,
+    ulen: u64,
+    off: &KernelOffsets,
+) -> Option<(u16, u16, [u8; 16])> {
+    if uaddr != 0 {
+        let a: [u8; 28] = read_user(uaddr)?;
+        return Some(sockaddr_dest(&a, ulen.min(28) as usize));
+    }
+    let sock: *const u8 = read_kernel(file, off.file_private_data).ok()?;
+    let sk: *const u8 = read_kernel(sock, off.socket_sk).ok()?;
+    let family: u16 = read_kernel(sk, off.sk_family).ok()?;
+    let port = u16::from_be(read_kernel(sk, off.sk_dport).ok()?);
+    let mut addr = [0u8; 16];
+    if family == AF_INET {
+        let d: [u8; 4] = read_kernel(sk, off.sk_daddr).ok()?;
+        addr[..4].copy_from_slice(&d);
+    } else if family == AF_INET6 {
+        addr = read_kernel(sk, off.sk_v6_daddr).ok()?;
+    }
+    Some((family, port, addr))
+}
+
+/// Whether this thread's last send through `file` went to the same destination and needed no
+/// event, so this one needs none either.
+#[inline(always)]
+fn sent_before(file: *const u8, uaddr: u64, ulen: u64, off: &KernelOffsets) -> bool {
+    let Some(last) = NET_LAST_SEND.current() else {
+        return false;
+    };
+    let last = unsafe { &*last };
+    if last.file != file as u64 {
+        return false;
+    }
+    match quick_dest(file, uaddr, ulen, off) {
+        Some((family, port, addr)) => {
+            port != DNS_PORT && family == last.family && port == last.port && addr == last.addr
+        }
+        None => false,
+    }
 }
 
 /// One message sent on `fd`: `net.dns` with the payload prefix when it goes to port 53,
@@ -455,12 +547,17 @@ fn send_one(fd: i64, uaddr: u64, ulen: u64, buf: u64, len: u64, tcp_prefix: bool
     let off = offsets();
     let dns = enabled(EventKind::NetDns).is_some();
     let send = enabled(EventKind::NetSend).is_some();
+    let file = file_of_fd(fd, &off)?;
+    if sent_before(file, uaddr, ulen, &off) {
+        return None;
+    }
+    let socket = socket_of_file(file, &off)?;
     let ev = NET_SCRATCH.get_ptr_mut(0)?;
     let ev = unsafe { &mut *ev };
     let info = &mut ev.head.info;
     *info = NetInfo::zeroed();
     info.fd = fd as i32;
-    let sk = fill_from_fd(info, fd, &off)?;
+    let sk = fill_from_socket(info, socket, &off)?;
     if info.family != AF_INET && info.family != AF_INET6 {
         return None;
     }
@@ -503,6 +600,13 @@ fn send_one(fd: i64, uaddr: u64, ulen: u64, buf: u64, len: u64, tcp_prefix: bool
         _pad0: 0,
         addr,
     };
+    if let Some(last) = NET_LAST_SEND.current_or_create() {
+        let last = unsafe { &mut *last };
+        last.file = file as u64;
+        last.family = family;
+        last.port = port;
+        last.addr = addr;
+    }
     if NET_SENT.get_ptr(key).is_some() {
         return None;
     }

@@ -359,9 +359,21 @@ fn dns_queries_over_udp_and_tcp_are_parsed() {
             .send_to(b"hello", sink.local_addr().unwrap())
             .unwrap();
     }
+    // Alternating peers from one connected-then-unconnected socket: each peer once.
+    let sink2 = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sport2 = sink2.local_addr().unwrap().port() as u64;
+    let alt = UdpSocket::bind("127.0.0.1:0").unwrap();
+    alt.connect(sink2.local_addr().unwrap()).unwrap();
+    for _ in 0..3 {
+        alt.send(b"c").unwrap();
+        alt.send_to(b"u", sink.local_addr().unwrap()).unwrap();
+    }
+    let aport = alt.local_addr().unwrap().port() as u64;
     let cport = client.local_addr().unwrap().port() as u64;
     let v = want(&probe, "net.send", |v| {
-        is(v, "net.send", me) && port_of(v, "dst") == Some(sport)
+        is(v, "net.send", me)
+            && port_of(v, "dst") == Some(sport)
+            && port_of(v, "src") == Some(cport)
     });
     assert_eq!(port_of(&v, "src"), Some(cport));
     assert_eq!(v["net"]["transport"], "udp");
@@ -370,12 +382,28 @@ fn dns_queries_over_udp_and_tcp_are_parsed() {
     let sends = st
         .lines
         .iter()
-        .filter(|v| is(v, "net.send", me) && port_of(v, "dst") == Some(sport))
+        .filter(|v| {
+            is(v, "net.send", me)
+                && port_of(v, "src") == Some(cport)
+                && port_of(v, "dst") == Some(sport)
+        })
         .count();
     assert_eq!(
         sends, 1,
         "net.send is reported once per socket and destination"
     );
+    for dport in [sport, sport2] {
+        let n = st
+            .lines
+            .iter()
+            .filter(|v| {
+                is(v, "net.send", me)
+                    && port_of(v, "src") == Some(aport)
+                    && port_of(v, "dst") == Some(dport)
+            })
+            .count();
+        assert_eq!(n, 1, "one net.send per peer of the alternating socket");
+    }
 }
 
 #[test]
