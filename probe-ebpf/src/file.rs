@@ -27,8 +27,8 @@ use probe_common::{
 };
 
 use crate::common::{
-    bound, count_loss, current_task, emit_bytes, enabled, fill_header_cached, offsets, read_kernel,
-    sys_arg, sys_ret, IdCache,
+    bound, count_loss, current_task, emit_bytes, enabled, fill_header_cached, kind_enabled,
+    offsets, read_kernel, sys_arg, sys_ret, IdCache,
 };
 use crate::maps::TaskStorage;
 
@@ -652,16 +652,21 @@ fn try_enter(a: Args) {
     }
 }
 
-fn try_exit(ctx: &TracePointContext, sys: FileSyscall, kinds: &[EventKind]) {
-    if !kinds.iter().any(|k| enabled(*k).is_some()) {
-        return;
-    }
+/// The exit of a file syscall: completes and sends the thread's pending record. Whether the
+/// call is wanted at all (kind, filters, the probe itself) was decided at its entry; only a
+/// kind switched off since (a reload) is checked again.
+fn try_exit(ctx: &TracePointContext, sys: FileSyscall) {
     let Some(t) = FILE_PENDING.current() else {
         return;
     };
     let p = unsafe { &mut (*t).rec };
     if p.syscall != sys as u32 {
         // Empty, or left by an entry whose exit was never seen (attached in between).
+        return;
+    }
+    let kind = EventKind::try_from(p.header.kind).unwrap_or(EventKind::FileOpen);
+    if kind_enabled(kind).is_none() {
+        p.syscall = 0;
         return;
     }
     p.ret = sys_ret(ctx);
@@ -731,22 +736,9 @@ fn fd(v: u64) -> i32 {
     v as i32
 }
 
-const OPEN: &[EventKind] = &[EventKind::FileOpen, EventKind::FileCreate];
-const CREATE: &[EventKind] = &[EventKind::FileCreate];
-const UNLINK: &[EventKind] = &[EventKind::FileUnlink];
-const UNLINKAT: &[EventKind] = &[EventKind::FileUnlink, EventKind::FileRmdir];
-const RMDIR: &[EventKind] = &[EventKind::FileRmdir];
-const RENAME: &[EventKind] = &[EventKind::FileRename];
-const MKDIR: &[EventKind] = &[EventKind::FileMkdir];
-const CHMOD: &[EventKind] = &[EventKind::FileChmod];
-const CHOWN: &[EventKind] = &[EventKind::FileChown];
-const LINK: &[EventKind] = &[EventKind::FileLink];
-const SYMLINK: &[EventKind] = &[EventKind::FileSymlink];
-const TRUNCATE: &[EventKind] = &[EventKind::FileTruncate];
-
 /// One enter/exit program pair per syscall: `$args` turns the enter record into [`Args`].
 macro_rules! file_syscall {
-    ($enter:ident, $exit:ident, $sys:expr, $kinds:expr, |$c:ident| $args:expr) => {
+    ($enter:ident, $exit:ident, $sys:expr, |$c:ident| $args:expr) => {
         #[tracepoint]
         pub fn $enter(ctx: TracePointContext) -> u32 {
             let $c = &ctx;
@@ -756,31 +748,24 @@ macro_rules! file_syscall {
 
         #[tracepoint]
         pub fn $exit(ctx: TracePointContext) -> u32 {
-            try_exit(&ctx, $sys, $kinds);
+            try_exit(&ctx, $sys);
             0
         }
     };
 }
 
-file_syscall!(
-    file_enter_open,
-    file_exit_open,
-    FileSyscall::Open,
-    OPEN,
-    |c| {
-        let flags = sys_arg(c, 1) as u32;
-        let mut a = Args::new(FileSyscall::Open, open_kind(flags), AT_FDCWD, sys_arg(c, 0));
-        a.flags = flags;
-        a.mode = sys_arg(c, 2) as u32;
-        a
-    }
-);
+file_syscall!(file_enter_open, file_exit_open, FileSyscall::Open, |c| {
+    let flags = sys_arg(c, 1) as u32;
+    let mut a = Args::new(FileSyscall::Open, open_kind(flags), AT_FDCWD, sys_arg(c, 0));
+    a.flags = flags;
+    a.mode = sys_arg(c, 2) as u32;
+    a
+});
 
 file_syscall!(
     file_enter_openat,
     file_exit_openat,
     FileSyscall::Openat,
-    OPEN,
     |c| {
         let flags = sys_arg(c, 2) as u32;
         let mut a = Args::new(
@@ -799,7 +784,6 @@ file_syscall!(
     file_enter_openat2,
     file_exit_openat2,
     FileSyscall::Openat2,
-    OPEN,
     |c| {
         // struct open_how { u64 flags; u64 mode; u64 resolve; } in user memory.
         let mut how = [0u64; 2];
@@ -823,29 +807,22 @@ file_syscall!(
     }
 );
 
-file_syscall!(
-    file_enter_creat,
-    file_exit_creat,
-    FileSyscall::Creat,
-    CREATE,
-    |c| {
-        let mut a = Args::new(
-            FileSyscall::Creat,
-            EventKind::FileCreate,
-            AT_FDCWD,
-            sys_arg(c, 0),
-        );
-        a.flags = O_CREAT | O_WRONLY | O_TRUNC;
-        a.mode = sys_arg(c, 1) as u32;
-        a
-    }
-);
+file_syscall!(file_enter_creat, file_exit_creat, FileSyscall::Creat, |c| {
+    let mut a = Args::new(
+        FileSyscall::Creat,
+        EventKind::FileCreate,
+        AT_FDCWD,
+        sys_arg(c, 0),
+    );
+    a.flags = O_CREAT | O_WRONLY | O_TRUNC;
+    a.mode = sys_arg(c, 1) as u32;
+    a
+});
 
 file_syscall!(
     file_enter_unlink,
     file_exit_unlink,
     FileSyscall::Unlink,
-    UNLINK,
     |c| Args::new(
         FileSyscall::Unlink,
         EventKind::FileUnlink,
@@ -858,7 +835,6 @@ file_syscall!(
     file_enter_unlinkat,
     file_exit_unlinkat,
     FileSyscall::Unlinkat,
-    UNLINKAT,
     |c| {
         let flags = sys_arg(c, 2) as u32;
         let kind = if flags & AT_REMOVEDIR != 0 {
@@ -877,24 +853,19 @@ file_syscall!(
     }
 );
 
-file_syscall!(
-    file_enter_rmdir,
-    file_exit_rmdir,
-    FileSyscall::Rmdir,
-    RMDIR,
-    |c| Args::new(
+file_syscall!(file_enter_rmdir, file_exit_rmdir, FileSyscall::Rmdir, |c| {
+    Args::new(
         FileSyscall::Rmdir,
         EventKind::FileRmdir,
         AT_FDCWD,
-        sys_arg(c, 0)
+        sys_arg(c, 0),
     )
-);
+});
 
 file_syscall!(
     file_enter_rename,
     file_exit_rename,
     FileSyscall::Rename,
-    RENAME,
     |c| {
         let mut a = Args::new(
             FileSyscall::Rename,
@@ -911,7 +882,6 @@ file_syscall!(
     file_enter_renameat,
     file_exit_renameat,
     FileSyscall::Renameat,
-    RENAME,
     |c| {
         let mut a = Args::new(
             FileSyscall::Renameat,
@@ -929,7 +899,6 @@ file_syscall!(
     file_enter_renameat2,
     file_exit_renameat2,
     FileSyscall::Renameat2,
-    RENAME,
     |c| {
         let mut a = Args::new(
             FileSyscall::Renameat2,
@@ -944,28 +913,21 @@ file_syscall!(
     }
 );
 
-file_syscall!(
-    file_enter_mkdir,
-    file_exit_mkdir,
-    FileSyscall::Mkdir,
-    MKDIR,
-    |c| {
-        let mut a = Args::new(
-            FileSyscall::Mkdir,
-            EventKind::FileMkdir,
-            AT_FDCWD,
-            sys_arg(c, 0),
-        );
-        a.mode = sys_arg(c, 1) as u32;
-        a
-    }
-);
+file_syscall!(file_enter_mkdir, file_exit_mkdir, FileSyscall::Mkdir, |c| {
+    let mut a = Args::new(
+        FileSyscall::Mkdir,
+        EventKind::FileMkdir,
+        AT_FDCWD,
+        sys_arg(c, 0),
+    );
+    a.mode = sys_arg(c, 1) as u32;
+    a
+});
 
 file_syscall!(
     file_enter_mkdirat,
     file_exit_mkdirat,
     FileSyscall::Mkdirat,
-    MKDIR,
     |c| {
         let mut a = Args::new(
             FileSyscall::Mkdirat,
@@ -978,28 +940,21 @@ file_syscall!(
     }
 );
 
-file_syscall!(
-    file_enter_chmod,
-    file_exit_chmod,
-    FileSyscall::Chmod,
-    CHMOD,
-    |c| {
-        let mut a = Args::new(
-            FileSyscall::Chmod,
-            EventKind::FileChmod,
-            AT_FDCWD,
-            sys_arg(c, 0),
-        );
-        a.mode = sys_arg(c, 1) as u32;
-        a
-    }
-);
+file_syscall!(file_enter_chmod, file_exit_chmod, FileSyscall::Chmod, |c| {
+    let mut a = Args::new(
+        FileSyscall::Chmod,
+        EventKind::FileChmod,
+        AT_FDCWD,
+        sys_arg(c, 0),
+    );
+    a.mode = sys_arg(c, 1) as u32;
+    a
+});
 
 file_syscall!(
     file_enter_fchmod,
     file_exit_fchmod,
     FileSyscall::Fchmod,
-    CHMOD,
     |c| {
         let mut a = Args::new(
             FileSyscall::Fchmod,
@@ -1016,7 +971,6 @@ file_syscall!(
     file_enter_fchmodat,
     file_exit_fchmodat,
     FileSyscall::Fchmodat,
-    CHMOD,
     |c| {
         let mut a = Args::new(
             FileSyscall::Fchmodat,
@@ -1033,7 +987,6 @@ file_syscall!(
     file_enter_fchmodat2,
     file_exit_fchmodat2,
     FileSyscall::Fchmodat2,
-    CHMOD,
     |c| {
         let mut a = Args::new(
             FileSyscall::Fchmodat2,
@@ -1047,29 +1000,22 @@ file_syscall!(
     }
 );
 
-file_syscall!(
-    file_enter_chown,
-    file_exit_chown,
-    FileSyscall::Chown,
-    CHOWN,
-    |c| {
-        let mut a = Args::new(
-            FileSyscall::Chown,
-            EventKind::FileChown,
-            AT_FDCWD,
-            sys_arg(c, 0),
-        );
-        a.uid = sys_arg(c, 1) as u32;
-        a.gid = sys_arg(c, 2) as u32;
-        a
-    }
-);
+file_syscall!(file_enter_chown, file_exit_chown, FileSyscall::Chown, |c| {
+    let mut a = Args::new(
+        FileSyscall::Chown,
+        EventKind::FileChown,
+        AT_FDCWD,
+        sys_arg(c, 0),
+    );
+    a.uid = sys_arg(c, 1) as u32;
+    a.gid = sys_arg(c, 2) as u32;
+    a
+});
 
 file_syscall!(
     file_enter_lchown,
     file_exit_lchown,
     FileSyscall::Lchown,
-    CHOWN,
     |c| {
         let mut a = Args::new(
             FileSyscall::Lchown,
@@ -1088,7 +1034,6 @@ file_syscall!(
     file_enter_fchown,
     file_exit_fchown,
     FileSyscall::Fchown,
-    CHOWN,
     |c| {
         let mut a = Args::new(
             FileSyscall::Fchown,
@@ -1106,7 +1051,6 @@ file_syscall!(
     file_enter_fchownat,
     file_exit_fchownat,
     FileSyscall::Fchownat,
-    CHOWN,
     |c| {
         let mut a = Args::new(
             FileSyscall::Fchownat,
@@ -1122,28 +1066,21 @@ file_syscall!(
 );
 
 // link(old, new): `path` is the new name, `target_path` the existing file it points to.
-file_syscall!(
-    file_enter_link,
-    file_exit_link,
-    FileSyscall::Link,
-    LINK,
-    |c| {
-        let mut a = Args::new(
-            FileSyscall::Link,
-            EventKind::FileLink,
-            AT_FDCWD,
-            sys_arg(c, 1),
-        );
-        a.target = sys_arg(c, 0);
-        a
-    }
-);
+file_syscall!(file_enter_link, file_exit_link, FileSyscall::Link, |c| {
+    let mut a = Args::new(
+        FileSyscall::Link,
+        EventKind::FileLink,
+        AT_FDCWD,
+        sys_arg(c, 1),
+    );
+    a.target = sys_arg(c, 0);
+    a
+});
 
 file_syscall!(
     file_enter_linkat,
     file_exit_linkat,
     FileSyscall::Linkat,
-    LINK,
     |c| {
         let mut a = Args::new(
             FileSyscall::Linkat,
@@ -1163,7 +1100,6 @@ file_syscall!(
     file_enter_symlink,
     file_exit_symlink,
     FileSyscall::Symlink,
-    SYMLINK,
     |c| {
         let mut a = Args::new(
             FileSyscall::Symlink,
@@ -1180,7 +1116,6 @@ file_syscall!(
     file_enter_symlinkat,
     file_exit_symlinkat,
     FileSyscall::Symlinkat,
-    SYMLINK,
     |c| {
         let mut a = Args::new(
             FileSyscall::Symlinkat,
@@ -1197,7 +1132,6 @@ file_syscall!(
     file_enter_truncate,
     file_exit_truncate,
     FileSyscall::Truncate,
-    TRUNCATE,
     |c| {
         let mut a = Args::new(
             FileSyscall::Truncate,
@@ -1214,7 +1148,6 @@ file_syscall!(
     file_enter_ftruncate,
     file_exit_ftruncate,
     FileSyscall::Ftruncate,
-    TRUNCATE,
     |c| {
         let mut a = Args::new(
             FileSyscall::Ftruncate,

@@ -1,7 +1,7 @@
 //! File activity in userspace: options and their kernel maps, the decoded record, symbolic names
 //! (`O_*`, `AT_*`, `RENAME_*`, errno), path prefix filters, and the pipeline stage that makes
 //! relative and fd-based paths absolute from `/proc/<tid>/{cwd,fd}`.
-use std::{os::unix::ffi::OsStrExt as _, path::PathBuf};
+use std::{borrow::Cow, os::unix::ffi::OsStrExt as _, path::PathBuf};
 
 use aya::{
     maps::{lpm_trie::Key, Array, LpmTrie},
@@ -371,7 +371,7 @@ impl FileRecord {
     }
 
     /// Symbolic names of `flags` for this syscall.
-    pub fn flag_names(&self) -> Vec<String> {
+    pub fn flag_names(&self) -> Vec<Cow<'static, str>> {
         match self.syscall {
             FileSyscall::Open | FileSyscall::Openat | FileSyscall::Openat2 | FileSyscall::Creat => {
                 open_flag_names(self.flags)
@@ -422,29 +422,31 @@ const RENAME_FLAGS: &[(u32, &str)] = &[
 
 /// Names of the bits in `v`; multi-bit flags (O_SYNC, O_TMPFILE) win over their parts, and
 /// unknown bits come out as one hex string.
-fn bit_names(v: u32, table: &[(u32, &str)]) -> Vec<String> {
+/// Names of the bits of `v` (static, so naming costs no allocation), and any bits left over
+/// in hex.
+fn bit_names(v: u32, table: &[(u32, &'static str)]) -> Vec<Cow<'static, str>> {
     let mut rest = v;
     let mut out = Vec::new();
     for &(bits, name) in table {
         if bits != 0 && rest & bits == bits {
-            out.push(name.to_owned());
+            out.push(Cow::Borrowed(name));
             rest &= !bits;
         }
     }
     if rest != 0 {
-        out.push(format!("{rest:#x}"));
+        out.push(Cow::Owned(format!("{rest:#x}")));
     }
     out
 }
 
-pub fn open_flag_names(flags: u32) -> Vec<String> {
+pub fn open_flag_names(flags: u32) -> Vec<Cow<'static, str>> {
     let acc = match flags & libc::O_ACCMODE as u32 {
         0 => "O_RDONLY",
         1 => "O_WRONLY",
         2 => "O_RDWR",
         _ => "O_ACCMODE",
     };
-    let mut out = vec![acc.to_owned()];
+    let mut out = vec![Cow::Borrowed(acc)];
     out.extend(bit_names(flags & !(libc::O_ACCMODE as u32), OPEN_FLAGS));
     out
 }

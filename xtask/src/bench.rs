@@ -498,6 +498,9 @@ struct Storm {
     bt: &'static str,
     /// File events: read-only opens included, only under the workload's directory.
     file_dir: bool,
+    /// Tracepoints tprobe uses for this workload: run once more with empty programs there, the
+    /// floor any probe on those hooks starts from.
+    hooks: &'static [&'static str],
 }
 
 /// One storm workload compared across no tracer, tprobe and bpftrace.
@@ -510,6 +513,7 @@ fn storm(tprobe: &Path, dir: &Path, opts: &Opts, s: &Storm, rows: &mut Vec<Row>)
         prefix,
         bt,
         file_dir,
+        hooks,
     } = *s;
     let mut args = vec!["--events".to_owned(), events.to_owned()];
     if file_dir {
@@ -520,6 +524,7 @@ fn storm(tprobe: &Path, dir: &Path, opts: &Opts, s: &Storm, rows: &mut Vec<Row>)
         ]);
     }
     let mut base = Vec::new();
+    let mut floor = Vec::new();
     let mut tp = Vec::new();
     let mut bt_t = Vec::new();
     let mut tp_rep: Vec<Report> = Vec::new();
@@ -529,6 +534,10 @@ fn storm(tprobe: &Path, dir: &Path, opts: &Opts, s: &Storm, rows: &mut Vec<Row>)
     for round in 0..opts.rounds {
         eprintln!("bench: {title} round {}/{}", round + 1, opts.rounds);
         base.push(work.run(n, dir).as_secs_f64());
+        if !hooks.is_empty() {
+            let _e = EmptyTracepoints::attach(hooks)?;
+            floor.push(work.run(n, dir).as_secs_f64());
+        }
         let t = Tracer::start(TracerKind::Tprobe, tprobe, &args, bt)?;
         tp.push(work.run(n, dir).as_secs_f64());
         std::thread::sleep(Duration::from_millis(300));
@@ -566,13 +575,22 @@ fn storm(tprobe: &Path, dir: &Path, opts: &Opts, s: &Storm, rows: &mut Vec<Row>)
     let mut vals = vec![
         ("ops".to_owned(), n.to_string()),
         ("no probe".to_owned(), format!("{:.3} s", b)),
+    ];
+    if !floor.is_empty() {
+        let f = median(&mut floor);
+        vals.push((
+            format!("empty programs on {}", hooks.join(", ")),
+            format!("{f:.3} s ({:.2}x: the hooks' own cost)", f / b),
+        ));
+    }
+    vals.extend([
         ("tprobe".to_owned(), format!("{:.3} s ({:.2}x)", t, t / b)),
         (
             "tprobe events/s".to_owned(),
             format!("{:.0}", median(&mut tp_ev)),
         ),
         ("tprobe lost".to_owned(), tp_lost.to_string()),
-    ];
+    ]);
     if !bt_t.is_empty() {
         let bt_med = median(&mut bt_t.clone());
         let mut bt_ev: Vec<f64> = bt_rep
@@ -654,6 +672,7 @@ pub fn bench(tprobe: &Path, opts: &Opts) -> Result<()> {
             events: "file.open",
             prefix: "file.open",
             file_dir: true,
+            hooks: &["syscalls/sys_enter_openat", "syscalls/sys_exit_openat"],
             bt: r#"tracepoint:syscalls:sys_exit_openat { printf("EV %d %s %d\n", pid, comm, args->ret); }"#,
         },
         &mut rows,
@@ -670,6 +689,7 @@ pub fn bench(tprobe: &Path, opts: &Opts) -> Result<()> {
                 events: "process.exec",
                 prefix: "process.exec",
                 file_dir: false,
+                hooks: &[],
                 bt: r#"tracepoint:sched:sched_process_exec { printf("EV %d %s\n", pid, str(args->filename)); }"#,
             },
             &mut rows,
@@ -686,6 +706,7 @@ pub fn bench(tprobe: &Path, opts: &Opts) -> Result<()> {
             events: "net.connect",
             prefix: "net.connect",
             file_dir: false,
+            hooks: &["syscalls/sys_enter_connect", "syscalls/sys_exit_connect"],
             bt: r#"tracepoint:syscalls:sys_exit_connect { printf("EV %d %s %d\n", pid, comm, args->ret); }"#,
         },
         &mut rows,
@@ -728,6 +749,7 @@ pub fn bench(tprobe: &Path, opts: &Opts) -> Result<()> {
                 events: "net.send",
                 prefix: "net.send",
                 file_dir: false,
+                hooks: &["syscalls/sys_enter_sendto"],
                 bt: r#"tracepoint:syscalls:sys_enter_sendto { printf("EV %d %s\n", pid, comm); }"#,
             },
             &mut rows,
@@ -884,9 +906,114 @@ impl Drop for Veth {
     }
 }
 
+fn put32(a: &mut [u8], off: usize, v: u32) {
+    a[off..off + 4].copy_from_slice(&v.to_ne_bytes());
+}
+
+fn put64(a: &mut [u8], off: usize, v: u64) {
+    a[off..off + 8].copy_from_slice(&v.to_ne_bytes());
+}
+
+/// Loads `r0 = ret; exit` as a program of `prog_type` with raw `bpf(2)` calls, so the floors
+/// below share nothing with tprobe.
+fn load_empty(prog_type: u32, expected_attach_type: u32, ret: u8) -> Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    const BPF_PROG_LOAD: libc::c_long = 5;
+    let insns: [u8; 16] = [0xb7, 0, 0, 0, ret, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
+    let license = c"GPL";
+    // union bpf_attr for BPF_PROG_LOAD: prog_type, insn_cnt, insns, license, ...,
+    // expected_attach_type at 68.
+    let mut attr = [0u8; 128];
+    put32(&mut attr, 0, prog_type);
+    put32(&mut attr, 4, 2);
+    put64(&mut attr, 8, insns.as_ptr() as u64);
+    put64(&mut attr, 16, license.as_ptr() as u64);
+    put32(&mut attr, 68, expected_attach_type);
+    // SAFETY: a correctly laid out attr of the size passed.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_LOAD,
+            attr.as_ptr(),
+            attr.len() as u32,
+        )
+    };
+    if fd < 0 {
+        bail!(
+            "loading an empty program: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    // SAFETY: a new fd we own.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Empty programs on tracepoints: the cost of the hook itself, the floor under any probe that
+/// uses it. Dropping the value detaches them.
+struct EmptyTracepoints {
+    _fds: Vec<std::os::fd::OwnedFd>,
+}
+
+impl EmptyTracepoints {
+    /// `names` are `category/event` under tracefs `events/`.
+    fn attach(names: &[&str]) -> Result<EmptyTracepoints> {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        const BPF_PROG_TYPE_TRACEPOINT: u32 = 5;
+        const PERF_TYPE_TRACEPOINT: u32 = 2;
+        const PERF_EVENT_IOC_ENABLE: libc::c_ulong = 0x2400;
+        const PERF_EVENT_IOC_SET_BPF: libc::c_ulong = 0x4004_2408;
+        const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
+        let mut fds = Vec::new();
+        let prog = load_empty(BPF_PROG_TYPE_TRACEPOINT, 0, 0)?;
+        for name in names {
+            let id: u64 = std::fs::read_to_string(format!("/sys/kernel/tracing/events/{name}/id"))
+                .with_context(|| format!("tracepoint {name}"))?
+                .trim()
+                .parse()?;
+            // struct perf_event_attr: type, size, config, sample_period, ..., wakeup_events at 48.
+            let mut attr = [0u8; 128];
+            put32(&mut attr, 0, PERF_TYPE_TRACEPOINT);
+            put32(&mut attr, 4, 128);
+            put64(&mut attr, 8, id);
+            put64(&mut attr, 16, 1);
+            put32(&mut attr, 48, 1);
+            // SAFETY: a correctly laid out attr; every CPU's events run the attached program.
+            let fd = unsafe {
+                libc::syscall(
+                    libc::SYS_perf_event_open,
+                    attr.as_ptr(),
+                    -1,
+                    0,
+                    -1,
+                    PERF_FLAG_FD_CLOEXEC,
+                )
+            };
+            if fd < 0 {
+                bail!(
+                    "perf_event_open {name}: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+            // SAFETY: a new fd we own.
+            let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) };
+            // SAFETY: ioctls on our own perf event fd.
+            unsafe {
+                if libc::ioctl(fd.as_raw_fd(), PERF_EVENT_IOC_SET_BPF, prog.as_raw_fd()) != 0
+                    || libc::ioctl(fd.as_raw_fd(), PERF_EVENT_IOC_ENABLE, 0) != 0
+                {
+                    bail!("attaching to {name}: {}", std::io::Error::last_os_error());
+                }
+            }
+            fds.push(fd);
+        }
+        fds.push(prog);
+        Ok(EmptyTracepoints { _fds: fds })
+    }
+}
+
 /// A do-nothing XDP program (`r0 = XDP_PASS; exit`) attached in generic mode through a BPF
-/// link: what generic XDP itself costs on this path, before any program does work. Loaded
-/// with raw `bpf(2)` calls so the baseline shares nothing with tprobe. Dropping it detaches.
+/// link: what generic XDP itself costs on this path, before any program does work. Dropping
+/// it detaches.
 struct EmptyXdp {
     _prog: std::os::fd::OwnedFd,
     _link: std::os::fd::OwnedFd,
@@ -895,43 +1022,12 @@ struct EmptyXdp {
 impl EmptyXdp {
     fn attach(ifname: &str) -> Result<EmptyXdp> {
         use std::os::fd::FromRawFd;
-        const BPF_PROG_LOAD: libc::c_long = 5;
         const BPF_LINK_CREATE: libc::c_long = 28;
         const BPF_PROG_TYPE_XDP: u32 = 6;
         const BPF_XDP: u32 = 37;
         const XDP_FLAGS_SKB_MODE: u32 = 2;
-        // mov64 r0, 2 (XDP_PASS); exit
-        let insns: [u8; 16] = [0xb7, 0, 0, 0, 2, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
-        let license = c"GPL";
-        let put32 =
-            |a: &mut [u8], off: usize, v: u32| a[off..off + 4].copy_from_slice(&v.to_ne_bytes());
-        let put64 =
-            |a: &mut [u8], off: usize, v: u64| a[off..off + 8].copy_from_slice(&v.to_ne_bytes());
-        // union bpf_attr, BPF_PROG_LOAD: prog_type, insn_cnt, insns, license, ...,
-        // expected_attach_type at 68.
-        let mut attr = [0u8; 128];
-        put32(&mut attr, 0, BPF_PROG_TYPE_XDP);
-        put32(&mut attr, 4, 2);
-        put64(&mut attr, 8, insns.as_ptr() as u64);
-        put64(&mut attr, 16, license.as_ptr() as u64);
-        put32(&mut attr, 68, BPF_XDP);
-        // SAFETY: a correctly laid out attr of the size passed.
-        let prog = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_PROG_LOAD,
-                attr.as_ptr(),
-                attr.len() as u32,
-            )
-        };
-        if prog < 0 {
-            bail!(
-                "loading an empty XDP program: {}",
-                std::io::Error::last_os_error()
-            );
-        }
-        // SAFETY: a new fd we own.
-        let prog = unsafe { std::os::fd::OwnedFd::from_raw_fd(prog as i32) };
+        const XDP_PASS: u8 = 2;
+        let prog = load_empty(BPF_PROG_TYPE_XDP, BPF_XDP, XDP_PASS)?;
         let ifname_c = CString::new(ifname)?;
         // SAFETY: a valid C string.
         let ifindex = unsafe { libc::if_nametoindex(ifname_c.as_ptr()) };
@@ -944,7 +1040,7 @@ impl EmptyXdp {
         put32(&mut attr, 4, ifindex);
         put32(&mut attr, 8, BPF_XDP);
         put32(&mut attr, 12, XDP_FLAGS_SKB_MODE);
-        // SAFETY: as above.
+        // SAFETY: a correctly laid out attr of the size passed.
         let link = unsafe {
             libc::syscall(
                 libc::SYS_bpf,

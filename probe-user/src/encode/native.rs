@@ -213,7 +213,7 @@ struct FileV<'a> {
     resolved_from: Option<&'static str>,
     syscall: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    flags: Option<Vec<String>>,
+    flags: Option<Vec<std::borrow::Cow<'static, str>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     mode: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -272,7 +272,7 @@ fn result_v(f: &crate::file::FileRecord) -> super::ResultV {
 
 #[derive(Serialize)]
 struct Line<'a> {
-    ts: String,
+    ts: crate::clock::Stamp,
     kind: &'static str,
     seq: u64,
     host: Host<'a>,
@@ -361,7 +361,7 @@ impl Encoder for Native {
             }
         });
         let mut line = Line {
-            ts: self.clock.rfc3339(ev.ts_ns),
+            ts: self.clock.stamp(ev.ts_ns),
             kind: ev.kind_name(),
             seq,
             host: Host { name: &self.host },

@@ -713,8 +713,7 @@ impl Resolver {
     }
 
     /// Cache answer for an event, starting a lookup on a miss or when a negative answer expired.
-    pub fn lookup(self: &Arc<Self>, cgroup_id: u64, pid: u32) -> Lookup {
-        let now = Instant::now();
+    pub fn lookup(self: &Arc<Self>, cgroup_id: u64, pid: u32, now: Instant) -> Lookup {
         let mut cache = self.cache.lock().unwrap();
         if let Some(e) = cache.get_mut(&cgroup_id) {
             e.last_used = now;
@@ -897,7 +896,7 @@ impl ContainerStage {
         let now = Instant::now();
         let mut pending = None;
         if let Some(t) = &ev.task {
-            match self.resolver.lookup(t.cgroup_id, t.pid) {
+            match self.resolver.lookup(t.cgroup_id, t.pid, now) {
                 Lookup::Host => {}
                 Lookup::Ready(i) => ev.container = Some(i),
                 Lookup::Pending(i) if self.wait.is_zero() => {
