@@ -929,20 +929,16 @@ fn load_empty(prog_type: u32, expected_attach_type: u32, ret: u8) -> Result<std:
     put64(&mut attr, 8, insns.as_ptr() as u64);
     put64(&mut attr, 16, license.as_ptr() as u64);
     put32(&mut attr, 68, expected_attach_type);
-    // SAFETY: a correctly laid out attr of the size passed.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_LOAD,
-            attr.as_ptr(),
-            attr.len() as u32,
-        )
-    };
+    bpf(BPF_PROG_LOAD, &attr).context("loading an empty program")
+}
+
+/// `bpf(cmd, attr)` for a command that returns a new fd.
+fn bpf(cmd: libc::c_long, attr: &[u8]) -> Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: `attr` is a correctly laid out `union bpf_attr` prefix of the size passed.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_ptr(), attr.len() as u32) };
     if fd < 0 {
-        bail!(
-            "loading an empty program: {}",
-            std::io::Error::last_os_error()
-        );
+        bail!("bpf({cmd}): {}", std::io::Error::last_os_error());
     }
     // SAFETY: a new fd we own.
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
@@ -1040,25 +1036,10 @@ impl EmptyXdp {
         put32(&mut attr, 4, ifindex);
         put32(&mut attr, 8, BPF_XDP);
         put32(&mut attr, 12, XDP_FLAGS_SKB_MODE);
-        // SAFETY: a correctly laid out attr of the size passed.
-        let link = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_LINK_CREATE,
-                attr.as_ptr(),
-                attr.len() as u32,
-            )
-        };
-        if link < 0 {
-            bail!(
-                "attaching an empty XDP program: {}",
-                std::io::Error::last_os_error()
-            );
-        }
+        let link = bpf(BPF_LINK_CREATE, &attr).context("attaching an empty XDP program")?;
         Ok(EmptyXdp {
             _prog: prog,
-            // SAFETY: a new fd we own.
-            _link: unsafe { std::os::fd::OwnedFd::from_raw_fd(link as i32) },
+            _link: link,
         })
     }
 }

@@ -379,30 +379,27 @@ fn dns_queries_over_udp_and_tcp_are_parsed() {
     assert_eq!(v["net"]["transport"], "udp");
     std::thread::sleep(Duration::from_millis(300));
     let st = probe.stop();
-    let sends = st
-        .lines
-        .iter()
-        .filter(|v| {
-            is(v, "net.send", me)
-                && port_of(v, "src") == Some(cport)
-                && port_of(v, "dst") == Some(sport)
-        })
-        .count();
-    assert_eq!(
-        sends, 1,
-        "net.send is reported once per socket and destination"
-    );
-    for dport in [sport, sport2] {
-        let n = st
-            .lines
+    let sends = |src: u64, dst: u64| {
+        st.lines
             .iter()
             .filter(|v| {
                 is(v, "net.send", me)
-                    && port_of(v, "src") == Some(aport)
-                    && port_of(v, "dst") == Some(dport)
+                    && port_of(v, "src") == Some(src)
+                    && port_of(v, "dst") == Some(dst)
             })
-            .count();
-        assert_eq!(n, 1, "one net.send per peer of the alternating socket");
+            .count()
+    };
+    assert_eq!(
+        sends(cport, sport),
+        1,
+        "net.send is reported once per socket and destination"
+    );
+    for dport in [sport, sport2] {
+        assert_eq!(
+            sends(aport, dport),
+            1,
+            "one net.send per peer of the alternating socket"
+        );
     }
 }
 
