@@ -2,9 +2,9 @@
 use core::ffi::c_void;
 
 use aya_ebpf::helpers::{
-    bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+    bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
     generated::{
-        bpf_get_current_cgroup_id, bpf_get_current_task, bpf_ktime_get_boot_ns,
+        self, bpf_get_current_cgroup_id, bpf_get_current_task, bpf_ktime_get_boot_ns,
         bpf_probe_read_kernel, bpf_ringbuf_output,
     },
 };
@@ -214,7 +214,11 @@ fn fill_ids(h: &mut EventHeader, kind: EventKind) -> u64 {
     h.gid = (uid_gid >> 32) as u32;
     h._pad0 = 0;
     h.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
-    h.comm = bpf_get_current_comm().unwrap_or([0; 16]);
+    // Straight into the record: the safe wrapper zeroes a stack copy and moves it byte by byte,
+    // which costs more than the helper. On failure the helper zeroes the buffer itself.
+    unsafe {
+        generated::bpf_get_current_comm(h.comm.as_mut_ptr() as *mut c_void, h.comm.len() as u32)
+    };
     pid_tgid
 }
 

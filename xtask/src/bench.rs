@@ -917,7 +917,6 @@ fn put64(a: &mut [u8], off: usize, v: u64) {
 /// Loads `r0 = ret; exit` as a program of `prog_type` with raw `bpf(2)` calls, so the floors
 /// below share nothing with tprobe.
 fn load_empty(prog_type: u32, expected_attach_type: u32, ret: u8) -> Result<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd;
     const BPF_PROG_LOAD: libc::c_long = 5;
     let insns: [u8; 16] = [0xb7, 0, 0, 0, ret, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
     let license = c"GPL";
@@ -1017,7 +1016,6 @@ struct EmptyXdp {
 
 impl EmptyXdp {
     fn attach(ifname: &str) -> Result<EmptyXdp> {
-        use std::os::fd::FromRawFd;
         const BPF_LINK_CREATE: libc::c_long = 28;
         const BPF_PROG_TYPE_XDP: u32 = 6;
         const BPF_XDP: u32 = 37;
