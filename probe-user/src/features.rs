@@ -53,6 +53,8 @@ fn report(
 pub const RINGBUF: &str = "ringbuf";
 pub const RAW_TRACEPOINT: &str = "raw_tracepoint";
 pub const TRACEPOINT: &str = "tracepoint";
+pub const TASK_STORAGE: &str = "task_storage";
+pub const TASK_STORAGE_HELPER: &str = "bpf_task_storage_get";
 
 impl Features {
     /// Asks the running kernel. Needs the same privileges as loading the probe.
@@ -86,6 +88,20 @@ impl Features {
                 "event timestamps (Linux 5.8)",
                 helper(BpfHelper::BPF_FUNC_ktime_get_boot_ns),
             ),
+            // The object declares task-local storage maps, so no program loads without them.
+            report(
+                TASK_STORAGE,
+                "loading the probe: per-thread state of file and network calls (task-local \
+                 storage, Linux 5.11)",
+                is_map_supported(MapType::TaskStorage).map_err(|e| e.to_string()),
+            ),
+            // Only the file and network hooks call it; where it is missing they are skipped
+            // with the verifier's reason.
+            report(
+                TASK_STORAGE_HELPER,
+                "file and network hooks (task-local storage from tracepoints, Linux 5.12)",
+                helper(BpfHelper::BPF_FUNC_task_storage_get),
+            ),
         ];
         Features { reports }
     }
@@ -102,7 +118,10 @@ impl Features {
         let missing: Vec<String> = self
             .reports
             .iter()
-            .filter(|r| !r.available && r.feature != RAW_TRACEPOINT && r.feature != TRACEPOINT)
+            .filter(|r| {
+                !r.available
+                    && ![RAW_TRACEPOINT, TRACEPOINT, TASK_STORAGE_HELPER].contains(&r.feature)
+            })
             .map(|r| format!("{} (needed for {})", r.feature, r.needed_for))
             .collect();
         (!missing.is_empty()).then(|| missing.join(", "))
@@ -194,6 +213,17 @@ mod tests {
         assert_eq!(
             f.hook_unsupported(&Attach::TracePoint("sched", "sched_process_exit")),
             None
+        );
+    }
+
+    #[test]
+    fn missing_task_storage_stops_the_probe_a_missing_helper_does_not() {
+        let mut f = with(RINGBUF, true);
+        f.reports.push(report(TASK_STORAGE, "x", Ok(false)));
+        f.reports.push(report(TASK_STORAGE_HELPER, "y", Ok(false)));
+        assert_eq!(
+            f.missing_required().as_deref(),
+            Some("task_storage (needed for x)")
         );
     }
 
