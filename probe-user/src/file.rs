@@ -371,7 +371,7 @@ impl FileRecord {
     }
 
     /// Symbolic names of `flags` for this syscall.
-    pub fn flag_names(&self) -> Vec<Cow<'static, str>> {
+    pub fn flag_names(&self) -> FlagNames {
         match self.syscall {
             FileSyscall::Open | FileSyscall::Openat | FileSyscall::Openat2 | FileSyscall::Creat => {
                 open_flag_names(self.flags)
@@ -420,35 +420,106 @@ const RENAME_FLAGS: &[(u32, &str)] = &[
     (4, "RENAME_WHITEOUT"),
 ];
 
-/// Names of the bits in `v`; multi-bit flags (O_SYNC, O_TMPFILE) win over their parts, and
-/// unknown bits come out as one hex string.
-/// Names of the bits of `v` (static, so naming costs no allocation), and any bits left over
-/// in hex.
-fn bit_names(v: u32, table: &[(u32, &'static str)]) -> Vec<Cow<'static, str>> {
-    let mut rest = v;
-    let mut out = Vec::new();
-    for &(bits, name) in table {
-        if bits != 0 && rest & bits == bits {
-            out.push(Cow::Borrowed(name));
-            rest &= !bits;
-        }
-    }
-    if rest != 0 {
-        out.push(Cow::Owned(format!("{rest:#x}")));
-    }
-    out
+/// Symbolic names of a set of flag bits, kept on the stack: the names are static and unknown
+/// bits are one number, so naming the flags of an event allocates nothing.
+#[derive(Clone, Copy, Debug)]
+pub struct FlagNames {
+    names: [&'static str; 24],
+    n: usize,
+    /// Bits no name covers, written as one hex string (0: none).
+    rest: u32,
 }
 
-pub fn open_flag_names(flags: u32) -> Vec<Cow<'static, str>> {
+impl FlagNames {
+    fn new() -> Self {
+        FlagNames {
+            names: [""; 24],
+            n: 0,
+            rest: 0,
+        }
+    }
+
+    fn push(&mut self, name: &'static str) {
+        if let Some(slot) = self.names.get_mut(self.n) {
+            *slot = name;
+            self.n += 1;
+        }
+    }
+
+    /// Adds the names of the bits of `v` found in `table`; multi-bit flags (O_SYNC,
+    /// O_TMPFILE) win over their parts, and bits left over are kept as a number.
+    fn add_bits(&mut self, v: u32, table: &[(u32, &'static str)]) {
+        let mut rest = v;
+        for &(bits, name) in table {
+            if bits != 0 && rest & bits == bits {
+                self.push(name);
+                rest &= !bits;
+            }
+        }
+        self.rest |= rest;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0 && self.rest == 0
+    }
+
+    pub fn to_vec(&self) -> Vec<Cow<'static, str>> {
+        let mut v: Vec<Cow<'static, str>> = self.names[..self.n]
+            .iter()
+            .map(|&s| Cow::Borrowed(s))
+            .collect();
+        if self.rest != 0 {
+            v.push(Cow::Owned(format!("{:#x}", self.rest)));
+        }
+        v
+    }
+}
+
+impl serde::Serialize for FlagNames {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq as _;
+        let mut seq = s.serialize_seq(Some(self.n + usize::from(self.rest != 0)))?;
+        for name in &self.names[..self.n] {
+            seq.serialize_element(name)?;
+        }
+        if self.rest != 0 {
+            seq.serialize_element(&format_args!("{:#x}", self.rest))?;
+        }
+        seq.end()
+    }
+}
+
+fn bit_names(v: u32, table: &[(u32, &'static str)]) -> FlagNames {
+    let mut f = FlagNames::new();
+    f.add_bits(v, table);
+    f
+}
+
+/// Open flags by name, the access mode first.
+pub fn open_flag_names(flags: u32) -> FlagNames {
     let acc = match flags & libc::O_ACCMODE as u32 {
         0 => "O_RDONLY",
         1 => "O_WRONLY",
         2 => "O_RDWR",
         _ => "O_ACCMODE",
     };
-    let mut out = vec![Cow::Borrowed(acc)];
-    out.extend(bit_names(flags & !(libc::O_ACCMODE as u32), OPEN_FLAGS));
-    out
+    let mut f = FlagNames::new();
+    f.push(acc);
+    f.add_bits(flags & !(libc::O_ACCMODE as u32), OPEN_FLAGS);
+    f
+}
+
+/// Whether `normalize` would give `path` back unchanged: absolute, no empty, `.` or `..`
+/// component, no trailing `/` (other than `/` itself).
+fn is_normal(path: &[u8]) -> bool {
+    if path == b"/" {
+        return true;
+    }
+    path.first() == Some(&b'/')
+        && path.last() != Some(&b'/')
+        && !path
+            .windows(2)
+            .any(|w| w[0] == b'/' && (w[1] == b'/' || w[1] == b'.'))
 }
 
 /// Lexical clean-up of an absolute path: `//` and `.` dropped, `..` pops a component. Used for
@@ -507,13 +578,28 @@ impl PathFilter {
         if path.first() != Some(&b'/') {
             return true;
         }
-        let mut p = normalize(path);
-        if p != b"/" {
-            p.push(b'/');
+        if self.rules.is_empty() {
+            return true;
         }
+        // Nearly every path is already normal: match it as it is, with no copy.
+        let normal;
+        let p: &[u8] = if is_normal(path) {
+            path
+        } else {
+            normal = normalize(path);
+            &normal
+        };
+        // `p` plus a trailing `/` starts with the key (keys end in `/`; `/` is its own key).
+        let under = |k: &[u8]| {
+            if p == b"/" {
+                return k == b"/";
+            }
+            let stem = &k[..k.len().saturating_sub(1)];
+            p.starts_with(stem) && (p.len() == stem.len() || p[stem.len()] == b'/')
+        };
         self.rules
             .iter()
-            .filter(|(k, _)| p.starts_with(k))
+            .filter(|(k, _)| under(k))
             .max_by_key(|(k, _)| k.len())
             .map(|(_, inc)| *inc)
             .unwrap_or(!self.has_include)
@@ -638,22 +724,31 @@ mod tests {
 
     #[test]
     fn open_flags_by_name() {
-        assert_eq!(open_flag_names(0), vec!["O_RDONLY"]);
+        assert_eq!(open_flag_names(0).to_vec(), vec!["O_RDONLY"]);
         assert_eq!(
             open_flag_names(
                 (libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC) as u32
-            ),
+            )
+            .to_vec(),
             vec!["O_WRONLY", "O_CREAT", "O_TRUNC", "O_CLOEXEC"]
         );
         assert_eq!(
-            open_flag_names((libc::O_RDWR | libc::O_TMPFILE) as u32),
+            open_flag_names((libc::O_RDWR | libc::O_TMPFILE) as u32).to_vec(),
             vec!["O_RDWR", "O_TMPFILE"]
         );
         assert_eq!(
-            open_flag_names(libc::O_SYNC as u32),
+            open_flag_names(libc::O_SYNC as u32).to_vec(),
             vec!["O_RDONLY", "O_SYNC"]
         );
-        assert_eq!(open_flag_names(1 << 30), vec!["O_RDONLY", "0x40000000"]);
+        assert_eq!(
+            open_flag_names(1 << 30).to_vec(),
+            vec!["O_RDONLY", "0x40000000"]
+        );
+        // The JSON array is the same list, unknown bits last.
+        assert_eq!(
+            serde_json::to_string(&open_flag_names((libc::O_WRONLY as u32) | 1 << 30)).unwrap(),
+            r#"["O_WRONLY","0x40000000"]"#
+        );
     }
 
     #[test]
@@ -678,9 +773,21 @@ mod tests {
         assert!(f.keeps(b"/tmp/x"));
         assert!(!f.keeps(b"/dev/pts/3"));
         assert!(f.keeps(b"/dev/pts/../../etc/passwd"));
+        assert!(!f.keeps(b"/dev/pts/./3"));
+        assert!(!f.keeps(b"/dev//pts/3"));
+        assert!(!f.keeps(b"/dev/pts/"));
+        assert!(!f.keeps(b"/dev/pts"));
+        assert!(f.keeps(b"/dev/ptsx"));
         let f = PathFilter::new(&opts(&["/"], &["/proc"]));
         assert!(f.keeps(b"/x"));
+        assert!(f.keeps(b"/"));
         assert!(!f.keeps(b"/proc/1/x"));
+        assert!(!f.keeps(b"/proc"));
+        assert!(f.keeps(b"/procx"));
+        let f = PathFilter::new(&opts(&["/srv"], &[]));
+        assert!(!f.keeps(b"/"), "/ is not under /srv");
+        assert!(f.keeps(b"/srv/"));
+        assert!(f.keeps(b"//srv/a"));
     }
 
     #[test]

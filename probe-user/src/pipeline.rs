@@ -49,6 +49,8 @@ pub struct Pipeline {
     control: Option<std::sync::mpsc::Receiver<Reload>>,
     pending: std::collections::VecDeque<Reload>,
     batches: u64,
+    /// Events the container stage let go, reused from one event to the next.
+    ready: Vec<Event>,
 }
 
 /// New settings for a running pipeline (SIGHUP). Applied between two batches, right after
@@ -89,6 +91,7 @@ impl Pipeline {
             control: None,
             pending: Default::default(),
             batches: 0,
+            ready: Vec::new(),
         }
     }
 
@@ -140,14 +143,16 @@ impl Pipeline {
         if let Some(t) = &ev.task {
             ev.user = self.users.name(t.uid);
         }
-        let mut ready = Vec::new();
+        // A buffer kept across events: a new Vec here was one allocation per event.
+        let mut ready = std::mem::take(&mut self.ready);
         match &mut self.containers {
             Some(c) => c.push(ev, &mut ready),
             None => ready.push(ev),
         }
-        for ev in ready {
+        for ev in ready.drain(..) {
             self.emit(ev, stop);
         }
+        self.ready = ready;
     }
 
     /// Events the container stage let go (lookup done or time up), in arrival order.

@@ -213,7 +213,7 @@ struct FileV<'a> {
     resolved_from: Option<&'static str>,
     syscall: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    flags: Option<Vec<std::borrow::Cow<'static, str>>>,
+    flags: Option<crate::file::FlagNames>,
     #[serde(skip_serializing_if = "Option::is_none")]
     mode: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -160,12 +160,20 @@ impl ProcessTable {
             // No exact parent start time: take the parent the table has, never replace it.
             ev.parent = self.map.get(&task.ppid).map(|s| s.info.clone());
         } else if task.ppid != 0 {
+            // Field by field: cloning the task would copy its comm only to drop it.
             let ptask = Task {
+                kind: task.kind,
+                flags: task.flags,
+                ts_ns: task.ts_ns,
                 pid: task.ppid,
-                start_ns: task.parent_start_ns,
+                tid: task.tid,
                 ppid: 0,
+                uid: task.uid,
+                gid: task.gid,
+                cgroup_id: task.cgroup_id,
+                start_ns: task.parent_start_ns,
+                parent_start_ns: 0,
                 comm: Vec::new(),
-                ..task.clone()
             };
             ev.parent = Some(self.get_or_load(&ptask));
         }
