@@ -623,8 +623,6 @@ fn try_enter(a: Args) {
     let off = offsets();
     fill_header_cached(&mut ev.header, a.kind, current_task(), &off, &mut t.ids);
     ev.ret = 0;
-    // Armed only once the record is whole (see the end).
-    ev.syscall = 0;
     ev.fflags = 0;
     ev.dirfd = a.dirfd;
     ev.target_dirfd = a.target_dirfd;
@@ -645,7 +643,8 @@ fn try_enter(a: Args) {
     if a.target != 0 {
         ev.fflags |= FILE_HAS_TARGET;
     }
-    // `enter_paths` reads the syscall to know whether a target names a place.
+    // The syscall both arms the record for its exit and tells `enter_paths` whether a target
+    // names a place; a record the filters drop is disarmed.
     ev.syscall = a.sys as u32;
     if !enter_paths(ev, fcfg) {
         ev.syscall = 0;

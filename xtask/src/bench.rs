@@ -244,7 +244,7 @@ fn max_rate(tprobe: &Path, dir: &Path, opts: &Opts) -> Result<Row> {
         if r.lost > 0 || r.events < ops {
             break;
         }
-        best = Some(delivered);
+        best = Some(best.map_or(delivered, |b: f64| b.max(delivered)));
         if achieved < 0.9 * rate as f64 {
             // The workload itself cannot go faster here (two CPUs shared with the probe).
             values.push((
