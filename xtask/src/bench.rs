@@ -282,6 +282,17 @@ enum TracerKind {
     Bpftrace,
 }
 
+impl Drop for Tracer {
+    /// A tracer that could not be stopped cleanly leaves neither its output nor a running
+    /// process. Not waited for: a bpftrace stuck in the kernel would hold the whole run.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+        }
+        let _ = std::fs::remove_file(&self.out);
+    }
+}
+
 /// What a stopped tracer reports.
 #[derive(Default, Debug, Clone)]
 struct Report {
