@@ -209,14 +209,14 @@ pub const FILE_FIXED_LEN: usize = core::mem::size_of::<EventHeader>() + 80;
 
 const _: () = assert!(core::mem::size_of::<FileEvent>() == FILE_FIXED_LEN + FILE_DATA_LEN);
 const _: () = assert!(core::mem::size_of::<FileConfig>() == 8);
-const _: () = assert!(core::mem::size_of::<FileOffsets>() == 72);
+const _: () = assert!(core::mem::size_of::<FileOffsets>() == 56);
 
 /// Kernel struct offsets for turning a `struct path` into a string (cwd, dirfd, fd), from BTF.
+/// The fd table walk to a `struct file` uses the common `KernelOffsets`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct FileOffsets {
     pub task_fs: u32,
-    pub task_files: u32,
     pub fs_pwd: u32,
     pub path_mnt: u32,
     pub path_dentry: u32,
@@ -228,9 +228,6 @@ pub struct FileOffsets {
     pub mount_mnt: u32,
     pub mount_parent: u32,
     pub mount_mountpoint: u32,
-    pub files_fdt: u32,
-    pub fdt_max_fds: u32,
-    pub fdt_fd: u32,
     pub file_path: u32,
     /// 0 until userspace has filled the struct: no walk is tried.
     pub valid: u32,
@@ -240,7 +237,6 @@ impl FileOffsets {
     pub const fn zeroed() -> Self {
         FileOffsets {
             task_fs: 0,
-            task_files: 0,
             fs_pwd: 0,
             path_mnt: 0,
             path_dentry: 0,
@@ -252,9 +248,6 @@ impl FileOffsets {
             mount_mnt: 0,
             mount_parent: 0,
             mount_mountpoint: 0,
-            files_fdt: 0,
-            fdt_max_fds: 0,
-            fdt_fd: 0,
             file_path: 0,
             valid: 0,
         }

@@ -119,6 +119,23 @@ pub fn read_kernel<T: Copy>(base: *const u8, off: u32) -> Result<T, i64> {
     Ok(unsafe { v.assume_init() })
 }
 
+/// The open `struct file` at `fd` of the current task (file and socket hooks both start here).
+#[inline(always)]
+pub fn file_of_fd(fd: i64, off: &KernelOffsets) -> Option<*const u8> {
+    if fd < 0 {
+        return None;
+    }
+    let files: *const u8 = read_kernel(current_task(), off.task_files).ok()?;
+    let fdt: *const u8 = read_kernel(files, off.files_fdt).ok()?;
+    let max: u32 = read_kernel(fdt, off.fdt_max_fds).ok()?;
+    if fd as u64 >= max as u64 {
+        return None;
+    }
+    let arr: *const u8 = read_kernel(fdt, off.fdt_fd).ok()?;
+    let file: *const u8 = read_kernel(arr, (fd as u32).wrapping_mul(8)).ok()?;
+    (!file.is_null()).then_some(file)
+}
+
 #[inline(always)]
 pub fn current_task() -> *const u8 {
     unsafe { bpf_get_current_task() as *const u8 }

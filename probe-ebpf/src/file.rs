@@ -27,8 +27,8 @@ use probe_common::{
 };
 
 use crate::common::{
-    bound, count_loss, current_task, emit_bytes, enabled, fill_header_cached, kind_enabled,
-    offsets, read_kernel, sys_arg, sys_ret, IdCache,
+    bound, count_loss, current_task, emit_bytes, enabled, file_of_fd, fill_header_cached,
+    kind_enabled, offsets, read_kernel, sys_arg, sys_ret, IdCache,
 };
 use crate::maps::TaskStorage;
 
@@ -274,21 +274,7 @@ fn dir_path(o: &FileOffsets, dirfd: i32) -> Option<(*const u8, *const u8)> {
         let fs: *const u8 = read_kernel(task, o.task_fs).ok()?;
         fs.wrapping_add(o.fs_pwd as usize)
     } else {
-        if dirfd < 0 {
-            return None;
-        }
-        let files: *const u8 = read_kernel(task, o.task_files).ok()?;
-        let fdt: *const u8 = read_kernel(files, o.files_fdt).ok()?;
-        let max: u32 = read_kernel(fdt, o.fdt_max_fds).ok()?;
-        if dirfd as u32 >= max {
-            return None;
-        }
-        let fds: *const u8 = read_kernel(fdt, o.fdt_fd).ok()?;
-        let file: *const u8 = read_kernel(fds, (dirfd as u32) * 8).ok()?;
-        if file.is_null() {
-            return None;
-        }
-        file.wrapping_add(o.file_path as usize)
+        file_of_fd(dirfd as i64, &offsets())?.wrapping_add(o.file_path as usize)
     };
     let mnt: *const u8 = read_kernel(path, o.path_mnt).ok()?;
     let dentry: *const u8 = read_kernel(path, o.path_dentry).ok()?;

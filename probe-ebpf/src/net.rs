@@ -20,7 +20,7 @@ use probe_common::{
 };
 
 use crate::common::{
-    bound, current_task, emit, emit_bytes, enabled, fill_header, kind_enabled, offsets,
+    bound, current_task, emit, emit_bytes, enabled, file_of_fd, fill_header, kind_enabled, offsets,
     read_kernel, self_tgid, sys_arg, sys_ret,
 };
 use crate::maps::TaskStorage;
@@ -107,23 +107,6 @@ fn current_tid() -> u32 {
 #[inline(always)]
 fn socket_of_fd(fd: i64, off: &KernelOffsets) -> Option<*const u8> {
     socket_of_file(file_of_fd(fd, off)?, off)
-}
-
-/// The open `struct file` at `fd` of the current task.
-#[inline(always)]
-fn file_of_fd(fd: i64, off: &KernelOffsets) -> Option<*const u8> {
-    if fd < 0 {
-        return None;
-    }
-    let files: *const u8 = read_kernel(current_task(), off.task_files).ok()?;
-    let fdt: *const u8 = read_kernel(files, off.files_fdt).ok()?;
-    let max: u32 = read_kernel(fdt, off.fdt_max_fds).ok()?;
-    if fd as u64 >= max as u64 {
-        return None;
-    }
-    let arr: *const u8 = read_kernel(fdt, off.fdt_fd).ok()?;
-    let file: *const u8 = read_kernel(arr, (fd as u32).wrapping_mul(8)).ok()?;
-    (!file.is_null()).then_some(file)
 }
 
 /// The `struct socket` of `file`, when it is one.

@@ -180,7 +180,6 @@ pub fn offsets(btf: &Btf) -> FileOffsets {
         let m = |s: &str, f: &str| btf.member_offset(s, f);
         Ok(FileOffsets {
             task_fs: m("task_struct", "fs")?,
-            task_files: m("task_struct", "files")?,
             fs_pwd: m("fs_struct", "pwd")?,
             path_mnt: m("path", "mnt")?,
             path_dentry: m("path", "dentry")?,
@@ -192,9 +191,6 @@ pub fn offsets(btf: &Btf) -> FileOffsets {
             mount_mnt: m("mount", "mnt")?,
             mount_parent: m("mount", "mnt_parent")?,
             mount_mountpoint: m("mount", "mnt_mountpoint")?,
-            files_fdt: m("files_struct", "fdt")?,
-            fdt_max_fds: m("fdtable", "max_fds")?,
-            fdt_fd: m("fdtable", "fd")?,
             file_path: m("file", "f_path")?,
             valid: 1,
         })
