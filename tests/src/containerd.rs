@@ -145,13 +145,7 @@ state = "{d}/state"
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
-        unsafe {
-            use std::os::unix::process::CommandExt as _;
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
-        }
+        crate::die_with_parent(&mut cmd);
         let child = cmd
             .spawn()
             .expect("containerd (installed by `cargo xtask setup`)");
@@ -533,13 +527,7 @@ impl Drop for Containerd {
             }
         }
         if let Some(mut child) = self.child.take() {
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            crate::terminate(&mut child, Duration::from_secs(10));
         }
         Self::unmount_under(&self.dir);
         self.remove_cgroups();

@@ -15,6 +15,29 @@ pub mod containerd;
 pub mod kernel;
 pub mod podman;
 
+/// Makes `cmd`'s process get SIGTERM when the test process dies, so nothing it started
+/// outlives a crashed test.
+pub fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: prctl is async-signal-safe, as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+}
+
+/// Stops a helper daemon: SIGTERM, up to `grace` to exit, then SIGKILL; always reaped.
+pub fn terminate(child: &mut Child, grace: Duration) {
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + grace;
+    while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// Default wait for an expected event.
 pub const WAIT: Duration = Duration::from_secs(15);
 
@@ -105,12 +128,7 @@ impl Probe {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         // If the test process dies, the probe goes with it.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
-        }
+        die_with_parent(&mut cmd);
         let mut child = cmd
             .spawn()
             .expect("spawn tprobe (build it with `cargo xtask test`)");

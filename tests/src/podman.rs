@@ -1,6 +1,7 @@
-//! A private podman for the Docker-API test: its own root, runroot, tmpdir and API socket
-//! under a unique temp dir (cgroupfs manager, runc, vfs storage, no network), the busybox
-//! image imported from a local rootfs tarball. Everything it makes is removed on drop.
+//! A private podman: its own root, runroot, tmpdir and config under a unique temp dir
+//! (cgroupfs manager, runc, vfs storage). The Docker-API test also gets an API socket and the
+//! busybox image imported from a local rootfs tarball; the deploy test builds its image in one.
+//! Everything it makes is removed on drop.
 use std::{
     path::PathBuf,
     process::{Child, Command, Stdio},
@@ -19,10 +20,12 @@ pub struct Podman {
 }
 
 impl Podman {
-    fn cmd(&self) -> Command {
+    /// A podman command on this instance's storage, state and config.
+    pub fn cmd(&self) -> Command {
         let d = &self.dir;
         let mut c = Command::new("podman");
         c.env("CONTAINERS_CONF", d.join("containers.conf"))
+            .env("TMPDIR", d.join("tmp"))
             .arg("--root")
             .arg(d.join("root"))
             .arg("--runroot")
@@ -43,22 +46,40 @@ impl Podman {
         c
     }
 
-    /// Imports the image and starts `podman system service` on a private socket.
-    pub fn start() -> Podman {
-        let dir = std::env::temp_dir().join(unique("tprobe-podman"));
-        std::fs::create_dir_all(&dir).unwrap();
+    /// Runs `podman ARGS`, which must succeed; returns its trimmed stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "podman {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// An instance with nothing in it yet (no image, no API service).
+    pub fn private(tag: &str) -> Podman {
+        let dir = std::env::temp_dir().join(unique(tag));
+        for d in ["root", "runroot", "tmp"] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
         // Default ulimits above this machine's hard limits would make every run fail.
         std::fs::write(
             dir.join("containers.conf"),
-            "[containers]\ndefault_ulimits = []\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
+            "[containers]\ndefault_ulimits = []\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\nruntime = \"runc\"\n",
         )
         .unwrap();
-        let mut p = Podman {
+        Podman {
             sock: dir.join("podman.sock"),
             dir,
             service: None,
             containers: Vec::new(),
-        };
+        }
+    }
+
+    /// Imports the image and starts `podman system service` on a private socket.
+    pub fn start() -> Podman {
+        let mut p = Podman::private("tprobe-podman");
         let tar = busybox_rootfs_tar(&p.dir.join("image"));
         run(p.cmd().arg("import").arg(&tar).arg(IMAGE));
         let log = std::fs::File::create(p.dir.join("service.log")).unwrap();
@@ -68,13 +89,7 @@ impl Podman {
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
-        unsafe {
-            use std::os::unix::process::CommandExt as _;
-            svc.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
-        }
+        crate::die_with_parent(&mut svc);
         p.service = Some(
             svc.spawn()
                 .expect("podman (installed by `cargo xtask setup`)"),
@@ -118,14 +133,11 @@ impl Drop for Podman {
             self.remove(&id);
         }
         if let Some(mut child) = self.service.take() {
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            crate::terminate(&mut child, Duration::from_secs(10));
         }
+        // What anything else (a build, a test that failed midway) left in its storage.
+        let _ = self.cmd().args(["rm", "-af", "-t", "0"]).output();
+        let _ = self.cmd().args(["rmi", "-af"]).output();
         Containerd::unmount_under(&self.dir);
         let _ = std::fs::remove_dir_all(&self.dir);
     }

@@ -13,6 +13,23 @@ fn in_container(v: &Value, id: &str) -> bool {
     v["kind"] == "process.exec" && v["container"]["id"] == id
 }
 
+/// A containerd socket that cannot be used is said once on stderr and counted as an error in
+/// `probe.stop`; returns that report.
+fn one_unusable_socket_warning(st: &tprobe_tests::Stopped) -> Value {
+    let warnings = st
+        .stderr
+        .lines()
+        .filter(|l| l.contains("containerd socket") && l.contains("unusable"))
+        .count();
+    assert_eq!(warnings, 1, "{}", st.stderr);
+    let report = st.lines.last().unwrap()["probe"]["containers"].clone();
+    assert!(
+        report["containerd_errors"].as_u64().unwrap() >= 1,
+        "{report}"
+    );
+    report
+}
+
 fn probe_args<'a>(ctrd: &'a Containerd, sock: &'a str) -> Vec<&'a str> {
     vec![
         "--events",
@@ -276,17 +293,7 @@ fn missing_runtime_sockets_give_one_warning_and_cgroup_data() {
     }
     let st = probe.stop();
     assert!(st.status.success(), "{}", st.stderr);
-    let warnings = st
-        .stderr
-        .lines()
-        .filter(|l| l.contains("containerd socket") && l.contains("unusable"))
-        .count();
-    assert_eq!(warnings, 1, "{}", st.stderr);
-    let report = &st.lines.last().unwrap()["probe"]["containers"];
-    assert!(
-        report["containerd_errors"].as_u64().unwrap() >= 1,
-        "{report}"
-    );
+    one_unusable_socket_warning(&st);
 }
 
 /// podman through its Docker-compatible API on a private socket.
@@ -374,17 +381,7 @@ fn a_runtime_that_dies_gives_one_warning_and_cgroup_data() {
     let st = probe.stop();
     assert!(st.status.success(), "{}", st.stderr);
     assert!(!st.stderr.contains("panicked"), "{}", st.stderr);
-    let warnings = st
-        .stderr
-        .lines()
-        .filter(|l| l.contains("containerd socket") && l.contains("unusable"))
-        .count();
-    assert_eq!(warnings, 1, "{}", st.stderr);
-    let report = &st.lines.last().unwrap()["probe"]["containers"];
-    assert!(
-        report["containerd_errors"].as_u64().unwrap() >= 1,
-        "{report}"
-    );
+    let report = one_unusable_socket_warning(&st);
     assert!(
         report["found_containerd"].as_u64().unwrap() >= 1,
         "{report}"

@@ -10,7 +10,7 @@ use std::{
 };
 
 use serde_json::Value;
-use tprobe_tests::{tprobe_bin, Probe, WAIT};
+use tprobe_tests::{podman::Podman, tprobe_bin, Probe, WAIT};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -614,65 +614,6 @@ fn musl_binary() -> PathBuf {
     root().join("target/x86_64-unknown-linux-musl/debug/tprobe")
 }
 
-/// podman with private storage, state and config, so nothing is shared with other tests.
-struct Podman {
-    dir: PathBuf,
-}
-
-impl Podman {
-    fn new(tag: &str) -> Podman {
-        let dir = temp_dir(tag);
-        for d in ["root", "runroot", "tmp"] {
-            std::fs::create_dir_all(dir.join(d)).unwrap();
-        }
-        // Ulimits above this machine's hard limits fail container creation.
-        std::fs::write(
-            dir.join("containers.conf"),
-            "[containers]\ndefault_ulimits = []\n[engine]\nruntime = \"runc\"\n",
-        )
-        .unwrap();
-        Podman { dir }
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::new("podman");
-        c.env("CONTAINERS_CONF", self.dir.join("containers.conf"))
-            .env("TMPDIR", self.dir.join("tmp"))
-            .arg("--root")
-            .arg(self.dir.join("root"))
-            .arg("--runroot")
-            .arg(self.dir.join("runroot"))
-            // crun refuses this machine's hybrid cgroups; runc and cgroupfs work.
-            .args([
-                "--cgroup-manager",
-                "cgroupfs",
-                "--events-backend",
-                "file",
-                "--runtime",
-                "runc",
-            ]);
-        c
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.cmd().args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "podman {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
-}
-
-impl Drop for Podman {
-    fn drop(&mut self) {
-        let _ = self.cmd().args(["rm", "-af", "-t", "0"]).output();
-        let _ = self.cmd().args(["rmi", "-af"]).output();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// `podman run` flags for the rendered DaemonSet's pod: what the kubelet would set up.
 fn podman_flags(ds: &Value, scratch: &Path, node: &str) -> (Vec<String>, String, Vec<String>) {
     let pod = &ds["spec"]["template"]["spec"];
@@ -769,7 +710,7 @@ fn free_port() -> u16 {
 #[test]
 fn image_runs_like_the_daemonset() {
     let bin = musl_binary();
-    let pm = Podman::new("image");
+    let pm = Podman::private("tprobe-image");
     let ctx = pm.dir.join("ctx");
     std::fs::create_dir_all(&ctx).unwrap();
     std::fs::copy(&bin, ctx.join("tprobe")).unwrap();
