@@ -271,6 +271,49 @@ impl Socket {
     }
 }
 
+impl ApiError {
+    /// Whether the socket itself failed (it is then marked down, with one warning), rather
+    /// than the runtime answering with an error about this container.
+    fn is_socket_failure(&self) -> bool {
+        match self {
+            ApiError::Connect(..) => true,
+            ApiError::Status(s) => is_transport(s),
+            ApiError::Docker(super::docker::DockerError::Status(_)) => false,
+            ApiError::Docker(_) => true,
+        }
+    }
+}
+
+/// Books one runtime's answer to a lookup: a container found ends the lookup (`Some`); an error
+/// is counted in `errors` (a socket failure through the socket, so it warns once) and sets
+/// `failed`.
+async fn book(
+    res: Result<Option<ContainerInfo>, ApiError>,
+    sock: &Socket,
+    found: &AtomicU64,
+    errors: &AtomicU64,
+    id: &str,
+    failed: &mut bool,
+) -> Option<Outcome> {
+    match res {
+        Ok(Some(i)) => {
+            found.fetch_add(1, Relaxed);
+            Some(Outcome::Found(Box::new(i)))
+        }
+        Ok(None) => None,
+        Err(e) => {
+            if e.is_socket_failure() {
+                sock.failed(&e, errors).await;
+            } else {
+                errors.fetch_add(1, Relaxed);
+                log::debug!("{} lookup of {id}: {e}", sock.what);
+            }
+            *failed = true;
+            None
+        }
+    }
+}
+
 /// A transport-level failure (the socket, not the answer).
 fn is_transport(s: &tonic::Status) -> bool {
     matches!(
@@ -490,67 +533,30 @@ impl Clients {
         if cri_first {
             if let Some(sock) = &self.cri {
                 asked = true;
-                match self.cri(m).await {
-                    Ok(Some(i)) => {
-                        stats.found_cri.fetch_add(1, Relaxed);
-                        return Outcome::Found(Box::new(i));
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        if matches!(&e, ApiError::Connect(..))
-                            || matches!(&e, ApiError::Status(s) if is_transport(s))
-                        {
-                            sock.failed(&e, &stats.cri_errors).await;
-                        } else {
-                            stats.cri_errors.fetch_add(1, Relaxed);
-                            log::debug!("CRI lookup of {}: {e}", m.id);
-                        }
-                        failed = true;
-                    }
+                let res = self.cri(m).await;
+                let (found, errors) = (&stats.found_cri, &stats.cri_errors);
+                if let Some(o) = book(res, sock, found, errors, &m.id, &mut failed).await {
+                    return o;
                 }
             }
         }
         if matches!(m.runtime, Some(Runtime::Containerd) | None) {
             if let Some(sock) = &self.containerd {
                 asked = true;
-                match self.containerd(m).await {
-                    Ok(Some(i)) => {
-                        stats.found_containerd.fetch_add(1, Relaxed);
-                        return Outcome::Found(Box::new(i));
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        if matches!(&e, ApiError::Connect(..))
-                            || matches!(&e, ApiError::Status(s) if is_transport(s))
-                        {
-                            sock.failed(&e, &stats.containerd_errors).await;
-                        } else {
-                            stats.containerd_errors.fetch_add(1, Relaxed);
-                            log::debug!("containerd lookup of {}: {e}", m.id);
-                        }
-                        failed = true;
-                    }
+                let res = self.containerd(m).await;
+                let (found, errors) = (&stats.found_containerd, &stats.containerd_errors);
+                if let Some(o) = book(res, sock, found, errors, &m.id, &mut failed).await {
+                    return o;
                 }
             }
         }
         if matches!(m.runtime, Some(Runtime::Docker | Runtime::Podman)) {
             if let Some(sock) = &self.docker {
                 asked = true;
-                match self.docker(m).await {
-                    Ok(Some(i)) => {
-                        stats.found_docker.fetch_add(1, Relaxed);
-                        return Outcome::Found(Box::new(i));
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        if matches!(&e, ApiError::Docker(super::docker::DockerError::Status(_))) {
-                            stats.docker_errors.fetch_add(1, Relaxed);
-                            log::debug!("Docker API lookup of {}: {e}", m.id);
-                        } else {
-                            sock.failed(&e, &stats.docker_errors).await;
-                        }
-                        failed = true;
-                    }
+                let res = self.docker(m).await;
+                let (found, errors) = (&stats.found_docker, &stats.docker_errors);
+                if let Some(o) = book(res, sock, found, errors, &m.id, &mut failed).await {
+                    return o;
                 }
             }
         }
