@@ -37,28 +37,31 @@ fn type_ok(ty: &str, v: &Value) -> bool {
     }
 }
 
+static ECS: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+static OCSF: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+
+/// A vendored schema, parsed once however many records are checked.
+fn vendored(cell: &'static std::sync::OnceLock<Value>, text: &str) -> &'static Value {
+    cell.get_or_init(|| serde_json::from_str(text).expect("vendored schema is JSON"))
+}
+
+/// The strings of the array `schema[key]`.
+fn strs<'a>(schema: &'a Value, key: &str) -> Vec<&'a str> {
+    schema[key]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
 /// Every problem found in an ECS record (empty when it conforms).
 pub fn check_ecs(rec: &Value) -> Vec<String> {
-    let schema: Value = serde_json::from_str(ECS_FIELDS).expect("vendored ECS schema");
+    let schema = vendored(&ECS, ECS_FIELDS);
     let fields = &schema["fields"];
-    let custom: Vec<&str> = schema["custom_namespaces"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    let arrays: Vec<&str> = schema["array"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    let objects: Vec<&str> = schema["object_fields"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+    let custom = strs(schema, "custom_namespaces");
+    let arrays = strs(schema, "array");
+    let objects = strs(schema, "object_fields");
     let mut errs = Vec::new();
     let mut all = Vec::new();
     leaves(rec, "", &mut all, &objects);
@@ -155,7 +158,7 @@ fn check_object(schema: &Value, path: &str, v: &Value, errs: &mut Vec<String>) {
 
 /// Every problem found in an OCSF record (empty when it conforms).
 pub fn check_ocsf(rec: &Value) -> Vec<String> {
-    let schema: Value = serde_json::from_str(OCSF_CLASSES).expect("vendored OCSF schema");
+    let schema = vendored(&OCSF, OCSF_CLASSES);
     let mut errs = Vec::new();
     let Some(o) = rec.as_object() else {
         return vec!["not an object".into()];
@@ -193,7 +196,7 @@ pub fn check_ocsf(rec: &Value) -> Vec<String> {
         if !allowed.contains(&k.as_str()) {
             errs.push(format!("{k}: not an attribute of {}", class["name"]));
         } else if x.is_object() && k != "unmapped" {
-            check_object(&schema, k, x, &mut errs);
+            check_object(schema, k, x, &mut errs);
         }
     }
     for r in names(&schema["base_required"])
