@@ -432,16 +432,25 @@ fn resolve_base(dirfd: i32, dst: *mut u8) -> (u32, bool) {
     (n as u32, true)
 }
 
+/// Whether the call's second path names a place (a symlink's target is only text).
+#[inline(always)]
+fn target_is_place(syscall: u32) -> bool {
+    syscall != FileSyscall::Symlink as u32 && syscall != FileSyscall::Symlinkat as u32
+}
+
+/// Whether the record's target is a place given relative to a directory; `tlen` and `tfirst`
+/// are its length and first byte.
+#[inline(always)]
+fn target_relative<const N: usize>(ev: &FileRecord<N>, tlen: usize, tfirst: u8) -> bool {
+    ev.target_ptr != 0 && target_is_place(ev.syscall) && (tlen == 0 || tfirst != b'/')
+}
+
 /// Whether a record needs the directory its path is relative to: an fd-based call, a relative
-/// path, or a relative target that names a place (a symlink's target is only text).
+/// path, or a relative target that names a place.
 #[inline(always)]
 fn needs_base<const N: usize>(ev: &FileRecord<N>, plen: usize, first: u8, tfirst: u8) -> bool {
-    let target_is_place =
-        ev.syscall != FileSyscall::Symlink as u32 && ev.syscall != FileSyscall::Symlinkat as u32;
     let relative = ev.path_ptr == 0 || plen == 0 || first != b'/';
-    let target_relative =
-        ev.target_ptr != 0 && target_is_place && (ev.target_len == 0 || tfirst != b'/');
-    relative || target_relative
+    relative || target_relative(ev, ev.target_len as usize, tfirst)
 }
 
 /// Reads the path(s) of the call at entry into the thread's pending record, inline, and applies
@@ -451,8 +460,6 @@ fn needs_base<const N: usize>(ev: &FileRecord<N>, plen: usize, first: u8, tfirst
 /// resolve a directory.
 #[inline(always)]
 fn enter_paths(ev: &mut Pending, cfg: &FileConfig) -> bool {
-    let target_is_place =
-        ev.syscall != FileSyscall::Symlink as u32 && ev.syscall != FileSyscall::Symlinkat as u32;
     let data = ev.data.as_mut_ptr();
     let mut keep = true;
     let mut plen: usize = 0;
@@ -471,7 +478,7 @@ fn enter_paths(ev: &mut Pending, cfg: &FileConfig) -> bool {
         ev.fflags |= fl;
         // A rename or link out of an excluded place may land in a kept one: userspace judges
         // the target once it is resolved.
-        if target_is_place {
+        if target_is_place(ev.syscall) {
             keep = true;
         }
     }
@@ -542,10 +549,7 @@ fn resolve_bases(ev: &mut FileEvent) {
     } else {
         0
     };
-    let target_is_place =
-        ev.syscall != FileSyscall::Symlink as u32 && ev.syscall != FileSyscall::Symlinkat as u32;
-    let target_relative =
-        ev.target_ptr != 0 && target_is_place && (tlen == 0 || unsafe { *data.add(plen) } != b'/');
+    let target_relative = target_relative(ev, tlen, unsafe { *data.add(plen) });
     let base = unsafe { data.add(plen + tlen) };
     let mut blen: usize = 0;
     let (len, ok) = resolve_base(ev.dirfd, base);
@@ -655,14 +659,13 @@ fn try_exit(ctx: &TracePointContext, sys: FileSyscall) {
         return;
     }
     p.ret = sys_ret(ctx);
-    send(p);
+    send(p, kind);
     p.syscall = 0;
 }
 
 /// Sends a completed pending record.
 #[inline(always)]
-fn send(p: &mut Pending) {
-    let kind = EventKind::try_from(p.header.kind).unwrap_or(EventKind::FileOpen);
+fn send(p: &mut Pending, kind: EventKind) {
     if p.fflags & KERNEL_ONLY == 0 {
         // The common case: everything is inline, sent from the thread's record as it is.
         let mut len = p.path_len as usize & (INLINE_PATH - 1);
