@@ -88,6 +88,13 @@ pub fn ringbuf_supported() -> Result<(), String> {
 
 /// Can this kernel load an XDP program (`r0 = XDP_PASS; exit`)?
 pub fn xdp_loads() -> Result<(), String> {
+    load_xdp_pass("").map(drop)
+}
+
+/// Loads `r0 = XDP_PASS; exit` as an XDP program named `name` (at most 15 bytes) with a raw
+/// `bpf(2)` call; the fd is the caller's.
+pub fn load_xdp_pass(name: &str) -> Result<std::os::fd::OwnedFd, String> {
+    use std::os::fd::FromRawFd as _;
     let insns: [u8; 16] = [0xb7, 0, 0, 0, 2, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
     let license = b"GPL\0";
     let mut attr = [0u8; 128];
@@ -95,12 +102,14 @@ pub fn xdp_loads() -> Result<(), String> {
     attr[4..8].copy_from_slice(&2u32.to_ne_bytes());
     attr[8..16].copy_from_slice(&(insns.as_ptr() as u64).to_ne_bytes());
     attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
+    let name = &name.as_bytes()[..name.len().min(15)];
+    attr[48..48 + name.len()].copy_from_slice(name); // prog_name
     let fd = bpf(5, &attr); // BPF_PROG_LOAD
     if fd < 0 {
         return Err(std::io::Error::last_os_error().to_string());
     }
-    close(fd);
-    Ok(())
+    // SAFETY: a new descriptor nothing else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// Drivers with native (driver-mode) XDP support in mainline kernels.

@@ -607,28 +607,10 @@ fn bad_interface_or_mode_fails_with_a_clear_message() {
 /// Loads a two-instruction XDP program (`return XDP_PASS`) named `tprobe_xdp` and pins it, as
 /// a stand-in for what a crashed tprobe could leave attached. Returns the pin path.
 fn pinned_pass_program(tag: &str) -> String {
-    // r0 = 2 (XDP_PASS); exit
-    let insns: [u64; 2] = [0x0000_0002_0000_00b7, 0x0000_0000_0000_0095];
-    let license = b"GPL\0";
-    let mut attr = [0u8; 128];
-    attr[0..4].copy_from_slice(&6u32.to_ne_bytes()); // BPF_PROG_TYPE_XDP
-    attr[4..8].copy_from_slice(&2u32.to_ne_bytes());
-    attr[8..16].copy_from_slice(&(insns.as_ptr() as u64).to_ne_bytes());
-    attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
-    attr[48..58].copy_from_slice(b"tprobe_xdp");
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            5, /* BPF_PROG_LOAD */
-            attr.as_ptr(),
-            128,
-        )
-    };
-    assert!(
-        fd >= 0,
-        "BPF_PROG_LOAD: {}",
-        std::io::Error::last_os_error()
-    );
+    use std::os::fd::AsRawFd as _;
+    let prog = probe_user::check::load_xdp_pass("tprobe_xdp")
+        .unwrap_or_else(|e| panic!("BPF_PROG_LOAD: {e}"));
+    let fd = prog.as_raw_fd();
     let path = format!("/sys/fs/bpf/tprobe-xdp-test-{tag}");
     let cpath = std::ffi::CString::new(path.clone()).unwrap();
     let mut attr = [0u8; 128];
@@ -638,7 +620,6 @@ fn pinned_pass_program(tag: &str) -> String {
         libc::syscall(libc::SYS_bpf, 6 /* BPF_OBJ_PIN */, attr.as_ptr(), 128)
     };
     assert_eq!(r, 0, "BPF_OBJ_PIN: {}", std::io::Error::last_os_error());
-    unsafe { libc::close(fd as i32) };
     path
 }
 
