@@ -66,26 +66,6 @@ fn bpf(cmd: libc::c_long, attr: &[u8; 128]) -> i64 {
     }
 }
 
-fn close(fd: i64) {
-    if fd >= 0 {
-        // SAFETY: a descriptor we own.
-        unsafe { libc::close(fd as i32) };
-    }
-}
-
-/// Can this kernel create a BPF ring buffer (5.8+)?
-pub fn ringbuf_supported() -> Result<(), String> {
-    let mut attr = [0u8; 128];
-    attr[0..4].copy_from_slice(&27u32.to_ne_bytes()); // BPF_MAP_TYPE_RINGBUF
-    attr[12..16].copy_from_slice(&(64u32 << 10).to_ne_bytes());
-    let fd = bpf(0, &attr); // BPF_MAP_CREATE
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error().to_string());
-    }
-    close(fd);
-    Ok(())
-}
-
 /// Can this kernel load an XDP program (`r0 = XDP_PASS; exit`)?
 pub fn xdp_loads() -> Result<(), String> {
     load_xdp_pass("").map(drop)
@@ -306,17 +286,16 @@ pub fn check(btf_path: &Path) -> u8 {
     }
 
     if missing.is_empty() {
-        match ringbuf_supported() {
-            Ok(()) => lines.push(Line {
+        // The same probes `tprobe run` makes before loading, so both judge a kernel alike.
+        match crate::features::Features::probe().missing_required() {
+            None => lines.push(Line {
                 ok: true,
-                what: "BPF ring buffer maps are supported".into(),
+                what: "BPF ring buffers and task-local storage are supported".into(),
             }),
-            Err(e) => fail(
+            Some(missing) => fail(
                 &mut lines,
                 exit_code::UNSUPPORTED_KERNEL,
-                format!(
-                    "BPF ring buffer maps are not supported ({e}): tprobe needs Linux 5.8 or later"
-                ),
+                format!("this kernel lacks {missing}: tprobe needs Linux 5.11 or later"),
             ),
         }
         hooks_by_loading(btf_path, &mut lines, &mut fatal);
