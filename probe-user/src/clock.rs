@@ -44,6 +44,16 @@ impl BootClock {
     }
 }
 
+/// Nanoseconds per clock tick (`CLK_TCK`), the unit of start times in `/proc/<pid>/stat`.
+pub fn tick_ns() -> u64 {
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .filter(|&v| v > 0)
+        .unwrap_or(100) as u64;
+    1_000_000_000 / hz
+}
+
 /// Formats Unix-epoch nanoseconds as RFC 3339 UTC with nine fractional digits. Hand-rolled
 /// (days-to-civil conversion) because it runs two or three times per event.
 pub fn rfc3339_ns(wall_ns: i128) -> String {

@@ -176,14 +176,9 @@ pub struct SocketScanner {
 
 impl SocketScanner {
     pub fn new(proc_root: PathBuf) -> Self {
-        let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-            .ok()
-            .flatten()
-            .filter(|&v| v > 0)
-            .unwrap_or(100) as u64;
         SocketScanner {
             proc_root,
-            tick_ns: 1_000_000_000 / hz,
+            tick_ns: crate::clock::tick_ns(),
             scans: 0,
             last: None,
             last_cost: Duration::ZERO,

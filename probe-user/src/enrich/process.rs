@@ -76,15 +76,10 @@ pub struct ProcessTable {
 
 impl ProcessTable {
     pub fn new(host: String, proc_root: PathBuf) -> Self {
-        let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-            .ok()
-            .flatten()
-            .filter(|&v| v > 0)
-            .unwrap_or(100) as u64;
         ProcessTable {
             host,
             proc_root,
-            tick_ns: 1_000_000_000 / hz,
+            tick_ns: crate::clock::tick_ns(),
             map: HashMap::new(),
             graveyard: VecDeque::new(),
             linger_ns: 5_000_000_000,
