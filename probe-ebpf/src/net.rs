@@ -121,28 +121,42 @@ fn socket_of_file(file: *const u8, off: &KernelOffsets) -> Option<*const u8> {
     (!sock.is_null()).then_some(sock)
 }
 
+/// Family, peer port and peer address of a `struct sock` (zeros where a read fails, and for the
+/// address of a family other than IPv4 and IPv6).
+#[inline(always)]
+fn peer_of_sk(sk: *const u8, off: &KernelOffsets) -> (u16, u16, [u8; 16]) {
+    let family = read_kernel(sk, off.sk_family).unwrap_or(0);
+    let port = u16::from_be(read_kernel(sk, off.sk_dport).unwrap_or(0));
+    let mut addr = [0u8; 16];
+    match family {
+        AF_INET => {
+            let d: [u8; 4] = read_kernel(sk, off.sk_daddr).unwrap_or([0; 4]);
+            addr[..4].copy_from_slice(&d);
+        }
+        AF_INET6 => addr = read_kernel(sk, off.sk_v6_daddr).unwrap_or([0; 16]),
+        _ => {}
+    }
+    (family, port, addr)
+}
+
 /// Family, protocol, ports and addresses of a `struct sock`; for a unix socket without a
 /// caller-given address, its own bound address.
 #[inline(always)]
 fn fill_from_sk(info: &mut NetInfo, sk: *const u8, off: &KernelOffsets) {
-    info.family = read_kernel(sk, off.sk_family).unwrap_or(0);
+    (info.family, info.dport, info.daddr) = peer_of_sk(sk, off);
     info.protocol = read_kernel(sk, off.sk_protocol).unwrap_or(0);
     info.sport = read_kernel(sk, off.sk_num).unwrap_or(0);
     if info.sport == 0 && (info.family == AF_INET || info.family == AF_INET6) {
         // Cleared when the socket leaves the hash tables (close); inet_sport stays.
         info.sport = u16::from_be(read_kernel(sk, off.inet_sport).unwrap_or(0));
     }
-    info.dport = u16::from_be(read_kernel(sk, off.sk_dport).unwrap_or(0));
     match info.family {
         AF_INET => {
             let s: [u8; 4] = read_kernel(sk, off.sk_rcv_saddr).unwrap_or([0; 4]);
-            let d: [u8; 4] = read_kernel(sk, off.sk_daddr).unwrap_or([0; 4]);
             info.saddr[..4].copy_from_slice(&s);
-            info.daddr[..4].copy_from_slice(&d);
         }
         AF_INET6 => {
             info.saddr = read_kernel(sk, off.sk_v6_rcv_saddr).unwrap_or([0; 16]);
-            info.daddr = read_kernel(sk, off.sk_v6_daddr).unwrap_or([0; 16]);
         }
         AF_UNIX if info.nflags & NET_HAS_ADDR == 0 => {
             let ua: *const u8 = read_kernel(sk, off.unix_addr).unwrap_or(core::ptr::null());
@@ -492,16 +506,8 @@ fn quick_dest(
     }
     let sock: *const u8 = read_kernel(file, off.file_private_data).ok()?;
     let sk: *const u8 = read_kernel(sock, off.socket_sk).ok()?;
-    let family: u16 = read_kernel(sk, off.sk_family).ok()?;
-    let port = u16::from_be(read_kernel(sk, off.sk_dport).ok()?);
-    let mut addr = [0u8; 16];
-    if family == AF_INET {
-        let d: [u8; 4] = read_kernel(sk, off.sk_daddr).ok()?;
-        addr[..4].copy_from_slice(&d);
-    } else if family == AF_INET6 {
-        addr = read_kernel(sk, off.sk_v6_daddr).ok()?;
-    }
-    Some((family, port, addr))
+    // A peer that cannot be read comes out as zeros, which no remembered UDP peer equals.
+    Some(peer_of_sk(sk, off))
 }
 
 /// Whether this thread's last send through `file` went to the same destination and needed no
