@@ -1,7 +1,7 @@
 //! File activity in userspace: options and their kernel maps, the decoded record, symbolic names
 //! (`O_*`, `AT_*`, `RENAME_*`, errno), path prefix filters, and the pipeline stage that makes
 //! relative and fd-based paths absolute from `/proc/<tid>/{cwd,fd}`.
-use std::{borrow::Cow, os::unix::ffi::OsStrExt as _, path::PathBuf};
+use std::{os::unix::ffi::OsStrExt as _, path::PathBuf};
 
 use aya::{
     maps::{lpm_trie::Key, Array, LpmTrie},
@@ -459,7 +459,10 @@ impl FlagNames {
         self.n == 0 && self.rest == 0
     }
 
-    pub fn to_vec(&self) -> Vec<Cow<'static, str>> {
+    /// The names as a list (what the JSON array holds), for tests.
+    #[cfg(test)]
+    fn to_vec(self) -> Vec<std::borrow::Cow<'static, str>> {
+        use std::borrow::Cow;
         let mut v: Vec<Cow<'static, str>> = self.names[..self.n]
             .iter()
             .map(|&s| Cow::Borrowed(s))
