@@ -1,6 +1,7 @@
 //! Project tasks: `cargo xtask setup | run | test | lint | bench | kernel-test`.
 mod bench;
 mod kernels;
+mod modgraph;
 mod python;
 mod setup;
 mod util;
@@ -58,6 +59,11 @@ enum Cmd {
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },
+    /// Print a crate's module graph (who imports whom) and its import cycles.
+    Modgraph {
+        #[arg(default_value = "probe-user")]
+        krate: String,
+    },
     /// Boot the static tprobe on other kernels (Debian 6.1, 6.12) under qemu and check its events.
     KernelTest,
 }
@@ -101,6 +107,18 @@ fn main() -> Result<()> {
             )
         }
         Cmd::KernelTest => kernel_test(),
+        Cmd::Modgraph { krate } => {
+            let src = util::root().join(&krate).join("src");
+            for (m, deps) in modgraph::graph(&src)? {
+                let deps: Vec<&str> = deps.iter().map(String::as_str).collect();
+                println!(
+                    "{} -> {}",
+                    if m.is_empty() { "crate" } else { &m },
+                    deps.join(", ")
+                );
+            }
+            modgraph::check(&krate, &src)
+        }
     }
 }
 
@@ -125,6 +143,10 @@ fn run(debug: bool, args: &[String]) -> Result<()> {
 }
 
 fn lint() -> Result<()> {
+    // Cheapest first: the house rule of no import cycles, from the sources alone.
+    for krate in ["probe-user", "probe-ebpf", "probe-common"] {
+        modgraph::check(krate, &util::root().join(krate).join("src"))?;
+    }
     util::status(&mut util::cargo(&["fmt", "--all", "--check"]))?;
     util::status(&mut util::cargo(&[
         "clippy",
