@@ -1,5 +1,7 @@
 //! Project tasks: `cargo xtask setup | run | test | lint | bench | kernel-test`.
 mod bench;
+#[cfg(test)]
+mod doclinks;
 mod kernels;
 mod modgraph;
 mod python;
