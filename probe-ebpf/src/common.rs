@@ -3,14 +3,12 @@ use core::ffi::c_void;
 
 use aya_ebpf::helpers::{
     bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
-    generated::{
-        self, bpf_get_current_cgroup_id, bpf_get_current_task, bpf_ktime_get_boot_ns,
-        bpf_probe_read_kernel, bpf_ringbuf_output,
-    },
+    generated::{self, bpf_get_current_cgroup_id, bpf_ktime_get_boot_ns, bpf_ringbuf_output},
 };
 use aya_ebpf::{programs::TracePointContext, EbpfContext};
 use probe_common::{EventHeader, EventKind, KernelOffsets, ProbeConfig, CFG_FILTERS};
 
+use crate::kernel::read_kernel;
 use crate::maps::{CONFIG, EVENTS, LOSSES};
 
 /// Our own thread-group id: the probe never reports itself. Set by userspace before load.
@@ -21,19 +19,9 @@ static SELF_TGID: u32 = 0;
 #[unsafe(no_mangle)]
 static WAKEUP_BYTES: u64 = 0;
 
-/// Kernel struct offsets from BTF, set by userspace before load.
-#[unsafe(no_mangle)]
-static OFFSETS: KernelOffsets = KernelOffsets::zeroed();
-
 const BPF_RB_NO_WAKEUP: u64 = 1;
 const BPF_RB_FORCE_WAKEUP: u64 = 2;
 const BPF_RB_AVAIL_DATA: u64 = 0;
-
-#[inline(always)]
-pub fn offsets() -> KernelOffsets {
-    // Volatile: the value is patched into .rodata at load time, so the compiler must not fold it.
-    unsafe { core::ptr::read_volatile(&OFFSETS) }
-}
 
 #[inline(always)]
 pub fn self_tgid() -> u32 {
@@ -99,46 +87,6 @@ pub fn sys_arg(ctx: &TracePointContext, i: usize) -> u64 {
 pub fn sys_ret(ctx: &TracePointContext) -> i64 {
     // SAFETY: the return value lies inside every sys_exit record; 8-byte aligned.
     unsafe { *(ctx.as_ptr() as *const u8).add(SYSCALL_SLOT0).cast::<i64>() }
-}
-
-/// Reads a `T` at `base + off` from kernel memory.
-#[inline(always)]
-pub fn read_kernel<T: Copy>(base: *const u8, off: u32) -> Result<T, i64> {
-    let mut v = core::mem::MaybeUninit::<T>::uninit();
-    let src = base.wrapping_add(off as usize);
-    let ret = unsafe {
-        bpf_probe_read_kernel(
-            v.as_mut_ptr() as *mut c_void,
-            core::mem::size_of::<T>() as u32,
-            src as *const c_void,
-        )
-    };
-    if ret < 0 {
-        return Err(ret);
-    }
-    Ok(unsafe { v.assume_init() })
-}
-
-/// The open `struct file` at `fd` of the current task (file and socket hooks both start here).
-#[inline(always)]
-pub fn file_of_fd(fd: i64, off: &KernelOffsets) -> Option<*const u8> {
-    if fd < 0 {
-        return None;
-    }
-    let files: *const u8 = read_kernel(current_task(), off.task_files).ok()?;
-    let fdt: *const u8 = read_kernel(files, off.files_fdt).ok()?;
-    let max: u32 = read_kernel(fdt, off.fdt_max_fds).ok()?;
-    if fd as u64 >= max as u64 {
-        return None;
-    }
-    let arr: *const u8 = read_kernel(fdt, off.fdt_fd).ok()?;
-    let file: *const u8 = read_kernel(arr, (fd as u32).wrapping_mul(8)).ok()?;
-    (!file.is_null()).then_some(file)
-}
-
-#[inline(always)]
-pub fn current_task() -> *const u8 {
-    unsafe { bpf_get_current_task() as *const u8 }
 }
 
 /// Identity of a task: its thread-group id and its process start time.

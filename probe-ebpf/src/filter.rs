@@ -11,7 +11,7 @@ use probe_common::{
 };
 
 use crate::{
-    common::read_kernel,
+    kernel::read_kernel,
     maps::{CONFIG, FILTER_CGROUPS, FILTER_PIDS, FILTER_UIDS, LOSSES},
 };
 

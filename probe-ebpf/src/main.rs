@@ -8,10 +8,11 @@
 mod common;
 mod file;
 mod filter;
+mod flow;
+mod kernel;
 mod maps;
 mod net;
 mod process;
-mod xdp;
 
 #[cfg(not(test))]
 #[panic_handler]

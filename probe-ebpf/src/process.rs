@@ -15,7 +15,8 @@ use probe_common::{
 };
 
 use crate::{
-    common::{current_task, emit, emit_bytes, enabled, fill_header, offsets, read_kernel},
+    common::{emit, emit_bytes, enabled, fill_header},
+    kernel::{current_task, offsets, read_kernel},
     maps::EXEC_SCRATCH,
 };
 

@@ -1,0 +1,57 @@
+//! Reads of kernel memory: the BTF offsets, `bpf_probe_read_kernel`, the current task and its
+//! open files. A leaf: the filters and the header fill both read the kernel, and must not need
+//! each other for it.
+use core::ffi::c_void;
+
+use aya_ebpf::helpers::generated::{bpf_get_current_task, bpf_probe_read_kernel};
+use probe_common::KernelOffsets;
+
+/// Kernel struct offsets from BTF, set by userspace before load.
+#[unsafe(no_mangle)]
+static OFFSETS: KernelOffsets = KernelOffsets::zeroed();
+
+#[inline(always)]
+pub fn offsets() -> KernelOffsets {
+    // Volatile: the value is patched into .rodata at load time, so the compiler must not fold it.
+    unsafe { core::ptr::read_volatile(&OFFSETS) }
+}
+
+/// Reads a `T` at `base + off` from kernel memory.
+#[inline(always)]
+pub fn read_kernel<T: Copy>(base: *const u8, off: u32) -> Result<T, i64> {
+    let mut v = core::mem::MaybeUninit::<T>::uninit();
+    let src = base.wrapping_add(off as usize);
+    let ret = unsafe {
+        bpf_probe_read_kernel(
+            v.as_mut_ptr() as *mut c_void,
+            core::mem::size_of::<T>() as u32,
+            src as *const c_void,
+        )
+    };
+    if ret < 0 {
+        return Err(ret);
+    }
+    Ok(unsafe { v.assume_init() })
+}
+
+/// The open `struct file` at `fd` of the current task (file and socket hooks both start here).
+#[inline(always)]
+pub fn file_of_fd(fd: i64, off: &KernelOffsets) -> Option<*const u8> {
+    if fd < 0 {
+        return None;
+    }
+    let files: *const u8 = read_kernel(current_task(), off.task_files).ok()?;
+    let fdt: *const u8 = read_kernel(files, off.files_fdt).ok()?;
+    let max: u32 = read_kernel(fdt, off.fdt_max_fds).ok()?;
+    if fd as u64 >= max as u64 {
+        return None;
+    }
+    let arr: *const u8 = read_kernel(fdt, off.fdt_fd).ok()?;
+    let file: *const u8 = read_kernel(arr, (fd as u32).wrapping_mul(8)).ok()?;
+    (!file.is_null()).then_some(file)
+}
+
+#[inline(always)]
+pub fn current_task() -> *const u8 {
+    unsafe { bpf_get_current_task() as *const u8 }
+}
