@@ -1,4 +1,4 @@
-//! Filters. What the kernel can decide (pid set with `--follow`, cgroup set, uid set) goes into
+//! The output filter: what the user asked to see. What the kernel can decide (pid set with `--follow`, cgroup set, uid set) goes into
 //! maps through [`FilterSpec::kernel`]; the rest (`--comm`, `--exe`, container, pod, namespace,
 //! host/containers only) is decided here, after enrichment.
 //!
@@ -142,7 +142,7 @@ pub struct ContainerFacts {
 
 impl ContainerFacts {
     /// From the container enrichment's data for the event's process.
-    pub fn from_info(c: &crate::enrich::container::ContainerInfo) -> Self {
+    pub fn from_info(c: &crate::event::container::ContainerInfo) -> Self {
         ContainerFacts {
             id: c.id.clone(),
             name: c.name.clone(),
@@ -165,7 +165,7 @@ impl ContainerFacts {
 
 /// The userspace filters, compiled.
 #[derive(Clone, Debug, Default)]
-pub struct Filter {
+pub struct OutputFilter {
     spec: FilterSpec,
     comm: Vec<glob::Pattern>,
     exe: Vec<glob::Pattern>,
@@ -183,9 +183,9 @@ fn any_glob(pats: &[glob::Pattern], value: Option<&[u8]>) -> bool {
     pats.iter().any(|p| p.matches(&v))
 }
 
-impl Filter {
+impl OutputFilter {
     pub fn new(spec: &FilterSpec) -> Result<Self, String> {
-        Ok(Filter {
+        Ok(OutputFilter {
             spec: spec.clone(),
             comm: compile(&spec.comm)?,
             exe: compile(&spec.exe)?,
@@ -290,7 +290,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        enrich::process::ProcessInfo,
+        event::process::ProcessInfo,
         event::{Body, ExitStatus, Task},
     };
 
@@ -323,10 +323,10 @@ mod tests {
         }
     }
 
-    fn filter(f: impl FnOnce(&mut FilterSpec)) -> Filter {
+    fn filter(f: impl FnOnce(&mut FilterSpec)) -> OutputFilter {
         let mut s = FilterSpec::default();
         f(&mut s);
-        Filter::new(&s).unwrap()
+        OutputFilter::new(&s).unwrap()
     }
 
     #[test]

@@ -1,33 +1,20 @@
-//! tprobe userspace: load/attach, drain, decode, enrich, filter, encode, sinks.
-//! Data flows one way: kernel hook -> ring buffer -> drain -> decode -> enrich -> encode -> sink.
-pub mod btf;
-pub mod check;
-pub mod cli;
+//! tprobe userspace. Data flows one way: kernel hook -> ring buffer -> drain -> decode ->
+//! enrich -> analyze -> filter -> encode -> sink. Families (`families/`) hold what one event
+//! family knows; stages hold what every event goes through. See docs/architecture.md.
+pub mod analyze;
 pub mod clock;
 pub mod config;
-pub mod config_file;
-pub mod decode;
-pub mod drain;
 pub mod encode;
 pub mod enrich;
 pub mod event;
-pub mod features;
-pub mod file;
+pub mod families;
 pub mod filter;
-pub mod http;
-pub mod iface;
-pub mod kfilter;
-pub mod loader;
-pub mod metrics;
-pub mod net;
+pub mod kernel;
 pub mod pipeline;
-pub mod reload;
 pub mod run;
 pub mod schema;
 pub mod service;
 pub mod sink;
-pub mod tracefs;
-pub mod xdp;
 
 /// Process exit codes, so scripts can tell failures apart.
 pub mod exit_code {
@@ -43,15 +30,22 @@ pub mod exit_code {
 
 /// Maps an error from `run` to an exit code.
 pub fn exit_code_for(e: &anyhow::Error) -> u8 {
-    use loader::LoadError;
-    if e.downcast_ref::<iface::InterfaceNotFound>().is_some() {
+    use kernel::load::LoadError;
+    if e.downcast_ref::<families::flow::iface::InterfaceNotFound>()
+        .is_some()
+    {
         return exit_code::NO_INTERFACE;
     }
     // The interfaces or mode asked for cannot be used: like a bad argument.
     let bad_xdp = e
-        .downcast_ref::<xdp::XdpError>()
-        .is_some_and(|x| !matches!(x, xdp::XdpError::Program(_) | xdp::XdpError::Map(..)));
-    if bad_xdp || e.downcast_ref::<config::ConfigError>().is_some() {
+        .downcast_ref::<families::flow::XdpError>()
+        .is_some_and(|x| {
+            !matches!(
+                x,
+                families::flow::XdpError::Program(_) | families::flow::XdpError::Map(..)
+            )
+        });
+    if bad_xdp || e.downcast_ref::<config::error::ConfigError>().is_some() {
         return exit_code::USAGE;
     }
     match e.downcast_ref::<LoadError>() {

@@ -2,8 +2,11 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory as _, FromArgMatches as _};
 use probe_user::{
-    cli::{Cli, Command},
-    config_file::{self, Given},
+    config::{
+        cli::{Cli, Command},
+        file::DEFAULT_YAML,
+        merge::{self, Given},
+    },
     exit_code,
 };
 
@@ -21,7 +24,7 @@ fn main() -> ExitCode {
                 .subcommand_matches("run")
                 .map(Given::from_matches)
                 .unwrap_or_default();
-            let cfg = match config_file::resolve(&args, &given) {
+            let cfg = match merge::resolve(&args, &given) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("tprobe: {e}");
@@ -55,16 +58,16 @@ fn main() -> ExitCode {
             println!("{}", probe_user::schema::JSON_SCHEMA.trim_end());
             ExitCode::SUCCESS
         }
-        Command::Check(a) => ExitCode::from(probe_user::check::check(&a.btf)),
+        Command::Check(a) => ExitCode::from(probe_user::kernel::check::check(&a.btf)),
         Command::Config(a) => {
             if a.default {
-                print!("{}", config_file::DEFAULT_YAML);
+                print!("{}", DEFAULT_YAML);
                 return ExitCode::SUCCESS;
             }
             let Some(path) = a.check else {
                 return ExitCode::from(exit_code::USAGE);
             };
-            match config_file::check_file(&path) {
+            match merge::check_file(&path) {
                 Ok(summary) => {
                     println!("{summary}");
                     ExitCode::SUCCESS

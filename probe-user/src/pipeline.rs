@@ -6,11 +6,14 @@ use tokio::sync::{mpsc, watch};
 
 use crate::{
     encode::Encoder,
-    enrich::container::{ContainerStage, Received},
-    enrich::{process::ProcessTable, users::Users},
+    enrich::{
+        container::{ContainerStage, Received},
+        process::ProcessTable,
+        users::Users,
+    },
     event::{Body, Event},
-    filter::{ContainerFacts, Filter},
-    metrics::Stats,
+    filter::{ContainerFacts, OutputFilter},
+    service::metrics::Stats,
     sink::{Sink, SinkError},
 };
 
@@ -40,12 +43,12 @@ pub struct Pipeline {
     /// Container enrichment and its hold queue (absent with `--no-containers`).
     pub containers: Option<ContainerStage>,
     /// Path resolution and prefix filters for file events.
-    pub file: crate::file::FileStage,
+    pub paths: crate::enrich::paths::PathResolver,
     seq: u64,
     data_events: u64,
     buf: Vec<u8>,
     /// Userspace filters (what the kernel could not decide).
-    pub filter: Filter,
+    pub filter: OutputFilter,
     control: Option<std::sync::mpsc::Receiver<Reload>>,
     pending: std::collections::VecDeque<Reload>,
     batches: u64,
@@ -57,7 +60,7 @@ pub struct Pipeline {
 /// the `after_batches`-th one, so the swap lands exactly where the kernel switched.
 pub struct Reload {
     pub after_batches: u64,
-    pub filter: Filter,
+    pub filter: OutputFilter,
     pub emit: Vec<probe_common::EventKind>,
     /// The new sink set; `None` keeps the current one.
     pub sink: Option<Box<dyn Sink>>,
@@ -76,7 +79,7 @@ impl Pipeline {
     ) -> Self {
         Pipeline {
             emit,
-            file: Default::default(),
+            paths: Default::default(),
             table,
             users: Users::default(),
             encoder,
@@ -87,7 +90,7 @@ impl Pipeline {
             seq: 0,
             data_events: 0,
             buf: Vec::with_capacity(1 << 16),
-            filter: Filter::default(),
+            filter: OutputFilter::default(),
             control: None,
             pending: Default::default(),
             batches: 0,
@@ -137,7 +140,7 @@ impl Pipeline {
         if kind.is_some_and(|k| !self.emit.contains(&k)) {
             return;
         }
-        if !self.file.apply(&mut ev) {
+        if !self.paths.apply(&mut ev) {
             return;
         }
         if let Some(t) = &ev.task {

@@ -2,7 +2,7 @@
 //! kinds with their fields and hooks (`tprobe events`), both following `shared/schema.md`.
 use probe_common::EventKind;
 
-use crate::loader;
+use crate::{config::kinds::is_internal, families};
 
 /// JSON Schema (draft 2020-12) of one native line. Objects allow more properties than they
 /// list: fields are added freely, never renamed or retyped.
@@ -58,18 +58,17 @@ pub fn events_listing() -> String {
     );
     for k in EventKind::ALL {
         // Internal record (first packet of a flow), never printed.
-        if *k == EventKind::FlowNew {
+        if is_internal(*k) {
             continue;
         }
-        let hooks: Vec<String> = loader::HOOKS
-            .iter()
+        let hooks: Vec<String> = families::hooks()
             .filter(|h| h.kinds.contains(k))
             .map(|h| h.attach.describe())
             .collect();
         out.push_str(&format!(
             "{:<16} {}\n    {}\n",
             k.name(),
-            if crate::xdp::KINDS.contains(k) {
+            if families::flow::KINDS.contains(k) {
                 "xdp/<--xdp-iface>".to_owned()
             } else if hooks.is_empty() {
                 "(no hook)".to_owned()
@@ -119,7 +118,7 @@ mod tests {
     #[test]
     fn every_kind_is_listed_with_fields_and_hook() {
         let l = events_listing();
-        for k in EventKind::ALL.iter().filter(|k| **k != EventKind::FlowNew) {
+        for k in EventKind::ALL.iter().filter(|k| !is_internal(**k)) {
             assert!(l.contains(k.name()), "{}", k.name());
             assert_ne!(fields_of(k.name()), "see shared/schema.md", "{}", k.name());
         }

@@ -22,8 +22,11 @@ pub fn graph(src: &Path) -> Result<Graph> {
     let has_lib = src.join("lib.rs").exists();
     for f in &files {
         let rel = f.strip_prefix(src).unwrap_or(f);
-        // A binary beside a library is its own crate, which reaches the library by name.
-        if has_lib && rel == Path::new("main.rs") {
+        // A binary beside a library is its own crate, which reaches the library by name; a
+        // `tests.rs` is a test module, which may reach anywhere.
+        if has_lib && rel == Path::new("main.rs")
+            || rel.file_name().is_some_and(|n| n == "tests.rs")
+        {
             continue;
         }
         let text =
@@ -45,9 +48,10 @@ pub fn graph_of(sources: &BTreeMap<String, String>) -> Graph {
                 continue;
             };
             if let Some(target) = deepest_module(&abs, &modules) {
-                // A module naming its own items or its own children is not a dependency edge
-                // to itself; a child naming its parent's items is.
-                if target != *m && !is_descendant(&target, m) {
+                // Edges go both ways between a parent and its children (a parent that uses a
+                // child which uses the parent is a cycle); the crate root, the crate's face,
+                // has none.
+                if target != *m && !m.is_empty() {
                     deps.insert(target);
                 }
             }
@@ -406,10 +410,6 @@ fn deepest_module(abs: &[String], modules: &BTreeSet<String>) -> Option<String> 
         .find(|p| modules.contains(p))
 }
 
-fn is_descendant(target: &str, m: &str) -> bool {
-    m.is_empty() || target.starts_with(&format!("{m}::"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -431,16 +431,20 @@ mod tests {
             ("b", "fn f() { super::c::go(); }"),
             ("c", "use crate::a;"),
         ]);
-        assert_eq!(graph["a"], BTreeSet::from(["b".to_string()]));
+        // `crate::other` is an item of the crate root.
+        assert_eq!(
+            graph["a"],
+            BTreeSet::from(["".to_string(), "b".to_string()])
+        );
         assert_eq!(graph["b"], BTreeSet::from(["c".to_string()]));
         assert_eq!(cycles(&graph), vec![vec!["a", "b", "c"]]);
     }
 
     #[test]
-    fn tests_comments_strings_and_own_children_are_not_edges() {
+    fn tests_comments_and_strings_are_not_edges() {
         let graph = g(&[
             ("", "pub mod a; pub mod b;"),
-            ("a", "pub mod inner; use inner::X; // crate::b\nconst S: &str = \"crate::b\";\n#[cfg(test)]\nmod tests { use crate::b; }"),
+            ("a", "pub mod inner; // crate::b\nconst S: &str = \"crate::b\";\n#[cfg(test)]\nmod tests { use crate::b; }"),
             ("a::inner", "use super::Y;"),
             ("b", "use crate::a::inner::X;"),
         ]);
@@ -448,6 +452,16 @@ mod tests {
         assert_eq!(graph["a::inner"], BTreeSet::from(["a".to_string()]));
         assert!(cycles(&graph).is_empty());
         assert_eq!(depth(&graph), 3);
+    }
+
+    #[test]
+    fn a_parent_and_a_child_that_use_each_other_are_a_cycle() {
+        let graph = g(&[
+            ("", "pub mod a;"),
+            ("a", "pub mod inner; pub use inner::X;"),
+            ("a::inner", "use super::Y;"),
+        ]);
+        assert_eq!(cycles(&graph), vec![vec!["a", "a::inner"]]);
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! Elastic Common Schema (ECS 8.11) from the native record. Fields ECS has no place for go under
 //! the custom `tprobe.*` namespace (ECS reserves no such name), so nothing is dropped.
-//! The mapping table is in README.md; the field set is checked against `schemas/ecs-fields.json`.
+//! The mapping table is in docs/formats.md; the field set is checked against `schemas/ecs-fields.json`.
 use serde_json::{json, Map, Value};
 
-use super::format::{base_dir, command_line, copy, get, get_str, loss_message, set, split_kind};
+use super::json::{base_dir, command_line, copy, get, get_str, loss_message, set, split_kind};
 
 pub const ECS_VERSION: &str = "8.11.0";
 

@@ -1,7 +1,7 @@
 //! The `flow` object of `flow.update` / `flow.end` (shared by every format that wants it).
 use serde::Serialize;
 
-use crate::{clock::BootClock, xdp::FlowRecord};
+use crate::{clock::BootClock, event::flow::FlowRecord};
 
 #[derive(Serialize)]
 pub struct EndpointV {

@@ -5,6 +5,7 @@ pub mod net;
 // Other formats (issue 7).
 pub mod ecs;
 pub mod format;
+pub mod json;
 pub mod ocsf;
 pub mod pretty;
 pub mod schema_check;

@@ -7,8 +7,11 @@ use serde_json::value::RawValue;
 use super::{b64_if_invalid, Encoder};
 use crate::{
     clock::BootClock,
-    enrich::process::ProcessInfo,
-    event::{Body, Event},
+    event::{
+        process::{ProcessInfo, ProcessJson},
+        Body, Event,
+    },
+    families::file::names::flag_names,
 };
 
 pub const SCHEMA: &str = "tprobe/1";
@@ -38,44 +41,6 @@ struct Host<'a> {
     name: &'a str,
 }
 
-/// The parts of a `process` (and `parent`) object that stay the same for every event of one
-/// process, rendered once: escaping each event's argv again was most of the encoder's time.
-struct ProcessJson {
-    exe: Option<Box<RawValue>>,
-    exe_b64: Option<Box<RawValue>>,
-    args: Box<RawValue>,
-    args_b64: Option<Box<RawValue>>,
-    cwd: Option<Box<RawValue>>,
-    cwd_b64: Option<Box<RawValue>>,
-    /// `start_time` as rendered for the process's own `start_ns`.
-    start_time: Box<RawValue>,
-}
-
-/// A process's [`ProcessJson`], made on first use and kept with it. A clone starts empty (a
-/// clone is made to be changed), and the cache is never part of equality.
-#[derive(Default)]
-pub struct JsonCache(OnceLock<ProcessJson>);
-
-impl Clone for JsonCache {
-    fn clone(&self) -> Self {
-        JsonCache::default()
-    }
-}
-
-impl PartialEq for JsonCache {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for JsonCache {}
-
-impl std::fmt::Debug for JsonCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("JsonCache")
-    }
-}
-
 /// Serialises `v` once into a raw JSON value.
 fn raw<T: Serialize + ?Sized>(v: &T) -> Box<RawValue> {
     // Serialising our own plain data cannot fail, and what serde_json writes is valid JSON.
@@ -85,7 +50,7 @@ fn raw<T: Serialize + ?Sized>(v: &T) -> Box<RawValue> {
 
 impl ProcessJson {
     fn of<'a>(p: &'a ProcessInfo, clock: &BootClock) -> &'a ProcessJson {
-        p.json.0.get_or_init(|| {
+        p.json.get_or_init(|| {
             let args: Vec<Lossy<'_>> = p.args.iter().map(|a| Lossy(a)).collect();
             let any_bad = p.args.iter().any(|a| std::str::from_utf8(a).is_err());
             let exe = p.exe.as_deref();
@@ -213,7 +178,7 @@ struct FileV<'a> {
     resolved_from: Option<&'static str>,
     syscall: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    flags: Option<crate::file::FlagNames>,
+    flags: Option<crate::families::file::names::FlagNames>,
     #[serde(skip_serializing_if = "Option::is_none")]
     mode: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -234,9 +199,9 @@ struct FileV<'a> {
     target_path_resolved: Option<bool>,
 }
 
-fn file_v(f: &crate::file::FileRecord) -> FileV<'_> {
+fn file_v(f: &crate::event::file::FileRecord) -> FileV<'_> {
     let unset = |v: u32| (v != u32::MAX).then_some(v);
-    let flag_names = f.flag_names();
+    let flag_names = flag_names(f);
     let target = f.target.as_deref();
     FileV {
         path: Lossy(&f.path),
@@ -259,7 +224,7 @@ fn file_v(f: &crate::file::FileRecord) -> FileV<'_> {
     }
 }
 
-fn result_v(f: &crate::file::FileRecord) -> super::ResultV {
+fn result_v(f: &crate::event::file::FileRecord) -> super::ResultV {
     let r = super::ResultV::from_ret(f.ret);
     if f.ret >= 0 && f.is_open() {
         return super::ResultV {
@@ -300,7 +265,7 @@ struct Line<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     flow: Option<super::flow::FlowV<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    container: Option<&'a crate::enrich::container::ContainerInfo>,
+    container: Option<&'a crate::event::container::ContainerInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     file: Option<FileV<'a>>,
 }

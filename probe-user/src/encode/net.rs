@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use serde::Serialize;
 
 use super::b64_if_invalid;
-use crate::net::{tcp_state_name, NetBody};
+use crate::{event::net::NetBody, families::net::decode::tcp_state_name};
 
 #[derive(Serialize)]
 pub struct EndpointV {

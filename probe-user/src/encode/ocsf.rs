@@ -1,10 +1,10 @@
 //! OCSF 1.3.0 from the native record: Process Activity (1007), File System Activity (1001),
 //! Network Activity (4001) and, for `probe.*`, the Base Event (0). Values OCSF has no attribute
-//! for go to the standard `unmapped` object. The mapping table is in README.md; the attribute
+//! for go to the standard `unmapped` object. The mapping table is in docs/formats.md; the attribute
 //! sets are checked against `schemas/ocsf-classes.json`.
 use serde_json::{json, Map, Value};
 
-use super::format::{
+use super::json::{
     base_dir, command_line, copy, epoch_ms, get, get_str, loss_message, set, split_kind,
 };
 

@@ -2,7 +2,7 @@
 //! record, so new kinds show their own objects without code here.
 use serde_json::Value;
 
-use super::format::{command_line, get, get_str, split_kind};
+use super::json::{command_line, get, get_str, split_kind};
 
 fn paint(s: &str, code: &str, color: bool) -> String {
     if color {

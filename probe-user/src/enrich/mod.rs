@@ -1,8 +1,8 @@
-//! Enrichment: fills in what the kernel did not send (exe, cwd, args of long-running processes,
-//! user names) from /proc, cached per process instance.
-pub mod cgroup;
+//! Enrichment: fills in what the kernel did not send. The process table (kernel facts first,
+//! /proc only for processes older than the probe), user names, containers (cgroup -> runtime
+//! APIs), paths made absolute, and flows joined to their processes.
 pub mod container;
-pub mod docker;
 pub mod flows;
+pub mod paths;
 pub mod process;
 pub mod users;

@@ -8,34 +8,16 @@ use std::{
     sync::Arc,
 };
 
-use crate::event::{Body, Event, Task};
-
-/// What we know about one process instance.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ProcessInfo {
-    pub pid: u32,
-    pub ppid: u32,
-    pub start_ns: u64,
-    pub entity_id: String,
-    pub comm: Vec<u8>,
-    pub exe: Option<Vec<u8>>,
-    pub cwd: Option<Vec<u8>>,
-    pub args: Vec<Vec<u8>>,
-    pub args_truncated: bool,
-    /// For scripts: the file that was executed (absolute) and its interpreter (`#!` path).
-    pub script: Option<Script>,
-    /// Its JSON rendering, made by the native encoder on first use.
-    pub json: crate::encode::native::JsonCache,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Script {
-    pub filename: Vec<u8>,
-    pub interpreter: Vec<u8>,
-}
+use crate::{
+    event::{
+        process::{ProcessInfo, Script},
+        Body, Event, Task,
+    },
+    families::process::decode::split_args,
+};
 
 /// Stable id of a process instance: FNV-1a 64 over host name, pid and start time (ns since boot),
-/// hex encoded. Documented in the README so consumers can recompute it.
+/// hex encoded. Documented in docs/process.md so consumers can recompute it.
 pub fn entity_id(host: &str, pid: u32, start_ns: u64) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut eat = |bytes: &[u8]| {
@@ -315,7 +297,7 @@ impl ProcessTable {
             ..Default::default()
         };
         if let Ok(raw) = std::fs::read(dir.join("cmdline")) {
-            let (args, cut) = crate::decode::split_args(&raw);
+            let (args, cut) = split_args(&raw);
             info.args = args;
             info.args_truncated = cut;
         }
@@ -357,7 +339,7 @@ impl ProcessTable {
 
 /// Processes whose /proc entry was gone or unreadable when first needed (`/metrics`).
 static PROC_MISSES: std::sync::LazyLock<prometheus_client::metrics::counter::Counter> =
-    std::sync::LazyLock::new(|| crate::metrics::prom::enrich_failure("procfs"));
+    std::sync::LazyLock::new(|| crate::service::prom::enrich_failure("procfs"));
 
 fn near(a: u64, b: u64, tick: u64) -> bool {
     a.abs_diff(b) < tick

@@ -1,24 +1,12 @@
 //! Sink settings: a serde-friendly struct (for the config file) and the `--sink` flag syntax
 //! `TYPE[:TARGET][,key=value...]`, e.g. `file:/var/log/tprobe.json,max_size=64M,keep=5,gzip`.
-use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::parse_size;
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum SinkSpecError {
-    #[error("--sink {0:?}: unknown sink type (stdout, file, otlp, syslog)")]
-    UnknownType(String),
-    #[error("--sink {0:?}: missing target (e.g. file:/path, otlp:http://host:4318, syslog:tcp://host:514)")]
-    MissingTarget(String),
-    #[error("--sink {0:?}: unknown option {1:?}")]
-    UnknownOption(String, String),
-    #[error("--sink {0:?}: bad value for {1}: {2:?}")]
-    BadValue(String, String, String),
-    #[error("syslog address {0:?}: use tcp://HOST:PORT, udp://HOST:PORT or unix:///PATH")]
-    BadSyslogAddress(String),
-}
+pub use super::settings::SinkSpecError;
+use super::{otlp::OtlpConfig, rotate::FileConfig, settings::*, syslog::SyslogConfig};
+use crate::config::units::parse_size;
 
 /// One output. Several may be active at once.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,146 +27,6 @@ impl SinkConfig {
             SinkConfig::Otlp(o) => format!("otlp:{}", o.endpoint),
             SinkConfig::Syslog(s) => format!("syslog:{}", s.address),
         }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub path: PathBuf,
-    /// Rotate before the file would grow past this many bytes (never splits a line).
-    #[serde(default)]
-    pub max_size: Option<u64>,
-    /// Rotated files kept besides the current one (`path.1` newest ... `path.N`).
-    #[serde(default = "default_keep")]
-    pub keep: usize,
-    /// Compress rotated files (`path.1.gz` ...).
-    #[serde(default)]
-    pub gzip: bool,
-}
-
-fn default_keep() -> usize {
-    5
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OtlpConfig {
-    /// OTLP/HTTP logs URL; `/v1/logs` is appended when the URL has no path.
-    pub endpoint: String,
-    #[serde(default = "yes")]
-    pub gzip: bool,
-    /// Records per export request.
-    #[serde(default = "default_batch")]
-    pub batch_size: usize,
-    /// Longest time a record waits for its batch to fill.
-    #[serde(default = "default_batch_timeout", with = "humantime_serde_ms")]
-    pub batch_timeout: Duration,
-    /// Records held in memory while the collector is slow or down; more are dropped and counted.
-    #[serde(default = "default_queue")]
-    pub queue_size: usize,
-    /// Directory for an on-disk spool: batches that cannot be sent wait there (at-least-once).
-    #[serde(default)]
-    pub spool_dir: Option<PathBuf>,
-    #[serde(default = "default_spool_max")]
-    pub spool_max_bytes: u64,
-    /// Without a spool: give a batch up (counted) after retrying this long.
-    #[serde(default = "default_retry_max", with = "humantime_serde_ms")]
-    pub retry_max_elapsed: Duration,
-    #[serde(default = "default_timeout", with = "humantime_serde_ms")]
-    pub timeout: Duration,
-    /// Longest time spent sending what is left at exit.
-    #[serde(default = "default_shutdown", with = "humantime_serde_ms")]
-    pub shutdown_timeout: Duration,
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SyslogTransport {
-    Tcp,
-    Udp,
-    Unix,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SyslogConfig {
-    /// `tcp://HOST:PORT` (octet-counting framing), `udp://HOST:PORT` or `unix:///PATH` (datagram).
-    pub address: String,
-    #[serde(default = "default_facility")]
-    pub facility: String,
-    #[serde(default = "default_app")]
-    pub app_name: String,
-    #[serde(default = "default_queue")]
-    pub queue_size: usize,
-    #[serde(default = "default_shutdown", with = "humantime_serde_ms")]
-    pub shutdown_timeout: Duration,
-}
-
-impl SyslogConfig {
-    /// Splits the address into transport and target (host:port or path).
-    pub fn target(&self) -> Result<(SyslogTransport, String), SinkSpecError> {
-        let bad = || SinkSpecError::BadSyslogAddress(self.address.clone());
-        let (scheme, rest) = self.address.split_once("://").ok_or_else(bad)?;
-        let t = match scheme {
-            "tcp" => SyslogTransport::Tcp,
-            "udp" => SyslogTransport::Udp,
-            "unix" => SyslogTransport::Unix,
-            _ => return Err(bad()),
-        };
-        if rest.is_empty() || (t != SyslogTransport::Unix && !rest.contains(':')) {
-            return Err(bad());
-        }
-        Ok((t, rest.to_owned()))
-    }
-}
-
-fn yes() -> bool {
-    true
-}
-fn default_batch() -> usize {
-    512
-}
-fn default_batch_timeout() -> Duration {
-    Duration::from_millis(500)
-}
-fn default_queue() -> usize {
-    10_000
-}
-fn default_spool_max() -> u64 {
-    256 << 20
-}
-fn default_retry_max() -> Duration {
-    Duration::from_secs(60)
-}
-fn default_timeout() -> Duration {
-    Duration::from_secs(10)
-}
-fn default_shutdown() -> Duration {
-    Duration::from_secs(5)
-}
-fn default_facility() -> String {
-    "user".into()
-}
-fn default_app() -> String {
-    "tprobe".into()
-}
-
-/// Durations in config files as humantime strings (`"500ms"`, `"1m"`).
-mod humantime_serde_ms {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
     }
 }
 
@@ -305,6 +153,7 @@ pub fn parse_sink(spec: &str) -> Result<SinkConfig, SinkSpecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sink::syslog::SyslogTransport;
 
     #[test]
     fn specs() {

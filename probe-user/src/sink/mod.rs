@@ -33,10 +33,9 @@ pub mod fanout;
 pub mod otlp;
 pub mod queue;
 pub mod rotate;
+pub mod settings;
 pub mod spool;
 pub mod syslog;
-
-pub use fanout::build;
 
 /// What transports need from an encoded record (native, ECS or OCSF JSON): its time, kind and
 /// sequence number, when the record carries them.

@@ -21,12 +21,52 @@ use opentelemetry_proto::tonic::{
 };
 use prost::Message as _;
 
+use std::{collections::BTreeMap, path::PathBuf};
+
+use serde::{Deserialize, Serialize};
+
 use super::{
-    config::OtlpConfig,
     queue::{nap, LossCounters, Queue},
+    settings::{
+        default_batch, default_batch_timeout, default_queue, default_retry_max, default_shutdown,
+        default_spool_max, default_timeout, humantime_serde_ms, yes,
+    },
     spool::{Spool, SpoolError},
     RecordMeta,
 };
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpConfig {
+    /// OTLP/HTTP logs URL; `/v1/logs` is appended when the URL has no path.
+    pub endpoint: String,
+    #[serde(default = "yes")]
+    pub gzip: bool,
+    /// Records per export request.
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// Longest time a record waits for its batch to fill.
+    #[serde(default = "default_batch_timeout", with = "humantime_serde_ms")]
+    pub batch_timeout: Duration,
+    /// Records held in memory while the collector is slow or down; more are dropped and counted.
+    #[serde(default = "default_queue")]
+    pub queue_size: usize,
+    /// Directory for an on-disk spool: batches that cannot be sent wait there (at-least-once).
+    #[serde(default)]
+    pub spool_dir: Option<PathBuf>,
+    #[serde(default = "default_spool_max")]
+    pub spool_max_bytes: u64,
+    /// Without a spool: give a batch up (counted) after retrying this long.
+    #[serde(default = "default_retry_max", with = "humantime_serde_ms")]
+    pub retry_max_elapsed: Duration,
+    #[serde(default = "default_timeout", with = "humantime_serde_ms")]
+    pub timeout: Duration,
+    /// Longest time spent sending what is left at exit.
+    #[serde(default = "default_shutdown", with = "humantime_serde_ms")]
+    pub shutdown_timeout: Duration,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
 
 const BACKOFF_START: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);

@@ -8,7 +8,24 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::{config::FileConfig, Sink, SinkError};
+use serde::{Deserialize, Serialize};
+
+use super::{settings::default_keep, Sink, SinkError};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub path: PathBuf,
+    /// Rotate before the file would grow past this many bytes (never splits a line).
+    #[serde(default)]
+    pub max_size: Option<u64>,
+    /// Rotated files kept besides the current one (`path.1` newest ... `path.N`).
+    #[serde(default = "default_keep")]
+    pub keep: usize,
+    /// Compress rotated files (`path.1.gz` ...).
+    #[serde(default)]
+    pub gzip: bool,
+}
 
 pub struct RotatingFile {
     cfg: FileConfig,

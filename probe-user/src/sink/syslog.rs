@@ -10,12 +10,58 @@ use std::{
     time::{Duration, Instant},
 };
 
+use serde::{Deserialize, Serialize};
+
 use super::{
-    config::{SyslogConfig, SyslogTransport},
     otlp::Backoff,
     queue::{nap, LossCounters, Queue},
+    settings::{
+        default_app, default_facility, default_queue, default_shutdown, humantime_serde_ms,
+        SinkSpecError,
+    },
     RecordMeta,
 };
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyslogTransport {
+    Tcp,
+    Udp,
+    Unix,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogConfig {
+    /// `tcp://HOST:PORT` (octet-counting framing), `udp://HOST:PORT` or `unix:///PATH` (datagram).
+    pub address: String,
+    #[serde(default = "default_facility")]
+    pub facility: String,
+    #[serde(default = "default_app")]
+    pub app_name: String,
+    #[serde(default = "default_queue")]
+    pub queue_size: usize,
+    #[serde(default = "default_shutdown", with = "humantime_serde_ms")]
+    pub shutdown_timeout: Duration,
+}
+
+impl SyslogConfig {
+    /// Splits the address into transport and target (host:port or path).
+    pub fn target(&self) -> Result<(SyslogTransport, String), SinkSpecError> {
+        let bad = || SinkSpecError::BadSyslogAddress(self.address.clone());
+        let (scheme, rest) = self.address.split_once("://").ok_or_else(bad)?;
+        let t = match scheme {
+            "tcp" => SyslogTransport::Tcp,
+            "udp" => SyslogTransport::Udp,
+            "unix" => SyslogTransport::Unix,
+            _ => return Err(bad()),
+        };
+        if rest.is_empty() || (t != SyslogTransport::Unix && !rest.contains(':')) {
+            return Err(bad());
+        }
+        Ok((t, rest.to_owned()))
+    }
+}
 
 /// Largest datagram we send; bigger messages are counted as lost rather than cut.
 const MAX_DATAGRAM: usize = 65_000;

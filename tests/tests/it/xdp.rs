@@ -604,14 +604,45 @@ fn bad_interface_or_mode_fails_with_a_clear_message() {
     assert!(!String::from_utf8_lossy(&out.stdout).contains("prog/xdp"));
 }
 
-/// Loads a two-instruction XDP program (`return XDP_PASS`) named `tprobe_xdp` and pins it, as
-/// a stand-in for what a crashed tprobe could leave attached. Returns the pin path.
-fn pinned_pass_program(tag: &str) -> String {
+/// A bpffs of the test's own, mounted on a temporary directory: a fresh machine has none at
+/// /sys/fs/bpf, and the test must not depend on one. Unmounted (with its pins) on drop.
+struct PrivateBpffs {
+    dir: std::path::PathBuf,
+}
+
+impl PrivateBpffs {
+    fn mount(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("tprobe-bpffs-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "bpf", "bpf"])
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount -t bpf on {}", dir.display());
+        PrivateBpffs { dir }
+    }
+}
+
+impl Drop for PrivateBpffs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.dir).status();
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// Loads a two-instruction XDP program (`return XDP_PASS`) named `tprobe_xdp` and pins it in
+/// `fs`, as a stand-in for what a crashed tprobe could leave attached. Returns the pin path.
+fn pinned_pass_program(fs: &PrivateBpffs, tag: &str) -> String {
     use std::os::fd::AsRawFd as _;
-    let prog = probe_user::check::load_xdp_pass("tprobe_xdp")
+    let prog = probe_user::kernel::check::load_xdp_pass("tprobe_xdp")
         .unwrap_or_else(|e| panic!("BPF_PROG_LOAD: {e}"));
     let fd = prog.as_raw_fd();
-    let path = format!("/sys/fs/bpf/tprobe-xdp-test-{tag}");
+    let path = fs
+        .dir
+        .join(format!("tprobe-xdp-test-{tag}"))
+        .display()
+        .to_string();
     let cpath = std::ffi::CString::new(path.clone()).unwrap();
     let mut attr = [0u8; 128];
     attr[0..8].copy_from_slice(&(cpath.as_ptr() as u64).to_ne_bytes());
@@ -626,7 +657,8 @@ fn pinned_pass_program(tag: &str) -> String {
 #[test]
 fn a_left_behind_program_is_reported_and_replaced_only_when_asked() {
     let veth = Veth::new();
-    let pin = pinned_pass_program(&veth.host);
+    let bpffs = PrivateBpffs::mount(&veth.host);
+    let pin = pinned_pass_program(&bpffs, &veth.host);
     // Attached through netlink and no longer held by any process: what a crash leaves.
     let attached = Command::new("ip")
         .args([

@@ -1,0 +1,49 @@
+//! Event kinds as the user names them: `process.exec`, a category (`process`), or `all`.
+use probe_common::EventKind;
+
+use super::error::ConfigError;
+
+/// Kinds the kernel sends for the probe's own use (`flow.new` tells the flow tracker about a
+/// flow at once); a user cannot ask for one by name, and none is ever printed.
+pub fn is_internal(k: EventKind) -> bool {
+    k == EventKind::FlowNew
+}
+
+/// Every kind name, for messages and `tprobe events`.
+pub fn known_kinds() -> String {
+    EventKind::ALL
+        .iter()
+        .filter(|k| !is_internal(**k))
+        .map(|k| k.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Parses `process,file.open,...`: kind names, categories (`process`) or `all`.
+pub fn parse_kinds(spec: &str) -> Result<Vec<EventKind>, ConfigError> {
+    let mut out = Vec::new();
+    for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let matched: Vec<EventKind> = EventKind::ALL
+            .iter()
+            .copied()
+            .filter(|k| {
+                item == "all"
+                    || k.name() == item && !is_internal(*k)
+                    || k.name().split('.').next() == Some(item)
+            })
+            .collect();
+        if matched.is_empty() {
+            return Err(ConfigError::UnknownKind(item.to_owned(), known_kinds()));
+        }
+        for k in matched {
+            if !out.contains(&k) {
+                out.push(k);
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(ConfigError::NoKinds);
+    }
+    out.sort();
+    Ok(out)
+}

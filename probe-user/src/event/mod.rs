@@ -1,0 +1,220 @@
+//! The one userspace event type: decode fills it, enrich completes it, analyze, filter and
+//! encode read it. With it, the types every stage shares. A leaf: it imports no stage.
+use std::sync::Arc;
+
+use probe_common::EventKind;
+
+pub mod container;
+pub mod file;
+pub mod flow;
+pub mod net;
+pub mod process;
+
+use container::ContainerInfo;
+use flow::FlowRecord;
+use process::ProcessInfo;
+
+/// `Task::flags` (userspace only): `start_ns` has clock-tick resolution (from /proc, e.g. the
+/// owner of a flow's socket); the process table matches it to the exact entry it has.
+pub const FLAG_START_APPROX: u32 = 1 << 31;
+
+/// What the kernel told us about the acting task (decoded [`probe_common::EventHeader`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Task {
+    pub kind: EventKind,
+    pub flags: u32,
+    pub ts_ns: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub cgroup_id: u64,
+    pub start_ns: u64,
+    pub parent_start_ns: u64,
+    pub comm: Vec<u8>,
+}
+
+/// How a process ended, from the wait-status encoding of `task_struct.exit_code`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExitStatus {
+    /// Exit code for a normal exit; `None` when a signal killed the process.
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub core_dumped: bool,
+}
+
+impl ExitStatus {
+    pub fn from_wait_status(raw: u32) -> Self {
+        let sig = (raw & 0x7f) as i32;
+        if sig == 0 {
+            ExitStatus {
+                code: Some(((raw >> 8) & 0xff) as i32),
+                signal: None,
+                core_dumped: false,
+            }
+        } else {
+            ExitStatus {
+                code: None,
+                signal: Some(sig),
+                core_dumped: raw & 0x80 != 0,
+            }
+        }
+    }
+}
+
+/// Kind-specific data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    Exec {
+        /// The path given to exec.
+        filename: Vec<u8>,
+        /// `bprm->interp`: the interpreter of a script, else equal to `filename`.
+        interp: Vec<u8>,
+        args: Vec<Vec<u8>>,
+        args_truncated: bool,
+    },
+    Fork {
+        child_pid: u32,
+        child_tid: u32,
+        child_start_ns: u64,
+        thread: bool,
+    },
+    Exit(ExitStatus),
+    /// `file.*`: one file syscall with its result.
+    File(Box<file::FileRecord>),
+    /// `probe.start` / `probe.stop`: a JSON object built by the run loop.
+    Probe {
+        stop: bool,
+        info: serde_json::Value,
+    },
+    /// `net.*`: addresses, result, DNS question.
+    Net(Box<net::NetBody>),
+    /// `flow.update` / `flow.end` (and the internal `flow.new`) from XDP.
+    Flow(Box<FlowRecord>),
+    /// `probe.reload`: the config was reloaded (SIGHUP); `info` says what changed.
+    Reload {
+        info: serde_json::Value,
+    },
+    /// `probe.loss`.
+    Loss {
+        source: &'static str,
+        kind: String,
+        count: u64,
+        since_ns: u64,
+    },
+}
+
+/// One event flowing through the pipeline.
+#[derive(Clone, Debug)]
+pub struct Event {
+    /// Event time as boot-clock nanoseconds (converted to wall time by the encoder).
+    pub ts_ns: u64,
+    /// Absent for events without process context (`probe.*`).
+    pub task: Option<Task>,
+    pub body: Body,
+    pub process: Option<Arc<ProcessInfo>>,
+    pub parent: Option<Arc<ProcessInfo>>,
+    /// Name of `task.uid`, when resolvable.
+    pub user: Option<Arc<str>>,
+    /// The container the task runs in; `None` on the host.
+    pub container: Option<Arc<ContainerInfo>>,
+}
+
+impl Event {
+    /// The `kind` string of the schema.
+    pub fn kind_name(&self) -> &'static str {
+        match &self.body {
+            Body::Probe { stop: false, .. } => "probe.start",
+            Body::Probe { stop: true, .. } => "probe.stop",
+            Body::Loss { .. } => "probe.loss",
+            Body::Flow(f) => f.kind.name(),
+            Body::Reload { .. } => "probe.reload",
+            _ => self
+                .task
+                .as_ref()
+                .map(|t| t.kind.name())
+                .unwrap_or("unknown"),
+        }
+    }
+
+    /// The kernel-side kind of a data event (`None` for `probe.*`). Flow events have no task
+    /// when no owning process was found.
+    pub fn data_kind(&self) -> Option<EventKind> {
+        match &self.body {
+            Body::Flow(f) => Some(f.kind),
+            _ => self.task.as_ref().map(|t| t.kind),
+        }
+    }
+
+    /// `probe.loss`: `count` events of `kind` lost at `source` since `since_ns`.
+    pub fn loss(ts_ns: u64, source: &'static str, kind: String, count: u64, since_ns: u64) -> Self {
+        Event::probe(
+            ts_ns,
+            Body::Loss {
+                source,
+                kind,
+                count,
+                since_ns,
+            },
+        )
+    }
+
+    /// A flow event without a process (the tracker adds one when it finds the owner).
+    pub fn flow(rec: FlowRecord) -> Self {
+        Event {
+            ts_ns: rec.stats.last_seen_ns,
+            task: None,
+            body: Body::Flow(Box::new(rec)),
+            process: None,
+            parent: None,
+            user: None,
+            container: None,
+        }
+    }
+
+    pub fn probe(ts_ns: u64, body: Body) -> Self {
+        Event {
+            ts_ns,
+            task: None,
+            body,
+            process: None,
+            parent: None,
+            user: None,
+            container: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_status() {
+        assert_eq!(
+            ExitStatus::from_wait_status(7 << 8),
+            ExitStatus {
+                code: Some(7),
+                signal: None,
+                core_dumped: false
+            }
+        );
+        assert_eq!(
+            ExitStatus::from_wait_status(9),
+            ExitStatus {
+                code: None,
+                signal: Some(9),
+                core_dumped: false
+            }
+        );
+        assert_eq!(
+            ExitStatus::from_wait_status(0x80 | 11),
+            ExitStatus {
+                code: None,
+                signal: Some(11),
+                core_dumped: true
+            }
+        );
+    }
+}

@@ -1,0 +1,83 @@
+//! The event families, one folder each, and their registry. The loader and the decoder walk
+//! these tables and never name a family; adding one is a folder plus a line in each table.
+pub mod file;
+pub mod flow;
+pub mod net;
+pub mod process;
+pub mod wire;
+
+use aya::{Ebpf, EbpfLoader};
+use probe_common::{EventHeader, EventKind, FileOffsets};
+
+use crate::{
+    event::Body,
+    kernel::{
+        btf::Btf,
+        hook::{Hook, MapWriteError},
+    },
+};
+use wire::DecodeError;
+
+/// The tracepoint hooks of every family, in the order `probe.start` reports them.
+const HOOKS: &[&[Hook]] = &[process::HOOKS, net::HOOKS, file::HOOKS];
+
+pub fn hooks() -> impl Iterator<Item = &'static Hook> {
+    HOOKS.iter().flat_map(|h| h.iter())
+}
+
+/// The options of the families that keep kernel maps.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FamilyOptions {
+    pub file: file::FileOptions,
+}
+
+/// Writes every family's maps into the loaded object (before any hook attaches).
+pub fn write_maps(ebpf: &mut Ebpf, opts: &FamilyOptions) -> Result<(), MapWriteError> {
+    file::write_maps(ebpf, &opts.file)
+}
+
+/// Read-only data the families' programs need from the running kernel's BTF.
+pub struct Globals {
+    file: FileOffsets,
+}
+
+impl Globals {
+    pub fn from_btf(btf: &Btf) -> Self {
+        Globals {
+            file: file::offsets(btf),
+        }
+    }
+
+    /// Patches the values into the object before it loads.
+    pub fn apply<'a>(&'a self, loader: &mut EbpfLoader<'a>) {
+        loader.override_global("FILE_OFFSETS", &self.file, true);
+    }
+}
+
+/// Decodes the payload of a record of `kind` whose header is `h`.
+pub fn decode(kind: EventKind, h: &EventHeader, bytes: &[u8]) -> Result<Body, DecodeError> {
+    use EventKind as K;
+    match kind {
+        K::ProcessExec | K::ProcessFork | K::ProcessExit => process::decode::decode(kind, h, bytes),
+        K::FileOpen
+        | K::FileCreate
+        | K::FileUnlink
+        | K::FileRename
+        | K::FileMkdir
+        | K::FileRmdir
+        | K::FileChmod
+        | K::FileChown
+        | K::FileLink
+        | K::FileSymlink
+        | K::FileTruncate => file::decode::decode_body(kind, bytes),
+        K::NetConnect
+        | K::NetAccept
+        | K::NetBind
+        | K::NetListen
+        | K::NetClose
+        | K::NetDns
+        | K::NetState
+        | K::NetSend => Ok(Body::Net(Box::new(net::decode::decode(kind, bytes)?))),
+        K::FlowUpdate | K::FlowEnd | K::FlowNew => flow::decode(kind, bytes),
+    }
+}
