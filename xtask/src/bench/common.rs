@@ -1,0 +1,67 @@
+//! What every bench section shares: the options, result rows and the median and /proc
+//! readings they are measured with. A leaf, so the sections can use it and `mod.rs` them.
+pub struct Opts {
+    pub rounds: usize,
+    pub idle_secs: u64,
+    /// Scale workload sizes down (for a smoke run).
+    pub quick: bool,
+    /// Sections to run; empty: all of them, and BENCHMARKS.md is written.
+    pub only: Vec<String>,
+}
+
+impl Opts {
+    pub(super) fn wants(&self, section: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|s| s.eq_ignore_ascii_case(section))
+    }
+}
+
+pub(super) fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[v.len() / 2]
+}
+
+/// One section of the results: a heading and its measure/value lines.
+pub(super) struct Row {
+    pub(super) name: String,
+    pub(super) values: Vec<(String, String)>,
+}
+
+/// What a stopped tracer reports.
+#[derive(Default, Debug, Clone)]
+pub(super) struct Report {
+    /// Events delivered (lines of the traced kinds).
+    pub(super) events: u64,
+    pub(super) lost: u64,
+    /// utime + stime of the tracer, seconds.
+    pub(super) cpu_s: f64,
+    /// Peak RSS in MiB.
+    pub(super) rss_mib: f64,
+}
+
+pub(super) fn proc_cpu_s(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+pub(super) fn proc_hwm_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}

@@ -1,0 +1,164 @@
+//! tprobe or bpftrace started beside a workload, waited for until attached, and stopped for
+//! its counts, CPU time and peak RSS.
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context as _, Result};
+use serde_json::Value;
+
+use super::common::{proc_cpu_s, proc_hwm_mib, Report};
+
+/// A tracer running beside the workload.
+pub(super) struct Tracer {
+    pub(super) child: Child,
+    out: PathBuf,
+    kind: TracerKind,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+pub(super) enum TracerKind {
+    Tprobe,
+    Bpftrace,
+}
+
+impl Drop for Tracer {
+    /// A tracer that could not be stopped cleanly leaves neither its output nor a running
+    /// process. Not waited for: a bpftrace stuck in the kernel would hold the whole run.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+        }
+        let _ = std::fs::remove_file(&self.out);
+    }
+}
+
+impl Tracer {
+    /// `args` follow `tprobe run` (e.g. `--events file.open`).
+    pub(super) fn start(
+        kind: TracerKind,
+        tprobe: &Path,
+        args: &[String],
+        bt_script: &str,
+    ) -> Result<Tracer> {
+        let out = PathBuf::from(format!("/dev/shm/tprobe-bench-{}.out", std::process::id()));
+        let _ = std::fs::remove_file(&out);
+        let child = match kind {
+            TracerKind::Tprobe => Command::new(tprobe)
+                .arg("run")
+                .args(args)
+                .args(["--no-metrics", "-o"])
+                .arg(&out)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?,
+            TracerKind::Bpftrace => Command::new("bpftrace")
+                .args(["-B", "full", "-o"])
+                .arg(&out)
+                .args(["-e", bt_script])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?,
+        };
+        let t = Tracer { child, out, kind };
+        let ready = match kind {
+            TracerKind::Tprobe => "probe.start",
+            TracerKind::Bpftrace => "Attaching",
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if std::fs::read_to_string(&t.out).is_ok_and(|s| s.contains(ready)) {
+                // Let the first wakeup/drain settle.
+                std::thread::sleep(Duration::from_millis(300));
+                return Ok(t);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} did not start",
+                    if kind == TracerKind::Tprobe {
+                        "tprobe"
+                    } else {
+                        "bpftrace"
+                    }
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub(super) fn stop(mut self, prefix: &str) -> Result<Report> {
+        let pid = self.child.id();
+        let cpu_s = proc_cpu_s(pid);
+        let rss_mib = proc_hwm_mib(pid);
+        let sig = if self.kind == TracerKind::Tprobe {
+            libc::SIGTERM
+        } else {
+            libc::SIGINT
+        };
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid as i32, sig) };
+        // Bounded: a tracer stuck in the kernel must not hang the whole benchmark.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                bail!(
+                    "{} did not exit within 30 s of its stop signal",
+                    if self.kind == TracerKind::Tprobe {
+                        "tprobe"
+                    } else {
+                        "bpftrace"
+                    }
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let text = std::fs::read(&self.out).unwrap_or_default();
+        let _ = std::fs::remove_file(&self.out);
+        let text = String::from_utf8_lossy(&text);
+        let mut r = Report {
+            cpu_s,
+            rss_mib,
+            ..Default::default()
+        };
+        match self.kind {
+            TracerKind::Tprobe => {
+                let stop: Value = text
+                    .lines()
+                    .rev()
+                    .find_map(|l| {
+                        serde_json::from_str::<Value>(l)
+                            .ok()
+                            .filter(|v| v["kind"] == "probe.stop")
+                    })
+                    .context("no probe.stop line")?;
+                if let Some(ev) = stop["probe"]["events"].as_object() {
+                    r.events = ev
+                        .iter()
+                        .filter(|(k, _)| k.starts_with(prefix))
+                        .map(|(_, v)| v.as_u64().unwrap_or(0))
+                        .sum();
+                }
+                r.lost = stop["probe"]["losses"]
+                    .as_object()
+                    .map(|o| o.values().filter_map(Value::as_u64).sum())
+                    .unwrap_or(0);
+            }
+            TracerKind::Bpftrace => {
+                for l in text.lines() {
+                    if let Some(n) = l
+                        .strip_prefix("Lost ")
+                        .and_then(|s| s.split_whitespace().next())
+                    {
+                        r.lost += n.parse::<u64>().unwrap_or(0);
+                    } else if l.starts_with("EV ") {
+                        r.events += 1;
+                    }
+                }
+            }
+        }
+        Ok(r)
+    }
+}
