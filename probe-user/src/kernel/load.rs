@@ -112,25 +112,29 @@ pub fn load(opts: &LoadOptions) -> Result<Probe, LoadError> {
     }
 
     let globals = families::Globals::from_btf(&kbtf);
-    let mut loader = EbpfLoader::new();
-    globals.apply(&mut loader);
-    let mut ebpf = loader
-        .override_global("SELF_TGID", &self_tgid, true)
-        .override_global("OFFSETS", &offsets, true)
-        .override_global("WAKEUP_BYTES", &opts.wakeup_bytes, true)
-        // Task-local storage (pending file calls) is created and used by the kernel side
-        // only; aya has no userspace wrapper for it, which is all "unsupported" means here.
-        .allow_unsupported_maps()
-        .map_max_entries(MAP_EVENTS, opts.ringbuf_bytes)
-        .map_max_entries(probe_common::MAP_FLOWS, opts.flow_entries.max(1))
-        .load(PROBE_OBJ)
-        .map_err(|e| {
-            if is_permission(&e) {
-                LoadError::Permission(e.to_string())
-            } else {
-                LoadError::Load(e)
-            }
-        })?;
+    // The loader holds aya's own parse of the kernel BTF (megabytes): scoped to the load, so
+    // it is gone before the programs attach and does not raise the peak RSS.
+    let loaded = {
+        let mut loader = EbpfLoader::new();
+        globals.apply(&mut loader);
+        loader
+            .override_global("SELF_TGID", &self_tgid, true)
+            .override_global("OFFSETS", &offsets, true)
+            .override_global("WAKEUP_BYTES", &opts.wakeup_bytes, true)
+            // Task-local storage (pending file calls) is created and used by the kernel side
+            // only; aya has no userspace wrapper for it, which is all "unsupported" means here.
+            .allow_unsupported_maps()
+            .map_max_entries(MAP_EVENTS, opts.ringbuf_bytes)
+            .map_max_entries(probe_common::MAP_FLOWS, opts.flow_entries.max(1))
+            .load(PROBE_OBJ)
+    };
+    let mut ebpf = loaded.map_err(|e| {
+        if is_permission(&e) {
+            LoadError::Permission(e.to_string())
+        } else {
+            LoadError::Load(e)
+        }
+    })?;
 
     let mut config: Array<MapData, ProbeConfig> = ebpf
         .take_map(MAP_CONFIG)
