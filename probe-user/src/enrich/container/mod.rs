@@ -507,6 +507,8 @@ mod tests {
             start_ns: 1,
             parent_start_ns: 0,
             comm: b"x".to_vec(),
+            exec_id: 0,
+            id: Default::default(),
         });
         ev
     }
