@@ -13,6 +13,51 @@ use crate::kernel::{
 
 const EXEC_FAILED: &[EventKind] = &[EventKind::ProcessExecFailed];
 
+/// `tprobe run` flags for process context (flattened into the run arguments).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ProcessArgs {
+    /// Ancestors on each event (`process.ancestors`, parent first); 0 turns them off.
+    #[arg(long, default_value_t = 5)]
+    pub ancestors: usize,
+    /// Do not hash executables (`process.hash`, `exec.hash`).
+    #[arg(long)]
+    pub no_hash: bool,
+    /// Larger executables are not hashed (`hash_skipped: "too_large"`).
+    #[arg(long, default_value = "64M")]
+    pub hash_max_size: String,
+    /// Longest time an exec event waits for its hash (`0` = never; later ones are counted).
+    #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
+    pub hash_wait: std::time::Duration,
+}
+
+/// Process context settings of a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessOptions {
+    pub ancestors: usize,
+    pub hash: crate::enrich::hash::HashConfig,
+}
+
+impl Default for ProcessOptions {
+    fn default() -> Self {
+        ProcessOptions {
+            ancestors: 5,
+            hash: Default::default(),
+        }
+    }
+}
+
+impl ProcessOptions {
+    /// For `probe.start`.
+    pub fn summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "ancestors": self.ancestors,
+            "hash": self.hash.enabled,
+            "hash_max_size": self.hash.max_size,
+            "hash_wait_ms": self.hash.wait.as_millis() as u64,
+        })
+    }
+}
+
 /// The process family's hooks.
 pub const HOOKS: &[Hook] = &[
     Hook {
