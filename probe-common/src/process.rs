@@ -224,9 +224,10 @@ impl TaskOffsets {
 }
 
 // Layout checks: the two sides must agree byte for byte.
-const _: () = assert!(core::mem::size_of::<ForkEvent>() == core::mem::size_of::<EventHeader>() + 16);
-const _: () = assert!(core::mem::size_of::<ExitEvent>() == core::mem::size_of::<EventHeader>() + 32);
-const _: () = assert!(core::mem::size_of::<ExecEvent>() == EXEC_FIXED_LEN + EXEC_DATA_LEN);
 const _: () =
-    assert!(core::mem::size_of::<ExecFailedEvent>() == EXECF_FIXED_LEN + EXECF_DATA_LEN);
+    assert!(core::mem::size_of::<ForkEvent>() == core::mem::size_of::<EventHeader>() + 16);
+const _: () =
+    assert!(core::mem::size_of::<ExitEvent>() == core::mem::size_of::<EventHeader>() + 32);
+const _: () = assert!(core::mem::size_of::<ExecEvent>() == EXEC_FIXED_LEN + EXEC_DATA_LEN);
+const _: () = assert!(core::mem::size_of::<ExecFailedEvent>() == EXECF_FIXED_LEN + EXECF_DATA_LEN);
 const _: () = assert!(core::mem::size_of::<TaskOffsets>() == 4 * (40 + crate::NS_COUNT));

@@ -11,7 +11,7 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use probe_common::{
-    EventKind, ExecFailedEvent, AT_FDCWD, ARGC_MAX, ARGS_MAX, EXECF_FILENAME_TRUNCATED,
+    EventKind, ExecFailedEvent, ARGC_MAX, ARGS_MAX, AT_FDCWD, EXECF_FILENAME_TRUNCATED,
     EXECF_FILENAME_UNREADABLE, EXECF_FIXED_LEN, FLAG_ARGS_TRUNCATED, FLAG_ARGS_UNREADABLE,
     PATH_MAX,
 };
@@ -215,7 +215,8 @@ extern "C" fn argv_cb(_i: u64, _ctx: *mut c_void) -> i64 {
         ev.header.flags |= FLAG_ARGS_TRUNCATED;
         return 1;
     }
-    let room = (ARGS_MAX - pos) as u32 & (ARGS_MAX as u32 - 1);
+    // At least 1 (pos + 1 < ARGS_MAX), at most ARGS_MAX - 1: the mask keeps it provable.
+    let room = (ARGS_MAX - 1 - pos) as u32 & (ARGS_MAX as u32 - 1);
     let at = (w.base as usize & (PATH_MAX - 1)) + (pos & (ARGS_MAX - 1));
     let n = unsafe {
         bpf_probe_read_user_str(

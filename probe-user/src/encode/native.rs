@@ -253,7 +253,6 @@ struct Line<'a> {
     file: Option<FileV<'a>>,
 }
 
-
 impl Native {
     fn process<'a>(&self, ev: &'a Event) -> Option<ProcessV<'a>> {
         let t = ev.task.as_ref()?;

@@ -10,7 +10,9 @@ use super::b64_if_invalid;
 use crate::{
     clock::BootClock,
     event::{
-        process::{Ancestors, ExecFailure, ExecRecord, HashCell, HashOutcome, ProcessInfo, ProcessJson},
+        process::{
+            Ancestors, ExecFailure, ExecRecord, HashCell, HashOutcome, ProcessInfo, ProcessJson,
+        },
         Task, FLAG_START_APPROX,
     },
     families::process::names::{tty_name, CapNames},

@@ -156,14 +156,8 @@ impl Hasher {
             }
             cell
         };
-        let exe = info
-            .exe
-            .as_deref()
-            .map(|e| job(e, info.exe_inode));
-        let script = info
-            .script
-            .as_ref()
-            .map(|s| job(&s.filename, None));
+        let exe = info.exe.as_deref().map(|e| job(e, info.exe_inode));
+        let script = info.script.as_ref().map(|s| job(&s.filename, None));
         (exe, script)
     }
 }
@@ -287,7 +281,9 @@ impl Worker {
             if w.dev != m.dev() || w.ino != m.ino() {
                 return err("replaced");
             }
-            if w.ctime.is_some_and(|(s, n)| s != m.ctime() || n as i64 != m.ctime_nsec()) {
+            if w.ctime
+                .is_some_and(|(s, n)| s != m.ctime() || n as i64 != m.ctime_nsec())
+            {
                 return err("modified");
             }
         }

@@ -267,8 +267,9 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     }
     table.set_ancestors(cfg.process.ancestors);
     let hasher = if cfg.process.hash.enabled {
-        let h = crate::enrich::hash::Hasher::start(&cfg.process.hash, cfg.service.proc_root.clone())
-            .context("starting the executable hasher")?;
+        let h =
+            crate::enrich::hash::Hasher::start(&cfg.process.hash, cfg.service.proc_root.clone())
+                .context("starting the executable hasher")?;
         table.set_hasher(h.clone());
         Some(h)
     } else {
@@ -305,7 +306,10 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     let mut sent: u64 = 0;
     pipeline.paths = crate::enrich::paths::PathResolver::new(&cfg.file);
     if let Some(h) = &hasher {
-        pipeline.hashes = Some(crate::enrich::hash::HashStage::new(h, cfg.process.hash.wait));
+        pipeline.hashes = Some(crate::enrich::hash::HashStage::new(
+            h,
+            cfg.process.hash.wait,
+        ));
     }
     if cfg.containers.enabled {
         let resolver = Resolver::start(&cfg.containers).context("starting container lookups")?;
@@ -340,7 +344,15 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         }
     };
     let hash_stats = hasher.as_ref().map(|h| h.stats.clone());
-    let server = start_server(&cfg, &probe, &stats, fill.clone(), queue_batches, hash_stats).await?;
+    let server = start_server(
+        &cfg,
+        &probe,
+        &stats,
+        fill.clone(),
+        queue_batches,
+        hash_stats,
+    )
+    .await?;
 
     let mut info = start_info(&cfg, &probe);
     info["metrics"] = server.as_ref().map(|s| s.addr.to_string()).into();

@@ -335,7 +335,11 @@ impl Collector for RunCollector {
                 &mut enc,
                 "tprobe_hash_cache_hit_ratio",
                 "Share of hash requests answered from the cache.",
-                ConstGauge::new(if req == 0 { 0.0 } else { h.cache_hits.load(Relaxed) as f64 / req as f64 }),
+                ConstGauge::new(if req == 0 {
+                    0.0
+                } else {
+                    h.cache_hits.load(Relaxed) as f64 / req as f64
+                }),
             )?;
         }
         one(

@@ -397,9 +397,14 @@ impl ProcessTable {
             let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
                 continue;
             };
-            if let Some(info) =
-                procfs::read(&self.proc_root, &self.host, pid, None, Some(0), self.tick_ns)
-            {
+            if let Some(info) = procfs::read(
+                &self.proc_root,
+                &self.host,
+                pid,
+                None,
+                Some(0),
+                self.tick_ns,
+            ) {
                 found.push(info);
             }
         }
@@ -475,7 +480,10 @@ impl ProcessTable {
     /// The image of process (pid, start) that was current at `ts_ns`; loaded from /proc the
     /// way [`Self::image_of`] does when the table does not know the process.
     fn process_at(&mut self, pid: u32, start_ns: u64, ts_ns: u64) -> Arc<ProcessInfo> {
-        if let Some(i) = self.find(pid, start_ns, false).and_then(|s| s.image_at(ts_ns)) {
+        if let Some(i) = self
+            .find(pid, start_ns, false)
+            .and_then(|s| s.image_at(ts_ns))
+        {
             return i.clone();
         }
         let info = procfs::read(

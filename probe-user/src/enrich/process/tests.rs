@@ -73,7 +73,10 @@ fn images_are_selected_by_exec_id() {
     b.ts_ns = 20;
     t.enrich(&mut event(b.clone(), exec("/usr/bin/dash", "/tmp/b", "sh")));
     // A late event of the first image.
-    let mut ev = event(a.clone(), Body::Exit(crate::event::ExitStatus::from_wait_status(0)));
+    let mut ev = event(
+        a.clone(),
+        Body::Exit(crate::event::ExitStatus::from_wait_status(0)),
+    );
     t.enrich(&mut ev);
     let p = ev.process.unwrap();
     assert_eq!(p.exe.as_deref(), Some(&b"/usr/bin/env"[..]));

@@ -119,7 +119,8 @@ fn decode_exec(h: &EventHeader, bytes: &[u8]) -> Result<Body, DecodeError> {
             dev: user_dev(ev.dev),
             ino: ev.ino,
             size: ev.size,
-            ctime: (x & EXEC_HAS_CTIME != 0).then_some((ev.ctime_sec, ev.ctime_nsec)),
+            // Multigrain timestamps (6.13) keep a flag in the top bits of the nanoseconds.
+            ctime: (x & EXEC_HAS_CTIME != 0).then_some((ev.ctime_sec, ev.ctime_nsec & 0x3fff_ffff)),
         }),
     })))
 }
