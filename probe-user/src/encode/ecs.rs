@@ -66,9 +66,15 @@ fn tty(out: &mut Map<String, Value>, v: &Value) {
     };
     set(out, "process.interactive", true);
     set(out, "tprobe.process.tty", name);
-    let dev = if let Some(n) = name.strip_prefix("pts/").and_then(|n| n.parse::<u32>().ok()) {
+    let dev = if let Some(n) = name
+        .strip_prefix("pts/")
+        .and_then(|n| n.parse::<u32>().ok())
+    {
         Some((136 + n / 256, n % 256))
-    } else if let Some(n) = name.strip_prefix("ttyS").and_then(|n| n.parse::<u32>().ok()) {
+    } else if let Some(n) = name
+        .strip_prefix("ttyS")
+        .and_then(|n| n.parse::<u32>().ok())
+    {
         Some((4, 64 + n))
     } else {
         name.strip_prefix("tty")
@@ -110,8 +116,14 @@ fn process(out: &mut Map<String, Value>, v: &Value) {
         ("process.hash.sha256", "process.hash.sha256"),
         ("process.hash_skipped", "tprobe.process.hash_skipped"),
         ("process.hash_error", "tprobe.process.hash_error"),
-        ("process.caps.effective", "process.thread.capabilities.effective"),
-        ("process.caps.permitted", "process.thread.capabilities.permitted"),
+        (
+            "process.caps.effective",
+            "process.thread.capabilities.effective",
+        ),
+        (
+            "process.caps.permitted",
+            "process.thread.capabilities.permitted",
+        ),
         ("process.auid", "tprobe.process.auid"),
         ("process.ns", "tprobe.process.ns"),
         ("process.ancestors", "tprobe.process.ancestors"),
@@ -122,7 +134,10 @@ fn process(out: &mut Map<String, Value>, v: &Value) {
     ] {
         copy(out, v, src, dst);
     }
-    for (src, dst) in [("process.args", "process"), ("parent.args", "process.parent")] {
+    for (src, dst) in [
+        ("process.args", "process"),
+        ("parent.args", "process.parent"),
+    ] {
         if let Some(args) = get(v, src) {
             if args.as_array().is_some_and(|a| !a.is_empty()) {
                 set(out, &format!("{dst}.args"), args.clone());

@@ -395,7 +395,10 @@ mod tests {
             .find(|v| v["kind"] == "process.exec_failed")
             .unwrap();
         let o = ocsf::from_native(&failed);
-        assert_eq!((o["activity_id"].clone(), o["status_id"].clone()), (json!(1), json!(2)));
+        assert_eq!(
+            (o["activity_id"].clone(), o["status_id"].clone()),
+            (json!(1), json!(2))
+        );
         assert_eq!(ecs::from_native(&failed)["event"]["outcome"], "failure");
     }
 
