@@ -111,4 +111,6 @@ pub struct FlowEvent {
 
 const _: () = assert!(core::mem::size_of::<FlowKey>() == 44);
 const _: () = assert!(core::mem::size_of::<FlowStats>() == 48);
-const _: () = assert!(core::mem::size_of::<FlowEvent>() == 80 + 44 + 4 + 48);
+const _: () = assert!(
+    core::mem::size_of::<FlowEvent>() == core::mem::size_of::<crate::EventHeader>() + 44 + 4 + 48
+);

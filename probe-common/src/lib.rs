@@ -31,6 +31,7 @@ pub enum EventKind {
     ProcessExec = 1,
     ProcessFork = 2,
     ProcessExit = 3,
+    ProcessExecFailed = 4,
     FileOpen = 10,
     FileCreate = 11,
     FileUnlink = 12,
@@ -60,6 +61,7 @@ impl EventKind {
         EventKind::ProcessExec,
         EventKind::ProcessFork,
         EventKind::ProcessExit,
+        EventKind::ProcessExecFailed,
         EventKind::FileOpen,
         EventKind::FileCreate,
         EventKind::FileUnlink,
@@ -90,6 +92,7 @@ impl EventKind {
             EventKind::ProcessExec => "process.exec",
             EventKind::ProcessFork => "process.fork",
             EventKind::ProcessExit => "process.exit",
+            EventKind::ProcessExecFailed => "process.exec_failed",
             EventKind::FileOpen => "file.open",
             EventKind::FileCreate => "file.create",
             EventKind::FileUnlink => "file.unlink",
@@ -133,6 +136,7 @@ impl TryFrom<u32> for EventKind {
             1 => EventKind::ProcessExec,
             2 => EventKind::ProcessFork,
             3 => EventKind::ProcessExit,
+            4 => EventKind::ProcessExecFailed,
             10 => EventKind::FileOpen,
             11 => EventKind::FileCreate,
             12 => EventKind::FileUnlink,
@@ -172,7 +176,51 @@ pub const FLAG_THREAD: u32 = 1 << 3;
 /// no process was seen to own yet); the header's task fields are zero.
 pub const FLAG_NO_PROCESS: u32 = 1 << 16;
 
-/// Common header of every ring buffer record (80 bytes, no implicit padding).
+/// Number of namespaces in [`HeaderIdentity::ns`], in the order of the `NS_*` indices.
+pub const NS_COUNT: usize = 7;
+pub const NS_PID: usize = 0;
+pub const NS_MNT: usize = 1;
+pub const NS_NET: usize = 2;
+pub const NS_USER: usize = 3;
+pub const NS_UTS: usize = 4;
+pub const NS_IPC: usize = 5;
+pub const NS_CGROUP: usize = 6;
+
+/// Who the acting task is, read in the kernel at the event (64 bytes, no implicit padding).
+/// Cached per thread and refreshed when the task's `cred` or `nsproxy` pointer or its exec id
+/// changes (both structs are replaced, never changed in place).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeaderIdentity {
+    pub euid: u32,
+    pub egid: u32,
+    /// `task->loginuid` (`u32::MAX`: unset).
+    pub auid: u32,
+    /// Controlling terminal as a kernel `dev_t` (`major << 20 | minor`); 0: none.
+    pub tty: u32,
+    pub cap_effective: u64,
+    pub cap_permitted: u64,
+    /// Namespace inode numbers (`NS_*` order); 0 where unknown.
+    pub ns: [u32; NS_COUNT],
+    pub _pad0: u32,
+}
+
+impl HeaderIdentity {
+    pub const fn zeroed() -> Self {
+        HeaderIdentity {
+            euid: 0,
+            egid: 0,
+            auid: u32::MAX,
+            tty: 0,
+            cap_effective: 0,
+            cap_permitted: 0,
+            ns: [0; NS_COUNT],
+            _pad0: 0,
+        }
+    }
+}
+
+/// Common header of every ring buffer record (144 bytes, no implicit padding).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EventHeader {
@@ -190,7 +238,9 @@ pub struct EventHeader {
     pub ppid: u32,
     pub uid: u32,
     pub gid: u32,
-    pub _pad0: u32,
+    /// Low 32 bits of `task->self_exec_id`, which the kernel bumps at every exec: with `pid`
+    /// and `start_ns` it names the image (exe, argv, cwd) that acted.
+    pub exec_id: u32,
     /// cgroup v2 id (inode of the cgroup directory).
     pub cgroup_id: u64,
     /// `group_leader->start_boottime`: with `pid` it names one process instance.
@@ -198,6 +248,7 @@ pub struct EventHeader {
     /// `real_parent->group_leader->start_boottime`.
     pub parent_start_ns: u64,
     pub comm: [u8; COMM_LEN],
+    pub id: HeaderIdentity,
 }
 
 impl EventHeader {
@@ -211,11 +262,12 @@ impl EventHeader {
             ppid: 0,
             uid: 0,
             gid: 0,
-            _pad0: 0,
+            exec_id: 0,
             cgroup_id: 0,
             start_ns: 0,
             parent_start_ns: 0,
             comm: [0; COMM_LEN],
+            id: HeaderIdentity::zeroed(),
         }
     }
 }
@@ -384,8 +436,10 @@ mod user {
     unsafe impl aya::Pod for super::FlowStats {}
     unsafe impl aya::Pod for super::FileConfig {}
     unsafe impl aya::Pod for super::FileOffsets {}
+    unsafe impl aya::Pod for super::TaskOffsets {}
 }
 
 // Layout checks: the two sides must agree byte for byte.
-const _: () = assert!(core::mem::size_of::<EventHeader>() == 80);
+const _: () = assert!(core::mem::size_of::<HeaderIdentity>() == 64);
+const _: () = assert!(core::mem::size_of::<EventHeader>() == 144);
 const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 140);

@@ -106,5 +106,5 @@ pub struct NetEvent {
 pub const NET_FIXED_LEN: usize = core::mem::size_of::<NetHead>();
 
 const _: () = assert!(core::mem::size_of::<NetInfo>() == 192);
-const _: () = assert!(NET_FIXED_LEN == 272);
+const _: () = assert!(NET_FIXED_LEN == core::mem::size_of::<EventHeader>() + 192);
 const _: () = assert!(core::mem::size_of::<NetEvent>() == NET_FIXED_LEN + NET_DATA_LEN);

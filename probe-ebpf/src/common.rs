@@ -5,11 +5,19 @@ use aya_ebpf::helpers::{
     bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
     generated::{self, bpf_get_current_cgroup_id, bpf_ktime_get_boot_ns, bpf_ringbuf_output},
 };
-use aya_ebpf::{programs::TracePointContext, EbpfContext};
-use probe_common::{EventHeader, EventKind, KernelOffsets, ProbeConfig, CFG_FILTERS};
+use aya_ebpf::{
+    macros::{btf_map, map},
+    maps::PerCpuArray,
+    programs::TracePointContext,
+    EbpfContext,
+};
+use probe_common::{
+    EventHeader, EventKind, HeaderIdentity, KernelOffsets, ProbeConfig, CFG_FILTERS,
+};
 
 use crate::kernel::read_kernel;
-use crate::maps::{CONFIG, EVENTS, LOSSES};
+use crate::maps::{TaskStorage, CONFIG, EVENTS, LOSSES};
+use crate::task;
 
 /// Our own thread-group id: the probe never reports itself. Set by userspace before load.
 #[unsafe(no_mangle)]
@@ -102,8 +110,8 @@ pub fn task_identity(task: *const u8, off: &KernelOffsets) -> (u32, u64) {
     (tgid, start)
 }
 
-/// What a thread's header repeats from one call to the next, kept by callers that have
-/// per-thread storage so a burst of calls walks the task structs once.
+/// What a thread's header repeats from one call to the next, kept in per-thread storage so a
+/// burst of calls walks the task structs once.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct IdCache {
@@ -115,28 +123,42 @@ pub struct IdCache {
     pub start_ns: u64,
     pub parent_start_ns: u64,
     pub ppid: u32,
-    pub _pad0: u32,
+    /// The exec id, `cred` and `nsproxy` the identity was read for: an exec, a credential
+    /// change (each replaces the cred struct) or a namespace change is seen here.
+    pub exec_id: u32,
+    pub cred: u64,
+    pub nsproxy: u64,
+    pub id: HeaderIdentity,
 }
 
-/// Fills the common header for the current task.
+/// Every thread's [`IdCache`] for the hooks without per-thread state of their own.
+#[btf_map]
+static TASK_IDS: TaskStorage<IdCache> = TaskStorage::new();
+
+/// Where an uncached header fill keeps its reads when the thread has no storage.
+#[map]
+static IDS_SCRATCH: PerCpuArray<IdCache> = PerCpuArray::with_max_entries(1, 0);
+
+/// Fills the common header for the current task, through the thread's shared cache.
 #[inline(always)]
 pub fn fill_header(h: &mut EventHeader, kind: EventKind, task: *const u8, off: &KernelOffsets) {
-    fill_ids(h, kind);
-    let (_, start) = task_identity(task, off);
-    h.start_ns = start;
-    let parent: *const u8 = read_kernel(task, off.task_real_parent).unwrap_or(core::ptr::null());
-    if parent.is_null() {
-        h.ppid = 0;
-        h.parent_start_ns = 0;
-    } else {
-        let (ppid, pstart) = task_identity(parent, off);
-        h.ppid = ppid;
-        h.parent_start_ns = pstart;
-    }
+    let cache = match TASK_IDS.current_or_create() {
+        Some(c) => c,
+        None => match IDS_SCRATCH.get_ptr_mut(0) {
+            Some(c) => {
+                // Not this thread's: force the full reads.
+                unsafe { (*c).pid_tgid = 0 };
+                c
+            }
+            None => return,
+        },
+    };
+    fill_header_cached(h, kind, task, off, unsafe { &mut *cache });
 }
 
-/// [`fill_header`] for a thread with its own [`IdCache`]: one kernel read (the parent pointer)
-/// instead of six when the thread is the one the cache was filled for.
+/// [`fill_header`] for a thread with its own [`IdCache`]: when the cache is the thread's and
+/// nothing changed, four kernel reads (parent pointer, exec id, cred and nsproxy pointers) and
+/// the login uid, instead of some twenty.
 #[inline(always)]
 pub fn fill_header_cached(
     h: &mut EventHeader,
@@ -147,7 +169,8 @@ pub fn fill_header_cached(
 ) {
     let pid_tgid = fill_ids(h, kind);
     let parent: *const u8 = read_kernel(task, off.task_real_parent).unwrap_or(core::ptr::null());
-    if cache.pid_tgid != pid_tgid || cache.parent != parent as u64 || parent.is_null() {
+    let same_task = cache.pid_tgid == pid_tgid;
+    if !same_task || cache.parent != parent as u64 || parent.is_null() {
         let (_, start) = task_identity(task, off);
         let (ppid, pstart) = if parent.is_null() {
             (0, 0)
@@ -163,6 +186,17 @@ pub fn fill_header_cached(
     h.start_ns = cache.start_ns;
     h.ppid = cache.ppid;
     h.parent_start_ns = cache.parent_start_ns;
+    let exec_id = task::exec_id(task);
+    let (cred, nsproxy) = task::identity_keys(task);
+    if !same_task || cache.exec_id != exec_id || cache.cred != cred || cache.nsproxy != nsproxy {
+        task::read_identity(task, cred, nsproxy, off.task_signal, &mut cache.id);
+        cache.exec_id = exec_id;
+        cache.cred = cred;
+        cache.nsproxy = nsproxy;
+    }
+    h.exec_id = exec_id;
+    h.id = cache.id;
+    h.id.auid = task::login_uid(task);
 }
 
 /// The header fields helpers give directly; returns `pid_tgid`.
@@ -177,7 +211,6 @@ fn fill_ids(h: &mut EventHeader, kind: EventKind) -> u64 {
     h.tid = pid_tgid as u32;
     h.uid = uid_gid as u32;
     h.gid = (uid_gid >> 32) as u32;
-    h._pad0 = 0;
     h.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
     // Straight into the record: the safe wrapper zeroes a stack copy and moves it byte by byte,
     // which costs more than the helper. On failure the helper zeroes the buffer itself.

@@ -310,6 +310,8 @@ mod tests {
                 start_ns: 1,
                 parent_start_ns: 0,
                 comm: comm.as_bytes().to_vec(),
+                exec_id: 0,
+                id: Default::default(),
             }),
             body: Body::Exit(ExitStatus::from_wait_status(0)),
             process: Some(Arc::new(ProcessInfo {
@@ -318,6 +320,7 @@ mod tests {
                 ..Default::default()
             })),
             parent: None,
+            ancestors: None,
             user: None,
             container: None,
         }

@@ -42,6 +42,10 @@ pub struct Pipeline {
     pub emit: Vec<probe_common::EventKind>,
     /// Container enrichment and its hold queue (absent with `--no-containers`).
     pub containers: Option<ContainerStage>,
+    /// Exec events held for their executable's hash (absent with `--no-hash`).
+    pub hashes: Option<crate::enrich::hash::HashStage>,
+    /// Runs the waits for held events (built on first need).
+    waiter: Option<tokio::runtime::Runtime>,
     /// Path resolution and prefix filters for file events.
     pub paths: crate::enrich::paths::PathResolver,
     seq: u64,
@@ -87,6 +91,8 @@ impl Pipeline {
             stats,
             count,
             containers: None,
+            hashes: None,
+            waiter: None,
             seq: 0,
             data_events: 0,
             buf: Vec::with_capacity(1 << 16),
@@ -148,9 +154,15 @@ impl Pipeline {
         }
         // A buffer kept across events: a new Vec here was one allocation per event.
         let mut ready = std::mem::take(&mut self.ready);
-        match &mut self.containers {
-            Some(c) => c.push(ev, &mut ready),
-            None => ready.push(ev),
+        match &mut self.hashes {
+            Some(h) => {
+                let mut hashed = Vec::new();
+                h.push(ev, &mut hashed);
+                for ev in hashed {
+                    self.contain(ev, &mut ready);
+                }
+            }
+            None => self.contain(ev, &mut ready),
         }
         for ev in ready.drain(..) {
             self.emit(ev, stop);
@@ -158,15 +170,78 @@ impl Pipeline {
         self.ready = ready;
     }
 
-    /// Events the container stage let go (lookup done or time up), in arrival order.
+    /// The container step of an event the hash stage let go.
+    fn contain(&mut self, ev: Event, ready: &mut Vec<Event>) {
+        match &mut self.containers {
+            Some(c) => c.push(ev, ready),
+            None => ready.push(ev),
+        }
+    }
+
+    /// Events the hold stages let go (hash or lookup done, or time up), in arrival order.
     fn release_held(&mut self, force: bool, stop: &watch::Sender<Stop>) {
+        let mut hashed = Vec::new();
+        if let Some(h) = &mut self.hashes {
+            h.release(force, &mut hashed);
+        }
         let mut ready = Vec::new();
+        for ev in hashed {
+            self.contain(ev, &mut ready);
+        }
         if let Some(c) = &mut self.containers {
             c.release(force, &mut ready);
         }
         for ev in ready {
             self.emit(ev, stop);
         }
+    }
+
+    /// Blocks until a batch arrives, a held event's hash or lookup is done, or the first
+    /// held event's time is up.
+    fn recv(&mut self, rx: &mut mpsc::Receiver<Vec<Event>>) -> Received {
+        let deadline = [
+            self.hashes.as_ref().and_then(|h| h.deadline()),
+            self.containers.as_ref().and_then(|c| c.deadline()),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let Some(deadline) = deadline else {
+            return Received::from(rx.blocking_recv());
+        };
+        if self.waiter.is_none() {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+            {
+                Ok(rt) => self.waiter = Some(rt),
+                // No timer: poll instead of sleeping.
+                Err(_) => return Received::from(rx.try_recv().ok()),
+            }
+        }
+        let hash_done = self.hashes.as_ref().map(|h| h.done.clone());
+        let container_done = self.containers.as_ref().map(|c| c.resolver.clone());
+        let rt = self.waiter.as_ref().expect("built above");
+        rt.block_on(async {
+            let hashed = async {
+                match &hash_done {
+                    Some(n) => n.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let looked_up = async {
+                match &container_done {
+                    Some(r) => r.done.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                b = rx.recv() => Received::from(b),
+                _ = hashed => Received::Timer,
+                _ = looked_up => Received::Timer,
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => Received::Timer,
+            }
+        })
     }
 
     /// Applies the userspace filters (container metadata is known by now), then numbers,
@@ -225,6 +300,9 @@ impl Pipeline {
             if let Some(c) = &self.containers {
                 o.insert("containers".into(), c.resolver.report());
             }
+            if let Some(h) = self.table.hasher() {
+                o.insert("hashes".into(), h.stats.report());
+            }
         }
     }
 
@@ -235,10 +313,7 @@ impl Pipeline {
         stop: watch::Sender<Stop>,
     ) -> Result<(), SinkError> {
         loop {
-            let got = match &self.containers {
-                Some(c) => c.recv(&mut rx),
-                None => Received::from(rx.blocking_recv()),
-            };
+            let got = self.recv(&mut rx);
             match got {
                 Received::Closed => {
                     // Nothing else can come: let every held event go.

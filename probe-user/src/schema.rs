@@ -15,10 +15,13 @@ pub fn fields_of(kind: &str) -> &'static str {
     let (cat, action) = kind.split_once('.').unwrap_or((kind, ""));
     match (cat, action) {
         ("process", "exec") => {
-            "process (after the exec), parent; exec {interpreter, filename} when a script ran"
+            "process (after the exec: exe, args, cwd as the kernel read them, hash), parent (with args); exec {filename, interpreter, path, fileless, memfd_name, hash}"
+        }
+        ("process", "exec_failed") => {
+            "process (the caller), parent; exec {filename, args, args_truncated}; result {ok, errno, error}"
         }
         ("process", "fork") => "process (the forking parent), parent; child {pid, tid, entity_id, thread}",
-        ("process", "exit") => "process, parent; exit {code, signal, core_dumped}",
+        ("process", "exit") => "process, parent; exit {code, signal, core_dumped, cpu {user_ms, system_ms}}",
         ("process", _) => "process, parent",
         ("file", _) => {
             "process, parent; file {path, path_truncated, flags, mode, uid, gid, target_path}; result {ok, errno, error}"
@@ -54,7 +57,10 @@ pub const PROBE_KINDS: &[(&str, &str)] = &[
 pub fn events_listing() -> String {
     let mut out = String::new();
     out.push_str(
-        "Every event: ts, kind, seq, host {name}, schema; container {id, runtime, name, image, labels, pod} when in a container.\n\n",
+        "Every event: ts, kind, seq, host {name}, schema; container {id, runtime, name, image, labels, pod} when in a container.\n\
+         process: pid, tid, ppid, uid, gid, user, comm, exe, args, cwd, start_time, entity_id, cgroup_id, and as the kernel read them at the event\n\
+         euid, egid, auid, caps {effective, permitted}, tty, ns {pid, mnt, net, user, uts, ipc, cgroup}; hash {sha256}; ancestors [{pid, exe, args, entity_id, start_time}];\n\
+         source \"procfs\" when exe, args and cwd came from /proc. parent: pid, comm, exe, args, entity_id.\n\n",
     );
     for k in EventKind::ALL {
         // Internal record (first packet of a flow), never printed.

@@ -23,7 +23,7 @@ mod names;
 mod open;
 mod prefix;
 mod record;
-mod walk;
+pub(crate) mod walk;
 
 /// File-specific settings written by userspace.
 #[map]

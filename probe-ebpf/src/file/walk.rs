@@ -1,5 +1,6 @@
 //! The directory a relative path is relative to: a walk up the dentries and across mounts, one
-//! `bpf_loop` step at a time, like the kernel's `d_path`.
+//! `bpf_loop` step at a time, like the kernel's `d_path`. The exec hook walks the executed
+//! file and the cwd with it too ([`resolve_path`]).
 use core::ffi::c_void;
 
 use aya_ebpf::{
@@ -71,6 +72,19 @@ pub struct Walk {
 const WALK_RUNNING: u64 = 0;
 const WALK_DONE: u64 = 1;
 const WALK_FAILED: u64 = 2;
+/// The next component did not fit: the text so far is the path's last part.
+const WALK_FULL: u64 = 3;
+
+/// How a walk ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Walked {
+    /// The whole path.
+    Whole,
+    /// Too deep or too long: the last part of the path (possibly empty).
+    Cut,
+    /// No path leads here (unlinked or disconnected), or a read failed.
+    Failed,
+}
 
 /// One step up: a component's name, or a crossing from a mount's root to its mountpoint.
 #[inline(always)]
@@ -115,8 +129,11 @@ fn walk_step(w: &mut Walk) -> u64 {
     };
     let len = len as usize;
     let pos = w.pos as usize;
-    if len > NAME_MAX || pos > PATH_MAX || len + 1 > pos {
-        return WALK_FAILED; // does not fit
+    if len > NAME_MAX || pos > PATH_MAX {
+        return WALK_FAILED;
+    }
+    if len + 1 > pos {
+        return WALK_FULL; // does not fit
     }
     let at = (pos - len - 1) & (PATH_MAX - 1);
     unsafe { *buf.add(at) = b'/' };
@@ -160,8 +177,50 @@ pub(super) fn resolve_base(dirfd: i32, dst: *mut u8) -> (u32, bool) {
     let Some((vfsmnt, dentry)) = dir_path(&o, dirfd) else {
         return (0, false);
     };
+    let (n, how) = walk(&o, vfsmnt, dentry, dst);
+    (n, how == Walked::Whole)
+}
+
+/// Writes the path of the kernel `struct path` at `path` into `dst` (PATH_MAX bytes): the
+/// whole path, or its last part when it is too deep or too long.
+#[inline(never)]
+pub(crate) fn resolve_path(path: *const u8, dst: *mut u8) -> (u32, Walked) {
+    let o = file_offsets();
+    if o.valid == 0 || path.is_null() {
+        return (0, Walked::Failed);
+    }
+    let (Ok(mnt), Ok(dentry)) = (
+        read_kernel::<*const u8>(path, o.path_mnt),
+        read_kernel::<*const u8>(path, o.path_dentry),
+    ) else {
+        return (0, Walked::Failed);
+    };
+    if mnt.is_null() || dentry.is_null() {
+        return (0, Walked::Failed);
+    }
+    walk(&o, mnt, dentry, dst)
+}
+
+/// `struct path` offsets the exec hook needs besides the walk: (`path.dentry`, `file.f_path`,
+/// `task.fs`, `fs.pwd`, `dentry.d_name` + `qstr.name`, `dentry.d_name` + `qstr.len`); `None`
+/// before userspace has filled them.
+#[inline(always)]
+pub(crate) fn path_offsets() -> Option<(u32, u32, u32, u32, u32, u32)> {
+    let o = file_offsets();
+    (o.valid != 0).then_some((
+        o.path_dentry,
+        o.file_path,
+        o.task_fs,
+        o.fs_pwd,
+        o.dentry_name + o.qstr_name,
+        o.dentry_name + o.qstr_len,
+    ))
+}
+
+#[inline(always)]
+fn walk(o: &FileOffsets, vfsmnt: *const u8, dentry: *const u8, dst: *mut u8) -> (u32, Walked) {
     let Some(w) = FILE_WALK_STATE.get_ptr_mut(0) else {
-        return (0, false);
+        return (0, Walked::Failed);
     };
     let w = unsafe { &mut *w };
     w.dentry = dentry as u64;
@@ -177,15 +236,21 @@ pub(super) fn resolve_base(dirfd: i32, dst: *mut u8) -> (u32, bool) {
             0,
         )
     };
-    if w.state != WALK_DONE {
-        return (0, false);
-    }
+    let how = match w.state {
+        WALK_DONE => Walked::Whole,
+        WALK_FAILED => return (0, Walked::Failed),
+        // Out of steps, or out of room.
+        _ => Walked::Cut,
+    };
     if w.pos as usize >= PATH_MAX {
+        if how == Walked::Cut {
+            return (0, how);
+        }
         unsafe { *dst = b'/' };
-        return (1, true);
+        return (1, how);
     }
     let Some(buf) = FILE_WALK.get_ptr_mut(0) else {
-        return (0, false);
+        return (0, Walked::Failed);
     };
     let at = w.pos as usize & (PATH_MAX - 1);
     let n = (PATH_MAX - at) & (PATH_MAX - 1);
@@ -197,7 +262,7 @@ pub(super) fn resolve_base(dirfd: i32, dst: *mut u8) -> (u32, bool) {
         )
     };
     if r != 0 {
-        return (0, false);
+        return (0, Walked::Failed);
     }
-    (n as u32, true)
+    (n as u32, how)
 }

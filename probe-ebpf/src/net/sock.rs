@@ -78,7 +78,8 @@ pub(super) fn fill_from_sk(info: &mut NetInfo, sk: *const u8, off: &KernelOffset
             let ua: *const u8 = read_kernel(sk, off.unix_addr).unwrap_or(core::ptr::null());
             if !ua.is_null() {
                 let len: i32 = read_kernel(ua, off.unix_address_len).unwrap_or(0);
-                let n = ((len.max(0) as u32).min(SOCKADDR_MAX as u32)) & 0x7f;
+                // `bound`: LLVM drops a plain mask after the min, and 6.1 then loses the range.
+                let n = crate::common::bound((len.max(0) as u32).min(SOCKADDR_MAX as u32), 0x7f);
                 let src = ua.wrapping_add(off.unix_address_name as usize);
                 let ret = unsafe {
                     bpf_probe_read_kernel(

@@ -93,6 +93,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub file: Box<crate::families::file::FileArgs>,
     #[command(flatten)]
+    pub process: Box<crate::families::process::ProcessArgs>,
+    #[command(flatten)]
     pub service: Box<crate::service::ServiceArgs>,
     /// Watch received traffic on these interfaces with XDP (comma-separated): flow.* events.
     #[arg(long, value_delimiter = ',')]
@@ -189,7 +191,20 @@ impl RunArgs {
             },
         )?;
         let c = self.containers;
+        let pr = self.process;
+        let process = crate::families::process::ProcessOptions {
+            ancestors: pr.ancestors,
+            hash: crate::enrich::hash::HashConfig {
+                enabled: !pr.no_hash,
+                max_size: parse_size(&pr.hash_max_size).map_err(|e| ConfigError::Flag {
+                    flag: "--hash-max-size",
+                    problem: e.to_string(),
+                })?,
+                wait: pr.hash_wait,
+            },
+        };
         Ok(RunConfig {
+            process,
             xdp,
             kinds,
             threads: self.threads,

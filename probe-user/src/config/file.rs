@@ -105,6 +105,7 @@ pub struct FileConfig {
     /// list (a spec has commas of its own).
     pub sinks: Option<Vec<String>>,
     pub file: Option<FileEventsFile>,
+    pub process: Option<ProcessFile>,
     pub xdp: Option<XdpFile>,
     pub service: Option<ServiceFile>,
 }
@@ -116,6 +117,16 @@ pub struct FileEventsFile {
     pub include: Option<List>,
     pub exclude: Option<List>,
     pub reads: Option<bool>,
+}
+
+/// `process:` (process context): `--ancestors`, `--no-hash`, `--hash-max-size`, `--hash-wait`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessFile {
+    pub ancestors: Option<usize>,
+    pub hash: Option<bool>,
+    pub hash_max_size: Option<Scalar>,
+    pub hash_wait: Option<Scalar>,
 }
 
 /// `xdp:` (flow telemetry): the `--xdp-*` and `--flow-*` flags.
@@ -220,6 +231,17 @@ file:
   exclude: [/dev/null, /dev/pts]
   # Also report read-only opens (the noisiest kind; off on a busy node).
   reads: false
+
+# Process context.
+process:
+  # Ancestors on each event (process.ancestors, parent first); 0 turns them off.
+  ancestors: 5
+  # SHA-256 of executables (process.hash, exec.hash for scripts), off the event path.
+  hash: true
+  # Larger executables are not hashed (hash_skipped: too_large).
+  hash_max_size: 64M
+  # Longest time an exec event waits for its hash.
+  hash_wait: 200ms
 
 # XDP flow telemetry on these interfaces (add `flow` to events).
 xdp:

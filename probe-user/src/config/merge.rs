@@ -163,6 +163,22 @@ fn merge(args: &RunArgs, given: &Given) -> Result<RunConfig, ConfigError> {
             a.file.file_reads = v;
         }
     }
+    if let Some(f) = &file.process {
+        if let (Some(v), true) = (f.ancestors, take("ancestors")) {
+            a.process.ancestors = v;
+        }
+        if let (Some(v), true) = (f.hash, take("no_hash")) {
+            a.process.no_hash = !v;
+        }
+        if let (Some(v), true) = (&f.hash_max_size, take("hash_max_size")) {
+            parse_size(&v.0).map_err(|e| file_err(p, "process.hash_max_size", e))?;
+            a.process.hash_max_size = v.0.clone();
+        }
+        if let (Some(v), true) = (&f.hash_wait, take("hash_wait")) {
+            a.process.hash_wait =
+                parse_duration(&v.0).map_err(|e| file_err(p, "process.hash_wait", e))?;
+        }
+    }
     if let Some(x) = &file.xdp {
         if let (Some(v), true) = (&x.ifaces, take("xdp_iface")) {
             a.xdp_iface = v.0.clone();

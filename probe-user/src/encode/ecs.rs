@@ -13,7 +13,7 @@ pub fn categorize(
     action: &str,
 ) -> (&'static [&'static str], &'static [&'static str]) {
     match (category, action) {
-        ("process", "exec") | ("process", "fork") => (&["process"], &["start"]),
+        ("process", "exec" | "fork" | "exec_failed") => (&["process"], &["start"]),
         ("process", "exit") => (&["process"], &["end"]),
         ("process", _) => (&["process"], &["info"]),
         ("file", "open") => (&["file"], &["access"]),
@@ -33,13 +33,57 @@ pub fn categorize(
     }
 }
 
-fn user(out: &mut Map<String, Value>, v: &Value, prefix: &str) {
-    if let Some(uid) = get(v, "process.uid") {
-        set(out, &format!("{prefix}user.id"), uid.to_string());
+/// `user.*` is the real user (who the process acts for); `process.user` is the effective
+/// one, as ECS defines it, with `process.real_user` beside it.
+fn users(out: &mut Map<String, Value>, v: &Value) {
+    let id = |k: &str| get(v, k).map(|x| x.to_string());
+    let (uid, gid) = (id("process.uid"), id("process.gid"));
+    let euid = id("process.euid").or_else(|| uid.clone());
+    let egid = id("process.egid").or_else(|| gid.clone());
+    set(out, "user.id", uid.clone());
+    copy(out, v, "process.user", "user.name");
+    set(out, "group.id", gid.clone());
+    set(out, "process.user.id", euid.clone());
+    set(out, "process.group.id", egid.clone());
+    set(out, "process.real_user.id", uid);
+    set(out, "process.real_group.id", gid);
+    if get(v, "process.euid").is_some() {
+        set(out, "user.effective.id", euid);
+        set(out, "user.effective.group.id", egid);
     }
-    copy(out, v, "process.user", &format!("{prefix}user.name"));
-    if let Some(gid) = get(v, "process.gid") {
-        set(out, &format!("{prefix}group.id"), gid.to_string());
+    if get(v, "process.euid") == get(v, "process.uid") {
+        copy(out, v, "process.user", "process.user.name");
+    }
+}
+
+/// `process.tty`: ECS wants the character device; the name stays under `tprobe.*`.
+fn tty(out: &mut Map<String, Value>, v: &Value) {
+    let Some(name) = get_str(v, "process.tty") else {
+        if get(v, "process.euid").is_some() {
+            set(out, "process.interactive", false);
+        }
+        return;
+    };
+    set(out, "process.interactive", true);
+    set(out, "tprobe.process.tty", name);
+    let dev = if let Some(n) = name
+        .strip_prefix("pts/")
+        .and_then(|n| n.parse::<u32>().ok())
+    {
+        Some((136 + n / 256, n % 256))
+    } else if let Some(n) = name
+        .strip_prefix("ttyS")
+        .and_then(|n| n.parse::<u32>().ok())
+    {
+        Some((4, 64 + n))
+    } else {
+        name.strip_prefix("tty")
+            .and_then(|n| n.parse::<u32>().ok())
+            .map(|n| (4, n))
+    };
+    if let Some((major, minor)) = dev {
+        set(out, "process.tty.char_device.major", major);
+        set(out, "process.tty.char_device.minor", minor);
     }
 }
 
@@ -68,22 +112,46 @@ fn process(out: &mut Map<String, Value>, v: &Value) {
         ("process.args_b64", "tprobe.process.args_b64"),
         ("process.cwd_b64", "tprobe.process.cwd_b64"),
         ("parent.exe_b64", "tprobe.parent.exe_b64"),
+        ("parent.args_b64", "tprobe.parent.args_b64"),
+        ("process.hash.sha256", "process.hash.sha256"),
+        ("process.hash_skipped", "tprobe.process.hash_skipped"),
+        ("process.hash_error", "tprobe.process.hash_error"),
+        (
+            "process.caps.effective",
+            "process.thread.capabilities.effective",
+        ),
+        (
+            "process.caps.permitted",
+            "process.thread.capabilities.permitted",
+        ),
+        ("process.auid", "tprobe.process.auid"),
+        ("process.ns", "tprobe.process.ns"),
+        ("process.ancestors", "tprobe.process.ancestors"),
+        ("process.source", "tprobe.process.source"),
+        ("process.exe_truncated", "tprobe.process.exe_truncated"),
+        ("process.cwd_truncated", "tprobe.process.cwd_truncated"),
+        ("process.cwd_deleted", "tprobe.process.cwd_deleted"),
     ] {
         copy(out, v, src, dst);
     }
-    if let Some(args) = get(v, "process.args") {
-        if args.as_array().is_some_and(|a| !a.is_empty()) {
-            set(out, "process.args", args.clone());
-            set(
-                out,
-                "process.args_count",
-                args.as_array().map(|a| a.len()).unwrap_or(0),
-            );
-            set(out, "process.command_line", command_line(args));
+    for (src, dst) in [
+        ("process.args", "process"),
+        ("parent.args", "process.parent"),
+    ] {
+        if let Some(args) = get(v, src) {
+            if args.as_array().is_some_and(|a| !a.is_empty()) {
+                set(out, &format!("{dst}.args"), args.clone());
+                set(
+                    out,
+                    &format!("{dst}.args_count"),
+                    args.as_array().map(|a| a.len()).unwrap_or(0),
+                );
+                set(out, &format!("{dst}.command_line"), command_line(args));
+            }
         }
     }
-    user(out, v, "process.");
-    user(out, v, "");
+    users(out, v);
+    tty(out, v);
 }
 
 fn endpoint(out: &mut Map<String, Value>, v: &Value, src: &str, dst: &str) {
@@ -157,6 +225,7 @@ pub fn from_native(v: &Value) -> Value {
             copy(&mut out, v, "exit.code", "process.exit_code");
             copy(&mut out, v, "exit.signal", "tprobe.exit.signal");
             copy(&mut out, v, "exit.core_dumped", "tprobe.exit.core_dumped");
+            copy(&mut out, v, "exit.cpu", "tprobe.exit.cpu");
             if get(v, "exit").is_some() {
                 set(
                     &mut out,

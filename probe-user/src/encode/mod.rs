@@ -8,6 +8,7 @@ pub mod format;
 pub mod json;
 pub mod ocsf;
 pub mod pretty;
+pub mod process;
 pub mod schema_check;
 
 use crate::event::Event;

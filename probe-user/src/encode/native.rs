@@ -4,7 +4,11 @@ use std::sync::OnceLock;
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 
-use super::{b64_if_invalid, Encoder};
+use super::{
+    b64_if_invalid,
+    process::{opt_b64, raw, Lossy},
+    Encoder,
+};
 use crate::{
     clock::BootClock,
     event::{
@@ -19,61 +23,22 @@ pub const SCHEMA: &str = "tprobe/1";
 pub struct Native {
     host: String,
     clock: BootClock,
+    ttys: super::process::TtyNames,
 }
 
 impl Native {
     pub fn new(host: String, clock: BootClock) -> Self {
-        Native { host, clock }
-    }
-}
-
-/// Bytes rendered as a string, bad UTF-8 replaced with U+FFFD.
-struct Lossy<'a>(&'a [u8]);
-
-impl Serialize for Lossy<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&String::from_utf8_lossy(self.0))
+        Native {
+            host,
+            clock,
+            ttys: Default::default(),
+        }
     }
 }
 
 #[derive(Serialize)]
 struct Host<'a> {
     name: &'a str,
-}
-
-/// Serialises `v` once into a raw JSON value.
-fn raw<T: Serialize + ?Sized>(v: &T) -> Box<RawValue> {
-    // Serialising our own plain data cannot fail, and what serde_json writes is valid JSON.
-    RawValue::from_string(serde_json::to_string(v).unwrap_or_else(|_| "null".into()))
-        .unwrap_or_else(|_| RawValue::from_string("null".into()).expect("null is JSON"))
-}
-
-impl ProcessJson {
-    fn of<'a>(p: &'a ProcessInfo, clock: &BootClock) -> &'a ProcessJson {
-        p.json.get_or_init(|| {
-            let args: Vec<Lossy<'_>> = p.args.iter().map(|a| Lossy(a)).collect();
-            let any_bad = p.args.iter().any(|a| std::str::from_utf8(a).is_err());
-            let exe = p.exe.as_deref();
-            let cwd = p.cwd.as_deref();
-            ProcessJson {
-                exe: exe.map(|e| raw(&Lossy(e))),
-                exe_b64: opt_b64(exe).map(|b| raw(&b)),
-                args: raw(&args),
-                args_b64: any_bad.then(|| {
-                    use base64::Engine as _;
-                    let b: Vec<String> = p
-                        .args
-                        .iter()
-                        .map(|a| base64::engine::general_purpose::STANDARD.encode(a))
-                        .collect();
-                    raw(&b)
-                }),
-                cwd: cwd.map(|c| raw(&Lossy(c))),
-                cwd_b64: opt_b64(cwd).map(|b| raw(&b)),
-                start_time: raw(&clock.rfc3339(p.start_ns)),
-            }
-        })
-    }
 }
 
 #[derive(Serialize)]
@@ -103,6 +68,21 @@ struct ProcessV<'a> {
     start_time: StartTime<'a>,
     entity_id: &'a str,
     cgroup_id: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    exe_truncated: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    cwd_truncated: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    cwd_deleted: bool,
+    /// `procfs` for an image read from /proc (absent: the kernel's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<&'static str>,
+    #[serde(flatten)]
+    id: Option<super::process::IdentityV<'a>>,
+    #[serde(flatten)]
+    hash: super::process::HashFields<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ancestors: Option<&'a RawValue>,
 }
 
 /// `start_time`: the process's cached rendering, or one made for this event when the task's
@@ -130,15 +110,10 @@ struct ParentV<'a> {
     exe: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     exe_b64: Option<&'a RawValue>,
-    entity_id: &'a str,
-}
-
-#[derive(Serialize)]
-struct ExecV<'a> {
-    interpreter: Lossy<'a>,
-    filename: Lossy<'a>,
+    args: &'a RawValue,
     #[serde(skip_serializing_if = "Option::is_none")]
-    filename_b64: Option<String>,
+    args_b64: Option<&'a RawValue>,
+    entity_id: &'a str,
 }
 
 #[derive(Serialize)]
@@ -150,10 +125,18 @@ struct ChildV {
 }
 
 #[derive(Serialize)]
+struct CpuV {
+    user_ms: u64,
+    system_ms: u64,
+}
+
+#[derive(Serialize)]
 struct ExitV {
     code: Option<i32>,
     signal: Option<i32>,
     core_dumped: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpu: Option<CpuV>,
 }
 
 #[derive(Serialize)]
@@ -247,7 +230,7 @@ struct Line<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     parent: Option<ParentV<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    exec: Option<ExecV<'a>>,
+    exec: Option<super::process::ExecV<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     child: Option<ChildV>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -268,10 +251,6 @@ struct Line<'a> {
     container: Option<&'a crate::event::container::ContainerInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     file: Option<FileV<'a>>,
-}
-
-fn opt_b64(b: Option<&[u8]>) -> Option<String> {
-    b.and_then(b64_if_invalid)
 }
 
 impl Native {
@@ -306,6 +285,18 @@ impl Native {
             start_time,
             entity_id: p.map(|p| p.entity_id.as_str()).unwrap_or(""),
             cgroup_id: t.cgroup_id,
+            exe_truncated: p.is_some_and(|p| p.exe_truncated),
+            cwd_truncated: p.is_some_and(|p| p.cwd_truncated),
+            cwd_deleted: p.is_some_and(|p| p.cwd_deleted),
+            source: p
+                .filter(|p| p.source == crate::event::process::ProcSource::Procfs)
+                .map(|_| "procfs"),
+            id: super::process::IdentityV::of(t, &self.ttys),
+            hash: super::process::HashFields::of(p.and_then(|p| p.hash.as_deref())),
+            ancestors: ev
+                .ancestors
+                .as_deref()
+                .map(|a| super::process::ancestors_json(a, &self.clock)),
         })
     }
 }
@@ -322,6 +313,8 @@ impl Encoder for Native {
                 comm: (!p.comm.is_empty()).then_some(Lossy(&p.comm)),
                 exe: j.exe.as_deref(),
                 exe_b64: j.exe_b64.as_deref(),
+                args: &j.args,
+                args_b64: j.args_b64.as_deref(),
                 entity_id: &p.entity_id,
             }
         });
@@ -346,14 +339,12 @@ impl Encoder for Native {
             file: None,
         };
         match &ev.body {
-            Body::Exec { .. } => {
-                if let Some(sc) = ev.process.as_deref().and_then(|p| p.script.as_ref()) {
-                    line.exec = Some(ExecV {
-                        interpreter: Lossy(&sc.interpreter),
-                        filename: Lossy(&sc.filename),
-                        filename_b64: b64_if_invalid(&sc.filename),
-                    });
-                }
+            Body::Exec(x) => {
+                line.exec = Some(super::process::ExecV::exec(x, ev.process.as_deref()));
+            }
+            Body::ExecFailed(f) => {
+                line.exec = Some(super::process::ExecV::failed(f));
+                line.result = Some(super::ResultV::from_ret(f.ret));
             }
             Body::Fork {
                 child_pid,
@@ -377,6 +368,10 @@ impl Encoder for Native {
                     code: s.code,
                     signal: s.signal,
                     core_dumped: s.core_dumped,
+                    cpu: s.cpu.map(|c| CpuV {
+                        user_ms: c.user_ms,
+                        system_ms: c.system_ms,
+                    }),
                 });
             }
             Body::File(f) => {
@@ -432,6 +427,8 @@ mod tests {
             start_ns: 1,
             parent_start_ns: 0,
             comm: b"a\nb".to_vec(),
+            exec_id: 0,
+            id: Default::default(),
         };
         let info = ProcessInfo {
             pid: 10,
@@ -443,14 +440,16 @@ mod tests {
         Event {
             ts_ns: 1,
             task: Some(task),
-            body: Body::Exec {
+            body: Body::Exec(Box::new(crate::event::process::ExecRecord {
                 filename: exe.to_vec(),
                 interp: exe.to_vec(),
+                exe: exe.to_vec(),
                 args,
-                args_truncated: false,
-            },
+                ..Default::default()
+            })),
             process: Some(Arc::new(info)),
             parent: None,
+            ancestors: None,
             user: None,
             container: None,
         }

@@ -27,7 +27,7 @@ pub fn activity_of(
     failed_errno: Option<&str>,
 ) -> (u32, &'static str) {
     match (category, action) {
-        ("process", "exec" | "fork") => (1, "Launch"),
+        ("process", "exec" | "fork" | "exec_failed") => (1, "Launch"),
         ("process", "exit") => (2, "Terminate"),
         ("file", "create" | "mkdir" | "link" | "symlink") => (1, "Create"),
         ("file", "truncate") => (3, "Update"),
@@ -63,6 +63,13 @@ fn process_obj(v: &Value) -> Option<Value> {
         set(&mut p, "file.parent_folder", dir);
         set(&mut p, "file.type_id", 1);
         set(&mut p, "file.type", "Regular File");
+        if let Some(h) = get_str(v, "process.hash.sha256") {
+            set(&mut p, "file.hashes", sha256_fingerprint(h));
+        }
+    }
+    if let Some(a) = get(v, "process.ancestors").and_then(Value::as_array) {
+        let lineage: Vec<&str> = a.iter().filter_map(|x| x["exe"].as_str()).collect();
+        set(&mut p, "lineage", json!(lineage));
     }
     if let Some(args) = get(v, "process.args") {
         set(&mut p, "cmd_line", command_line(args));
@@ -70,11 +77,14 @@ fn process_obj(v: &Value) -> Option<Value> {
     if let Some(t) = get(v, "process.start_time").and_then(epoch_ms) {
         set(&mut p, "created_time", t);
     }
-    if let Some(uid) = get(v, "process.uid") {
+    // The user the process runs as: the effective one.
+    if let Some(uid) = get(v, "process.euid").or_else(|| get(v, "process.uid")) {
         set(&mut p, "user.uid", uid.to_string());
     }
-    copy(&mut p, v, "process.user", "user.name");
-    if let Some(gid) = get(v, "process.gid") {
+    if get(v, "process.euid").is_none() || get(v, "process.euid") == get(v, "process.uid") {
+        copy(&mut p, v, "process.user", "user.name");
+    }
+    if let Some(gid) = get(v, "process.egid").or_else(|| get(v, "process.gid")) {
         set(&mut p, "group.uid", gid.to_string());
     }
     if get(v, "parent").is_some() || get(v, "process.ppid").is_some() {
@@ -87,6 +97,9 @@ fn process_obj(v: &Value) -> Option<Value> {
             set(&mut pp, "file.path", exe);
             set(&mut pp, "file.name", base_dir(exe).0);
             set(&mut pp, "file.type_id", 1);
+        }
+        if let Some(args) = get(v, "parent.args") {
+            set(&mut pp, "cmd_line", command_line(args));
         }
         p.insert("parent_process".into(), Value::Object(pp));
     }
@@ -115,6 +128,11 @@ fn file_obj(path: &str, action: &str) -> Value {
     set(&mut f, "type_id", id);
     set(&mut f, "type", ty);
     Value::Object(f)
+}
+
+/// OCSF `fingerprint` list of one SHA-256 (algorithm_id 3).
+fn sha256_fingerprint(h: &str) -> Value {
+    json!([{ "algorithm_id": 3, "algorithm": "SHA-256", "value": h }])
 }
 
 /// Maps one native record to OCSF.
@@ -204,6 +222,22 @@ pub fn from_native(v: &Value) -> Value {
         "process.args_b64",
         "process.cwd_b64",
         "parent.exe_b64",
+        "parent.args",
+        "process.uid",
+        "process.gid",
+        "process.euid",
+        "process.egid",
+        "process.auid",
+        "process.caps",
+        "process.tty",
+        "process.ns",
+        "process.ancestors",
+        "process.source",
+        "process.hash_skipped",
+        "process.hash_error",
+        "process.exe_truncated",
+        "process.cwd_truncated",
+        "process.cwd_deleted",
     ] {
         copy(&mut unmapped, v, k, k);
     }

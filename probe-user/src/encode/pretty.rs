@@ -54,6 +54,9 @@ pub fn line(v: &Value, color: bool) -> String {
         if let Some(u) = get_str(v, "process.user") {
             parts.push(format!("user={u}"));
         }
+        if let Some(e) = get(v, "process.euid").filter(|e| Some(*e) != get(v, "process.uid")) {
+            parts.push(format!("euid={e}"));
+        }
     }
     if let Some(c) = get_str(v, "container.name").or_else(|| get_str(v, "container.id")) {
         parts.push(format!("container={c}"));

@@ -230,8 +230,14 @@ mod tests {
         let proc_ = json!({"pid": 100, "tid": 101, "ppid": 1, "uid": 1000, "gid": 1000,
             "user": "alice", "comm": "curl", "exe": "/usr/bin/curl", "args": ["curl", "-s", "a b"],
             "args_truncated": false, "cwd": "/home/alice", "start_time": "2024-05-06T07:08:00Z",
-            "entity_id": "e-100", "cgroup_id": 1234});
-        let parent = json!({"pid": 1, "comm": "bash", "exe": "/bin/bash", "entity_id": "e-1"});
+            "entity_id": "e-100", "cgroup_id": 1234, "euid": 0, "egid": 1000, "auid": 1000,
+            "caps": {"effective": ["CAP_SYS_ADMIN"], "permitted": ["CAP_SYS_ADMIN", "CAP_NET_RAW"]},
+            "tty": "pts/3", "ns": {"pid": 1, "mnt": 2, "net": 3, "user": 4, "uts": 5, "ipc": 6, "cgroup": 7},
+            "hash": {"sha256": "ab".repeat(32)},
+            "ancestors": [{"pid": 1, "exe": "/bin/bash", "args": ["bash"], "entity_id": "e-1",
+                "start_time": "2024-05-06T07:00:00Z"}]});
+        let parent = json!({"pid": 1, "comm": "bash", "exe": "/bin/bash", "args": ["bash", "-l"],
+            "entity_id": "e-1"});
         let container = json!({"id": "abc", "runtime": "containerd", "name": "web",
             "image": "busybox:latest", "labels": {"app": "demo"}, "source": "cri",
             "pod": {"name": "p", "namespace": "ns", "uid": "u-1", "labels": {"k": "v"}}});
@@ -257,7 +263,13 @@ mod tests {
             ),
             with(
                 "process.exit",
-                json!({"exit": {"code": 3, "signal": null, "core_dumped": false}}),
+                json!({"exit": {"code": 3, "signal": null, "core_dumped": false,
+                    "cpu": {"user_ms": 5, "system_ms": 1}}}),
+            ),
+            with(
+                "process.exec_failed",
+                json!({"exec": {"filename": "/tmp/x", "args": ["/tmp/x"], "args_truncated": false},
+                    "result": {"ok": false, "errno": 8, "error": "ENOEXEC"}}),
             ),
         ];
         for a in [
@@ -345,6 +357,49 @@ mod tests {
             assert_eq!(o["metadata"]["sequence"], v["seq"]);
             assert_eq!(o["metadata"]["event_code"], v["kind"]);
         }
+    }
+
+    #[test]
+    fn process_context_maps_to_ecs_and_ocsf_fields() {
+        let exec = samples()
+            .into_iter()
+            .find(|v| v["kind"] == "process.exec")
+            .unwrap();
+        let e = ecs::from_native(&exec);
+        assert_eq!(e["process"]["parent"]["command_line"], "bash -l");
+        assert_eq!(e["process"]["parent"]["args_count"], 2);
+        assert_eq!(e["process"]["hash"]["sha256"], "ab".repeat(32));
+        // ECS: process.user is the effective user; user.* the real one.
+        assert_eq!(e["process"]["user"]["id"], "0");
+        assert_eq!(e["process"]["real_user"]["id"], "1000");
+        assert_eq!(e["user"]["id"], "1000");
+        assert_eq!(e["user"]["effective"]["id"], "0");
+        assert_eq!(e["process"]["tty"]["char_device"]["major"], 136);
+        assert_eq!(e["process"]["interactive"], true);
+        assert_eq!(
+            e["process"]["thread"]["capabilities"]["effective"],
+            json!(["CAP_SYS_ADMIN"])
+        );
+        assert_eq!(e["tprobe"]["process"]["ns"]["net"], 3);
+        let o = ocsf::from_native(&exec);
+        assert_eq!(
+            o["process"]["file"]["hashes"][0],
+            json!({"algorithm_id": 3, "algorithm": "SHA-256", "value": "ab".repeat(32)})
+        );
+        assert_eq!(o["process"]["parent_process"]["cmd_line"], "bash -l");
+        assert_eq!(o["process"]["lineage"], json!(["/bin/bash"]));
+        assert_eq!(o["process"]["user"]["uid"], "0");
+        assert_eq!(o["unmapped"]["process"]["auid"], 1000);
+        let failed = samples()
+            .into_iter()
+            .find(|v| v["kind"] == "process.exec_failed")
+            .unwrap();
+        let o = ocsf::from_native(&failed);
+        assert_eq!(
+            (o["activity_id"].clone(), o["status_id"].clone()),
+            (json!(1), json!(2))
+        );
+        assert_eq!(ecs::from_native(&failed)["event"]["outcome"], "failure");
     }
 
     #[test]

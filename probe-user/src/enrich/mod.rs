@@ -3,6 +3,7 @@
 //! APIs), paths made absolute, and flows joined to their processes.
 pub mod container;
 pub mod flows;
+pub mod hash;
 pub mod paths;
 pub mod process;
 pub mod users;

@@ -18,6 +18,22 @@ use process::ProcessInfo;
 /// owner of a flow's socket); the process table matches it to the exact entry it has.
 pub const FLAG_START_APPROX: u32 = 1 << 31;
 
+/// Who the acting task was at the event, as the kernel read it (decoded
+/// [`probe_common::HeaderIdentity`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Identity {
+    pub euid: u32,
+    pub egid: u32,
+    /// Login uid; `None` when unset.
+    pub auid: Option<u32>,
+    /// Controlling terminal as a kernel `dev_t` (`major << 20 | minor`); 0: none.
+    pub tty: u32,
+    pub cap_effective: u64,
+    pub cap_permitted: u64,
+    /// Namespace inode numbers in `probe_common::NS_*` order (0: unknown).
+    pub ns: [u32; probe_common::NS_COUNT],
+}
+
 /// What the kernel told us about the acting task (decoded [`probe_common::EventHeader`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Task {
@@ -33,6 +49,36 @@ pub struct Task {
     pub start_ns: u64,
     pub parent_start_ns: u64,
     pub comm: Vec<u8>,
+    /// Low bits of `self_exec_id`: which exec image of the process acted.
+    pub exec_id: u32,
+    pub id: Identity,
+}
+
+/// CPU time of a whole process, from its task counters at exit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuTime {
+    pub user_ms: u64,
+    pub system_ms: u64,
+}
+
+impl CpuTime {
+    /// Splits the precise runtime in the ratio of the tick-sampled user and system times, as
+    /// the kernel does for `/proc/<pid>/stat` (all user when neither was sampled).
+    pub fn from_ns(utime: u64, stime: u64, runtime: u64) -> Self {
+        let total = utime.saturating_add(stime);
+        let (user, system) = if runtime == 0 {
+            (utime, stime)
+        } else if total == 0 {
+            (runtime, 0)
+        } else {
+            let user = (runtime as u128 * utime as u128 / total as u128) as u64;
+            (user, runtime - user)
+        };
+        CpuTime {
+            user_ms: user / 1_000_000,
+            system_ms: system / 1_000_000,
+        }
+    }
 }
 
 /// How a process ended, from the wait-status encoding of `task_struct.exit_code`.
@@ -42,6 +88,8 @@ pub struct ExitStatus {
     pub code: Option<i32>,
     pub signal: Option<i32>,
     pub core_dumped: bool,
+    /// CPU time of the whole process (absent for thread exits).
+    pub cpu: Option<CpuTime>,
 }
 
 impl ExitStatus {
@@ -52,12 +100,14 @@ impl ExitStatus {
                 code: Some(((raw >> 8) & 0xff) as i32),
                 signal: None,
                 core_dumped: false,
+                cpu: None,
             }
         } else {
             ExitStatus {
                 code: None,
                 signal: Some(sig),
                 core_dumped: raw & 0x80 != 0,
+                cpu: None,
             }
         }
     }
@@ -66,14 +116,10 @@ impl ExitStatus {
 /// Kind-specific data.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Body {
-    Exec {
-        /// The path given to exec.
-        filename: Vec<u8>,
-        /// `bprm->interp`: the interpreter of a script, else equal to `filename`.
-        interp: Vec<u8>,
-        args: Vec<Vec<u8>>,
-        args_truncated: bool,
-    },
+    /// `process.exec`: what the kernel read at the exec.
+    Exec(Box<process::ExecRecord>),
+    /// `process.exec_failed`: an execve/execveat that returned an error.
+    ExecFailed(Box<process::ExecFailure>),
     Fork {
         child_pid: u32,
         child_tid: u32,
@@ -115,6 +161,8 @@ pub struct Event {
     pub body: Body,
     pub process: Option<Arc<ProcessInfo>>,
     pub parent: Option<Arc<ProcessInfo>>,
+    /// The parent's own ancestors, parent first (`--ancestors`).
+    pub ancestors: Option<Arc<process::Ancestors>>,
     /// Name of `task.uid`, when resolvable.
     pub user: Option<Arc<str>>,
     /// The container the task runs in; `None` on the host.
@@ -168,6 +216,7 @@ impl Event {
             body: Body::Flow(Box::new(rec)),
             process: None,
             parent: None,
+            ancestors: None,
             user: None,
             container: None,
         }
@@ -180,6 +229,7 @@ impl Event {
             body,
             process: None,
             parent: None,
+            ancestors: None,
             user: None,
             container: None,
         }
@@ -197,7 +247,8 @@ mod tests {
             ExitStatus {
                 code: Some(7),
                 signal: None,
-                core_dumped: false
+                core_dumped: false,
+                cpu: None,
             }
         );
         assert_eq!(
@@ -205,7 +256,8 @@ mod tests {
             ExitStatus {
                 code: None,
                 signal: Some(9),
-                core_dumped: false
+                core_dumped: false,
+                cpu: None,
             }
         );
         assert_eq!(
@@ -213,8 +265,17 @@ mod tests {
             ExitStatus {
                 code: None,
                 signal: Some(11),
-                core_dumped: true
+                core_dumped: true,
+                cpu: None,
             }
         );
+    }
+
+    #[test]
+    fn cpu_time_splits_the_runtime() {
+        let c = CpuTime::from_ns(3_000_000, 1_000_000, 8_000_000);
+        assert_eq!((c.user_ms, c.system_ms), (6, 2));
+        let c = CpuTime::from_ns(0, 0, 5_000_000);
+        assert_eq!((c.user_ms, c.system_ms), (5, 0));
     }
 }

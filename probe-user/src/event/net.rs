@@ -4,6 +4,30 @@ use std::net::SocketAddr;
 const AF_UNIX: u16 = 1;
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
+const AF_NETLINK: u16 = 16;
+const AF_PACKET: u16 = 17;
+const SOCK_RAW: u16 = 3;
+
+/// Names of the address families besides IP and unix (`AF_*`, lowercase).
+const FAMILIES: &[(u16, &str)] = &[
+    (3, "ax25"),
+    (4, "ipx"),
+    (5, "appletalk"),
+    (9, "x25"),
+    (15, "key"),
+    (AF_NETLINK, "netlink"),
+    (AF_PACKET, "packet"),
+    (21, "rds"),
+    (29, "can"),
+    (30, "tipc"),
+    (31, "bluetooth"),
+    (38, "alg"),
+    (40, "vsock"),
+    (42, "qipcrtr"),
+    (43, "smc"),
+    (44, "xdp"),
+    (45, "mctp"),
+];
 
 /// Who started the conversation, seen from the acting socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,18 +116,22 @@ impl NetBody {
         }
     }
 
+    /// The protocol on top of IP, else the family itself (`unix`, `netlink`, `packet`,
+    /// ...); `raw` only for a `SOCK_RAW` IP socket.
     pub fn transport(&self) -> &'static str {
-        if self.family == AF_UNIX {
-            return "unix";
-        }
-        match self.protocol {
-            6 => "tcp",
-            17 => "udp",
-            1 | 58 => "icmp",
-            132 => "sctp",
-            262 => "mptcp",
-            0 | 255 => "raw",
-            _ => "other",
+        match self.family {
+            AF_INET | AF_INET6 if self.sock_type == SOCK_RAW => "raw",
+            AF_INET | AF_INET6 => match self.protocol {
+                6 => "tcp",
+                17 => "udp",
+                1 | 58 => "icmp",
+                132 => "sctp",
+                262 => "mptcp",
+                _ => "other",
+            },
+            AF_UNIX => "unix",
+            0 => "other",
+            _ => self.family_name(),
         }
     }
 
@@ -112,7 +140,10 @@ impl NetBody {
             AF_INET => "ipv4",
             AF_INET6 => "ipv6",
             AF_UNIX => "unix",
-            _ => "other",
+            f => FAMILIES
+                .iter()
+                .find(|(n, _)| *n == f)
+                .map_or("other", |(_, name)| name),
         }
     }
 

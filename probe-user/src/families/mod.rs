@@ -7,7 +7,7 @@ pub mod process;
 pub mod wire;
 
 use aya::{Ebpf, EbpfLoader};
-use probe_common::{EventHeader, EventKind, FileOffsets};
+use probe_common::{EventHeader, EventKind, FileOffsets, TaskOffsets};
 
 use crate::{
     event::Body,
@@ -39,18 +39,26 @@ pub fn write_maps(ebpf: &mut Ebpf, opts: &FamilyOptions) -> Result<(), MapWriteE
 /// Read-only data the families' programs need from the running kernel's BTF.
 pub struct Globals {
     file: FileOffsets,
+    task: TaskOffsets,
 }
 
 impl Globals {
     pub fn from_btf(btf: &Btf) -> Self {
+        let mut missing = Vec::new();
+        let task = process::task_offsets(btf, &mut missing);
+        for m in missing {
+            log::warn!("process context: {m}; that field reads as 0");
+        }
         Globals {
             file: file::offsets(btf),
+            task,
         }
     }
 
     /// Patches the values into the object before it loads.
     pub fn apply<'a>(&'a self, loader: &mut EbpfLoader<'a>) {
         loader.override_global("FILE_OFFSETS", &self.file, true);
+        loader.override_global("TASK_OFFSETS", &self.task, true);
     }
 }
 
@@ -58,7 +66,9 @@ impl Globals {
 pub fn decode(kind: EventKind, h: &EventHeader, bytes: &[u8]) -> Result<Body, DecodeError> {
     use EventKind as K;
     match kind {
-        K::ProcessExec | K::ProcessFork | K::ProcessExit => process::decode::decode(kind, h, bytes),
+        K::ProcessExec | K::ProcessFork | K::ProcessExit | K::ProcessExecFailed => {
+            process::decode::decode(kind, h, bytes)
+        }
         K::FileOpen
         | K::FileCreate
         | K::FileUnlink

@@ -3,7 +3,7 @@
 use probe_common::{EventHeader, EventKind};
 
 use crate::{
-    event::{Body, Event, Task},
+    event::{Body, Event, Identity, Task},
     families::{
         self,
         wire::{read, DecodeError},
@@ -25,6 +25,16 @@ fn task(h: &EventHeader, kind: EventKind) -> Task {
         start_ns: h.start_ns,
         parent_start_ns: h.parent_start_ns,
         comm: h.comm[..comm_len].to_vec(),
+        exec_id: h.exec_id,
+        id: Identity {
+            euid: h.id.euid,
+            egid: h.id.egid,
+            auid: (h.id.auid != u32::MAX).then_some(h.id.auid),
+            tty: h.id.tty,
+            cap_effective: h.id.cap_effective,
+            cap_permitted: h.id.cap_permitted,
+            ns: h.id.ns,
+        },
     }
 }
 
@@ -42,6 +52,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         body,
         process: None,
         parent: None,
+        ancestors: None,
         user: None,
         container: None,
     })
@@ -49,7 +60,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
 
 #[cfg(test)]
 mod tests {
-    use probe_common::{ExecEvent, ARGC_MAX, FLAG_ARGS_TRUNCATED};
+    use probe_common::{ExecEvent, ARGC_MAX, EXEC_FIXED_LEN, FLAG_ARGS_TRUNCATED};
 
     use super::*;
     use crate::families::process::decode::split_args;
@@ -73,12 +84,17 @@ mod tests {
         let mut h = header(EventKind::ProcessExec as u32);
         h.flags = flags;
         let mut b = bytes_of(&h);
-        b.extend((filename.len() as u32).to_le_bytes());
-        b.extend((filename.len() as u32).to_le_bytes());
-        b.extend((args.len() as u32).to_le_bytes());
-        b.extend((args.len() as u32).to_le_bytes());
+        let n = filename.len() as u32;
+        // filename, interp, args, args_total, exe, cwd, xflags, dev
+        for v in [n, n, args.len() as u32, args.len() as u32, n, 1, 0, 0] {
+            b.extend(v.to_le_bytes());
+        }
+        b.extend([0u8; 32]); // ino, size, ctime
+        assert_eq!(b.len(), EXEC_FIXED_LEN);
         b.extend(filename);
         b.extend(filename);
+        b.extend(filename);
+        b.extend(b"/");
         b.extend(args);
         b
     }
@@ -87,22 +103,16 @@ mod tests {
     fn exec_round_trip_with_odd_args() {
         let rec = exec_record(b"/bin/echo", b"echo\0\0a\nb\0\xff\xfe\0", 0);
         let ev = decode(&rec).unwrap();
-        let Body::Exec {
-            filename,
-            interp,
-            args,
-            args_truncated,
-        } = ev.body
-        else {
-            panic!()
-        };
-        assert_eq!(filename, b"/bin/echo");
-        assert_eq!(interp, b"/bin/echo");
+        let Body::Exec(x) = ev.body else { panic!() };
+        assert_eq!(x.filename, b"/bin/echo");
+        assert_eq!(x.interp, b"/bin/echo");
+        assert_eq!(x.exe, b"/bin/echo");
+        assert_eq!(x.cwd.as_deref(), Some(&b"/"[..]));
         assert_eq!(
-            args,
+            x.args,
             vec![b"echo".to_vec(), vec![], b"a\nb".to_vec(), vec![0xff, 0xfe]]
         );
-        assert!(!args_truncated);
+        assert!(!x.args_truncated);
         let t = ev.task.unwrap();
         assert_eq!((t.pid, t.tid, t.comm.as_slice()), (42, 43, &b"true"[..]));
     }
@@ -110,16 +120,9 @@ mod tests {
     #[test]
     fn exec_cut_mid_argument_is_truncated() {
         let ev = decode(&exec_record(b"/x", b"a\0bc", FLAG_ARGS_TRUNCATED)).unwrap();
-        let Body::Exec {
-            args,
-            args_truncated,
-            ..
-        } = ev.body
-        else {
-            panic!()
-        };
-        assert_eq!(args, vec![b"a".to_vec(), b"bc".to_vec()]);
-        assert!(args_truncated);
+        let Body::Exec(x) = ev.body else { panic!() };
+        assert_eq!(x.args, vec![b"a".to_vec(), b"bc".to_vec()]);
+        assert!(x.args_truncated);
     }
 
     #[test]

@@ -151,6 +151,7 @@ fn start_info(cfg: &RunConfig, probe: &Probe) -> serde_json::Value {
                 "table_size": x.table_size,
             })),
             "file": cfg.file.summary(),
+            "process": cfg.process.summary(),
             "output": cfg.output.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "stdout".into()),
             "containers": cfg.containers.enabled.then(|| serde_json::json!({
                 "cri_socket": cfg.containers.cri_socket,
@@ -264,6 +265,16 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     if let Some(cap) = cfg.limits.process_table {
         table.set_cap(cap as usize);
     }
+    table.set_ancestors(cfg.process.ancestors);
+    let hasher = if cfg.process.hash.enabled {
+        let h =
+            crate::enrich::hash::Hasher::start(&cfg.process.hash, cfg.service.proc_root.clone())
+                .context("starting the executable hasher")?;
+        table.set_hasher(h.clone());
+        Some(h)
+    } else {
+        None
+    };
     // After attaching: a process is either in the snapshot or seen by the hooks.
     table.snapshot();
     let (ctl_tx, ctl_rx) = std::sync::mpsc::channel::<Reload>();
@@ -294,6 +305,12 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     // Batches handed to the pipeline, so a reload lands between the right two.
     let mut sent: u64 = 0;
     pipeline.paths = crate::enrich::paths::PathResolver::new(&cfg.file);
+    if let Some(h) = &hasher {
+        pipeline.hashes = Some(crate::enrich::hash::HashStage::new(
+            h,
+            cfg.process.hash.wait,
+        ));
+    }
     if cfg.containers.enabled {
         let resolver = Resolver::start(&cfg.containers).context("starting container lookups")?;
         pipeline.containers = Some(ContainerStage::new(resolver, &cfg.containers));
@@ -326,7 +343,16 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
             None
         }
     };
-    let server = start_server(&cfg, &probe, &stats, fill.clone(), queue_batches).await?;
+    let hash_stats = hasher.as_ref().map(|h| h.stats.clone());
+    let server = start_server(
+        &cfg,
+        &probe,
+        &stats,
+        fill.clone(),
+        queue_batches,
+        hash_stats,
+    )
+    .await?;
 
     let mut info = start_info(&cfg, &probe);
     info["metrics"] = server.as_ref().map(|s| s.addr.to_string()).into();
@@ -525,6 +551,7 @@ async fn start_server(
     stats: &Arc<Stats>,
     fill: Option<Arc<RingFill>>,
     queue: usize,
+    hashes: Option<Arc<crate::enrich::hash::HashStats>>,
 ) -> anyhow::Result<Option<http::Server>> {
     let Some((addr, required)) = cfg.service.listen() else {
         return Ok(None);
@@ -540,6 +567,7 @@ async fn start_server(
             .map(|h| (h.hook.clone(), h.program.to_owned(), h.attached))
             .collect(),
         stall_after: cfg.service.stall_timeout,
+        hashes,
     }));
     match http::start(addr, registry, stats.clone(), cfg.service.stall_timeout).await {
         Ok(s) => Ok(Some(s)),

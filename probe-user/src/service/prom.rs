@@ -229,6 +229,8 @@ pub struct RunCollector {
     /// (hook, program, attached)
     pub hooks: Vec<(String, String, bool)>,
     pub stall_after: Duration,
+    /// Executable hashing, when on.
+    pub hashes: Option<Arc<crate::enrich::hash::HashStats>>,
 }
 
 impl std::fmt::Debug for RunCollector {
@@ -315,6 +317,29 @@ impl Collector for RunCollector {
                 "tprobe_ringbuf_fill_ratio",
                 "Fraction of the ring buffer in use",
                 ConstGauge::new(used as f64 / r.size.max(1) as f64),
+            )?;
+        }
+        if let Some(h) = &self.hashes {
+            for (name, help, v) in [
+                ("tprobe_hash_requests", "Executables to hash (one per exec image, and per script).", &h.requests),
+                ("tprobe_hash_cache_hits", "Hash requests answered from the (dev, inode, size, mtime, ctime) cache.", &h.cache_hits),
+                ("tprobe_hash_files_hashed", "Files read and hashed.", &h.hashed),
+                ("tprobe_hash_skipped", "Files not hashed on purpose (larger than --hash-max-size).", &h.skipped),
+                ("tprobe_hash_errors", "Files that could not be hashed truthfully (deleted, replaced, root unavailable, ...).", &h.errors),
+                ("tprobe_hash_exec_without_hash", "Exec events sent before their hash was ready (--hash-wait).", &h.exec_without_hash),
+            ] {
+                one(&mut enc, name, help, ConstCounter::new(v.load(Relaxed)))?;
+            }
+            let req = h.requests.load(Relaxed);
+            one(
+                &mut enc,
+                "tprobe_hash_cache_hit_ratio",
+                "Share of hash requests answered from the cache.",
+                ConstGauge::new(if req == 0 {
+                    0.0
+                } else {
+                    h.cache_hits.load(Relaxed) as f64 / req as f64
+                }),
             )?;
         }
         one(
@@ -427,8 +452,10 @@ mod tests {
             queue_capacity: 8,
             hooks: vec![("raw_tracepoint/x".into(), "x".into(), true)],
             stall_after: Duration::from_secs(5),
+            hashes: Some(Default::default()),
         }));
         let text = render(Some(&reg));
+        assert!(text.contains("tprobe_hash_cache_hit_ratio 0"), "{text}");
         assert!(
             text.contains("tprobe_events_total{kind=\"process.exec\"} 1"),
             "{text}"

@@ -387,3 +387,77 @@ fn a_runtime_that_dies_gives_one_warning_and_cgroup_data() {
         "{report}"
     );
 }
+
+/// The namespaces on a container's events are the container's, read in the kernel; a process
+/// that enters the host's namespaces again from inside the container shows the host's; the
+/// container's executables are hashed through its own root.
+#[test]
+fn container_namespaces_and_nsenter_back_to_the_host() {
+    let ctrd = Containerd::start();
+    let sock = ctrd.sock.to_str().unwrap().to_owned();
+    let mut args = probe_args(&ctrd, &sock);
+    args.extend(["--hash-wait", "10s"]);
+    let probe = Probe::start(&args);
+    let id = unique("tprobe-ns");
+    ctrd.ctr(
+        &ctrd.ns,
+        &["run", "-d", IMAGE, &id, "sh", "-c", "exec sleep 600"],
+    );
+    let sleep = probe
+        .wait_for(WAIT, |v| {
+            in_container(v, &id) && v["process"]["args"][0] == "sleep"
+        })
+        .expect("exec of sleep in the container");
+    let ns_of = |pid: &str, ns: &str| -> u64 {
+        let l = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
+        let s = l.to_string_lossy().into_owned();
+        s.trim_end_matches(']')
+            .rsplit('[')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    for ns in ["pid", "mnt", "net", "uts", "ipc"] {
+        assert_ne!(
+            sleep["process"]["ns"][ns],
+            ns_of("self", ns),
+            "{ns}: {sleep}"
+        );
+    }
+    // busybox in the container: hashed through the container's root, not the host's path.
+    assert_eq!(
+        sleep["process"]["hash"]["sha256"],
+        String::from_utf8_lossy(
+            &Command::new("sha256sum")
+                .arg("/bin/busybox")
+                .output()
+                .unwrap()
+                .stdout
+        )
+        .split_whitespace()
+        .next()
+        .unwrap(),
+        "{sleep}"
+    );
+    // Into the container with the host's namespace files held open, then back into them.
+    let pid = ctrd.task_pid(&id);
+    let script = format!(
+        "exec 3</proc/self/ns/net 4</proc/self/ns/mnt 5</proc/self/ns/uts 6</proc/self/ns/ipc; \
+         nsenter -t {pid} -a /bin/busybox nsenter --net=/proc/self/fd/3 --mount=/proc/self/fd/4 \
+         --uts=/proc/self/fd/5 --ipc=/proc/self/fd/6 /bin/true tprobe-ns-back"
+    );
+    let st = Command::new("bash").args(["-c", &script]).status().unwrap();
+    assert!(st.success());
+    let back = probe
+        .wait_for(WAIT, |v| {
+            v["kind"] == "process.exec" && v["process"]["args"][1] == "tprobe-ns-back"
+        })
+        .expect("exec after nsenter back");
+    for ns in ["net", "mnt", "uts", "ipc"] {
+        assert_eq!(back["process"]["ns"][ns], ns_of("self", ns), "{ns}: {back}");
+    }
+    // The pid namespace cannot be left: still the container's.
+    assert_eq!(back["process"]["ns"]["pid"], sleep["process"]["ns"]["pid"]);
+    ctrd.remove(&id);
+}

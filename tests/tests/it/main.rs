@@ -2,8 +2,10 @@
 //! asserts on the JSON lines that come out. Run as root through `cargo xtask test`.
 mod cli;
 mod containers;
+mod context;
 mod deploy;
 mod file;
+mod hashes;
 mod kernels;
 mod lifecycle;
 mod net;

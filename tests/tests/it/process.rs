@@ -114,15 +114,17 @@ fn exit_code_and_signal() {
     let ev = probe
         .wait_for(WAIT, |v| is(v, "process.exit", code_pid))
         .expect("exit 7");
+    let status = |v: &Value| json!({"code": v["exit"]["code"], "signal": v["exit"]["signal"], "core_dumped": v["exit"]["core_dumped"]});
     assert_eq!(
-        ev["exit"],
+        status(&ev),
         json!({"code": 7, "signal": null, "core_dumped": false})
     );
+    assert!(ev["exit"]["cpu"]["user_ms"].is_u64());
     let ev = probe
         .wait_for(WAIT, |v| is(v, "process.exit", kill_pid))
         .expect("SIGKILL exit");
     assert_eq!(
-        ev["exit"],
+        status(&ev),
         json!({"code": null, "signal": 9, "core_dumped": false})
     );
     // Only exits were asked for, yet the process table saw the exec: full metadata.
@@ -242,7 +244,11 @@ fn processes_started_before_the_probe_are_enriched() {
     assert_eq!(p["args"], json!(["/bin/sleep", "31"]));
     assert_eq!(p["exe"], canonical("/bin/sleep"));
     assert!(p["cwd"].is_string());
+    assert_eq!(p["source"], "procfs");
     assert_eq!(ev["parent"]["pid"], std::process::id());
+    // The identity is the kernel's at the event, whatever /proc said.
+    assert_eq!(p["euid"], 0);
+    assert!(p["ns"]["mnt"].as_u64().unwrap() > 0);
 }
 
 pub fn tempdir() -> String {

@@ -39,6 +39,10 @@ pub(super) struct Report {
     pub(super) cpu_s: f64,
     /// Peak RSS in MiB.
     pub(super) rss_mib: f64,
+    /// Bytes of the output lines of the traced kinds (newline included), for the size per event.
+    pub(super) event_bytes: u64,
+    /// Those lines.
+    pub(super) event_lines: u64,
 }
 
 pub(super) fn proc_cpu_s(pid: u32) -> f64 {

@@ -124,6 +124,30 @@ pub(super) fn storm(
         ),
         ("tprobe lost".to_owned(), tp_lost.to_string()),
     ]);
+    // What one event costs with the default process context (5 ancestors, hashes on): its
+    // size on the wire and the probe's own CPU (all threads) per event.
+    let mut size: Vec<f64> = tp_rep
+        .iter()
+        .filter(|r| r.event_lines > 0)
+        .map(|r| r.event_bytes as f64 / r.event_lines as f64)
+        .collect();
+    let mut cpu: Vec<f64> = tp_rep
+        .iter()
+        .filter(|r| r.events > 0)
+        .map(|r| r.cpu_s * 1e6 / r.events as f64)
+        .collect();
+    if !size.is_empty() {
+        vals.push((
+            "tprobe bytes/event (default --ancestors 5)".to_owned(),
+            format!("{:.0}", median(&mut size)),
+        ));
+    }
+    if !cpu.is_empty() {
+        vals.push((
+            "tprobe CPU/event (default --ancestors 5)".to_owned(),
+            format!("{:.1} us", median(&mut cpu)),
+        ));
+    }
     if !bt_t.is_empty() {
         let bt_med = median(&mut bt_t.clone());
         let mut bt_ev: Vec<f64> = bt_rep

@@ -141,6 +141,11 @@ impl Tracer {
                         .map(|(_, v)| v.as_u64().unwrap_or(0))
                         .sum();
                 }
+                let tag = format!("\"kind\":\"{prefix}");
+                for l in text.lines().filter(|l| l.contains(&tag)) {
+                    r.event_bytes += l.len() as u64 + 1;
+                    r.event_lines += 1;
+                }
                 r.lost = stop["probe"]["losses"]
                     .as_object()
                     .map(|o| o.values().filter_map(Value::as_u64).sum())

@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 pub mod cgroup;
 pub mod cgroupfs;
@@ -392,21 +392,9 @@ impl ContainerStage {
         }
     }
 
-    /// Blocks the pipeline thread until a batch arrives, a lookup finishes or the head's time
-    /// is up. `None`: the channel closed.
-    pub fn recv(&self, rx: &mut mpsc::Receiver<Vec<Event>>) -> Received {
-        let Some((_, _, deadline)) = self.queue.front() else {
-            return Received::from(rx.blocking_recv());
-        };
-        let deadline = tokio::time::Instant::from_std(*deadline);
-        let r = &self.resolver;
-        r.handle.block_on(async {
-            tokio::select! {
-                b = rx.recv() => Received::from(b),
-                _ = r.done.notified() => Received::Timer,
-                _ = tokio::time::sleep_until(deadline) => Received::Timer,
-            }
-        })
+    /// When the head event's time is up, if one is held.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.queue.front().map(|(_, _, d)| *d)
     }
 }
 
@@ -507,6 +495,8 @@ mod tests {
             start_ns: 1,
             parent_start_ns: 0,
             comm: b"x".to_vec(),
+            exec_id: 0,
+            id: Default::default(),
         });
         ev
     }

@@ -303,6 +303,8 @@ impl State {
                 start_ns: o.start_ns,
                 parent_start_ns: 0,
                 comm: o.comm.clone(),
+                exec_id: 0,
+                id: Default::default(),
             }
         });
         let mut ev = Event::flow(rec);

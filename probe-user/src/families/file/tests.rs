@@ -179,6 +179,8 @@ fn file_event(f: FileRecord) -> Event {
         start_ns: 1,
         parent_start_ns: 0,
         comm: b"x".to_vec(),
+        exec_id: 0,
+        id: Default::default(),
     };
     Event {
         ts_ns: 1,
@@ -186,6 +188,7 @@ fn file_event(f: FileRecord) -> Event {
         body: Body::File(Box::new(f)),
         process: None,
         parent: None,
+        ancestors: None,
         user: None,
         container: None,
     }

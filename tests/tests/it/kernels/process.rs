@@ -39,6 +39,20 @@ pub fn checks() -> Vec<Check> {
             verify: script_interpreter,
         },
         Check {
+            name: "kernel_context",
+            category: "process",
+            // cwd changed by the parent shell, a symlinked program, a new net namespace.
+            guest: "mkdir -p /tmp/kt-cwd; cd /tmp/kt-cwd; /bin/true kt-ctx; unshare -n /bin/true kt-netns; cd /",
+            verify: kernel_context,
+        },
+        Check {
+            name: "exec_failed",
+            category: "process",
+            // ash's execve fails with ENOEXEC, then it runs the file itself.
+            guest: "printf 'true\\n' > /tmp/kt-noshebang; chmod 755 /tmp/kt-noshebang; /tmp/kt-noshebang kt-fail",
+            verify: exec_failed,
+        },
+        Check {
             name: "argv_limits",
             category: "process",
             // 100 short arguments (over 64), then 60 of 200 bytes (over 8 KiB).
@@ -93,9 +107,18 @@ fn exec_exact_argv(run: &GuestRun) -> Result<(), String> {
     }
     expect_eq(
         "exit",
-        &exits[0]["exit"],
+        &status(exits[0]),
         &json!({"code": 0, "signal": null, "core_dumped": false}),
     )
+}
+
+/// `exit` without its CPU time (checked apart: it must be there).
+fn status(ev: &Value) -> Value {
+    let e = &ev["exit"];
+    if !e["cpu"]["user_ms"].is_u64() || !e["cpu"]["system_ms"].is_u64() {
+        return json!({"cpu missing": e});
+    }
+    json!({"code": e["code"], "signal": e["signal"], "core_dumped": e["core_dumped"]})
 }
 
 fn fork_links_identities(run: &GuestRun) -> Result<(), String> {
@@ -125,7 +148,7 @@ fn exit_code(run: &GuestRun) -> Result<(), String> {
     let ev = run.exit_of(&exec["process"]["pid"])?;
     expect_eq(
         "exit",
-        &ev["exit"],
+        &status(ev),
         &json!({"code": 7, "signal": null, "core_dumped": false}),
     )?;
     expect_eq(
@@ -140,7 +163,7 @@ fn exit_signal(run: &GuestRun) -> Result<(), String> {
     let ev = run.exit_of(&exec["process"]["pid"])?;
     expect_eq(
         "exit",
-        &ev["exit"],
+        &status(ev),
         &json!({"code": null, "signal": 9, "core_dumped": false}),
     )?;
     expect_eq(
@@ -164,6 +187,74 @@ fn script_interpreter(run: &GuestRun) -> Result<(), String> {
     )?;
     let ev = run.exit_of(&exec["process"]["pid"])?;
     expect_eq("exit.code", &ev["exit"]["code"], &3.into())
+}
+
+fn kernel_context(run: &GuestRun) -> Result<(), String> {
+    let ev = run.exec_with_args(&json!(["/bin/true", "kt-ctx"]))?;
+    let p = &ev["process"];
+    expect_eq("cwd", &p["cwd"], &"/tmp/kt-cwd".into())?;
+    // /bin/true is a symlink to busybox: the kernel's path is the file that runs.
+    expect_eq("exe", &p["exe"], &"/bin/busybox".into())?;
+    expect_eq(
+        "exec.filename",
+        &ev["exec"]["filename"],
+        &"/bin/true".into(),
+    )?;
+    expect_eq("euid", &p["euid"], &0.into())?;
+    expect_eq("egid", &p["egid"], &0.into())?;
+    let caps = p["caps"]["effective"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if !caps.iter().any(|c| c == "CAP_SYS_ADMIN") {
+        return Err(format!("caps.effective {caps:?}"));
+    }
+    for ns in ["pid", "mnt", "net", "user", "uts", "ipc", "cgroup"] {
+        if p["ns"][ns].as_u64().unwrap_or(0) == 0 {
+            return Err(format!("ns.{ns} {}", p["ns"]));
+        }
+    }
+    // The guest's init shell, started before the probe: its command line from /proc.
+    if ev["parent"]["args"].as_array().is_none_or(|a| a.is_empty()) {
+        return Err(format!("parent.args {}", ev["parent"]));
+    }
+    // The executable's hash: on the exec, or on a later event once the worker had it.
+    let pid = &p["pid"];
+    let hashed = run.lines.iter().any(|v| {
+        v["process"]["pid"] == *pid
+            && v["process"]["hash"]["sha256"]
+                .as_str()
+                .is_some_and(|h| h.len() == 64)
+    });
+    if !hashed {
+        return Err(format!("no sha256 on any event of pid {pid}"));
+    }
+    let exit = run.exit_of(pid)?;
+    if !exit["exit"]["cpu"]["user_ms"].is_u64() {
+        return Err(format!("exit.cpu {}", exit["exit"]));
+    }
+    let netns = run.exec_with_args(&json!(["/bin/true", "kt-netns"]))?;
+    if netns["process"]["ns"]["net"] == p["ns"]["net"] {
+        return Err("unshare -n: same net namespace".into());
+    }
+    expect_eq(
+        "unshare -n: mnt",
+        &netns["process"]["ns"]["mnt"],
+        &p["ns"]["mnt"],
+    )
+}
+
+fn exec_failed(run: &GuestRun) -> Result<(), String> {
+    let ev = run
+        .of_kind("process.exec_failed")
+        .find(|v| v["exec"]["filename"] == "/tmp/kt-noshebang")
+        .ok_or("no process.exec_failed of /tmp/kt-noshebang")?;
+    expect_eq("result.error", &ev["result"]["error"], &"ENOEXEC".into())?;
+    expect_eq(
+        "exec.args",
+        &ev["exec"]["args"],
+        &json!(["/tmp/kt-noshebang", "kt-fail"]),
+    )
 }
 
 fn argv_limits(run: &GuestRun) -> Result<(), String> {
