@@ -13,6 +13,7 @@ mod kernel;
 mod maps;
 mod net;
 mod process;
+mod security;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -87,6 +87,8 @@ pub struct RunConfig {
     pub source: Option<Source>,
     /// File event settings (prefix filters, read-only opens).
     pub file: crate::families::file::FileOptions,
+    /// Security event settings (signals reported, ptrace peeks).
+    pub security: crate::families::security::SecurityOptions,
     /// Output format (`--format`) and readable lines (`--pretty`).
     pub format: crate::encode::format::Format,
     pub pretty: bool,

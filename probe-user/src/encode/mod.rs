@@ -9,6 +9,7 @@ pub mod json;
 pub mod ocsf;
 pub mod pretty;
 pub mod schema_check;
+pub mod security;
 
 use crate::event::Event;
 
@@ -48,6 +49,21 @@ pub const NATIVE_KEYS: &[&str] = &[
     "flow",
     "probe",
     "loss",
+    "cred",
+    "caps",
+    "caps_unreadable",
+    "ptrace",
+    "target",
+    "bytes",
+    "signal",
+    "rename",
+    "memfd",
+    "ns",
+    "dup",
+    "module",
+    "bpf",
+    "mount",
+    "times",
 ];
 
 /// `result` of syscall-based events: `{ok}`, plus `errno` and its symbolic name on failure and

@@ -304,6 +304,17 @@ impl ProcessTable {
         Some(info)
     }
 
+    /// The entry of whatever process `pid` names now (a pid another process passed, with no
+    /// start time to check it against): the table's, else one read from /proc.
+    pub fn find_pid(&mut self, pid: u32) -> Option<Arc<ProcessInfo>> {
+        if let Some(s) = self.map.get(&pid) {
+            return Some(s.info.clone());
+        }
+        let info = Arc::new(self.read_proc(pid, None)?);
+        self.put(info.clone(), false);
+        Some(info)
+    }
+
     /// The cached entry, or one read from /proc when the pid still names the same process.
     /// Entries from the start-up snapshot get the kernel's exact start time on first use.
     pub fn get_or_load(&mut self, task: &Task) -> Arc<ProcessInfo> {

@@ -151,6 +151,7 @@ fn start_info(cfg: &RunConfig, probe: &Probe) -> serde_json::Value {
                 "table_size": x.table_size,
             })),
             "file": cfg.file.summary(),
+            "security": cfg.security.summary(),
             "output": cfg.output.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "stdout".into()),
             "containers": cfg.containers.enabled.then(|| serde_json::json!({
                 "cri_socket": cfg.containers.cri_socket,
@@ -233,6 +234,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         flow_entries: cfg.xdp.as_ref().map_or(1, |x| x.table_size),
         families: families::FamilyOptions {
             file: cfg.file.clone(),
+            security: cfg.security.clone(),
         },
     })?;
     // XDP is attached per interface, not from the tracepoint table.
