@@ -49,21 +49,6 @@ pub const NATIVE_KEYS: &[&str] = &[
     "flow",
     "probe",
     "loss",
-    "cred",
-    "caps",
-    "caps_unreadable",
-    "ptrace",
-    "target",
-    "bytes",
-    "signal",
-    "rename",
-    "memfd",
-    "ns",
-    "dup",
-    "module",
-    "bpf",
-    "mount",
-    "times",
 ];
 
 /// `result` of syscall-based events: `{ok}`, plus `errno` and its symbolic name on failure and

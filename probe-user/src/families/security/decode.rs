@@ -161,7 +161,7 @@ mod tests {
         assert!(decode(EventKind::ProcessSetuid, &[0; 10]).is_err());
         let rec = record(SecSyscall::Setuid, |e| e.syscall = 999);
         assert!(decode(EventKind::ProcessSetuid, &rec).is_err());
-        let rec = record(SecSyscall::Memfd, |e| {
+        let rec = record(SecSyscall::MemfdCreate, |e| {
             e.sflags = SEC_STR_PRESENT;
             e.str_len[0] = u16::MAX;
         });
