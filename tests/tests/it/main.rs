@@ -3,10 +3,13 @@
 mod cli;
 mod containers;
 mod deploy;
+mod dns;
 mod file;
 mod kernels;
 mod lifecycle;
 mod net;
 mod process;
+mod security;
+mod security_sys;
 mod sinks;
 mod xdp;
