@@ -80,15 +80,12 @@ impl DnsNames {
             }
             Some(EventKind::FlowUpdate | EventKind::FlowEnd) => {
                 let scope = self.scope(ev);
+                // Either end: XDP sees received packets, so a resolved server is usually
+                // `src`; both ends may be on this host, and the owner found may be either.
                 if let Body::Flow(f) = &mut ev.body {
                     let (src, dst) = (f.src().ip(), f.dst().ip());
-                    // Only the end that is not the owning process's can be a resolved name.
-                    if f.owner_side != Some("src") {
-                        f.src_domain = self.lookup(&scope, src, now);
-                    }
-                    if f.owner_side != Some("dst") {
-                        f.dst_domain = self.lookup(&scope, dst, now);
-                    }
+                    f.src_domain = self.lookup(&scope, src, now);
+                    f.dst_domain = self.lookup(&scope, dst, now);
                 }
             }
             _ => {}

@@ -470,3 +470,68 @@ fn raw_and_packet_sockets_only() {
     );
     assert!(evs[0]["result"]["fd"].as_i64().unwrap() >= 3);
 }
+
+/// Security kinds of real activity, in ECS and OCSF, against the vendored definitions.
+fn conforming(format: &str, check: fn(&Value) -> Vec<String>) {
+    let code = |v: &Value| {
+        if format == "ecs" {
+            v["event"]["action"].clone()
+        } else {
+            v["metadata"]["event_code"].clone()
+        }
+    };
+    let probe = Probe::start_ready(
+        &[
+            "--events",
+            "process.setgid,process.signal,process.memfd,file.mount,file.umount,file.utime,net.socket,bpf",
+            "--format",
+            format,
+        ],
+        match format {
+            "ecs" => |v: &Value| v["event"]["action"] == "probe.start",
+            _ => |v: &Value| v["metadata"]["event_code"] == "probe.start",
+        },
+    );
+    let dir = tmpdir(&format!("fmt-{format}"));
+    let d = dir.to_str().unwrap();
+    run(Command::new("mount").args(["-t", "tmpfs", "tprobe-fmt", d]));
+    run(Command::new("umount").arg(d));
+    run(Command::new("touch").args(["-d", "2001-01-01"]).arg(dir.join("f")));
+    run(Command::new("setpriv").args(["--regid", "1000", "--clear-groups", "true"]));
+    python(
+        "os.memfd_create('fmt')\nsocket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)",
+        &[],
+    );
+    assert!(prog_load("tprobe_fmt", 2) >= 0);
+    let mut s = Command::new("sleep").arg("30").spawn().unwrap();
+    run(Command::new("kill").arg(s.id().to_string()));
+    let _ = s.wait();
+    let want = [
+        "process.setgid",
+        "process.signal",
+        "process.memfd",
+        "file.mount",
+        "file.umount",
+        "file.utime",
+        "net.socket",
+        "bpf.load",
+    ];
+    for k in want {
+        probe
+            .wait_for(WAIT, |v| code(v) == k)
+            .unwrap_or_else(|| panic!("{format}: no {k}"));
+    }
+    let st = probe.stop();
+    for v in &st.lines {
+        let errs = check(v);
+        assert!(errs.is_empty(), "{format}: {errs:?} in {v}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn security_kinds_conform_to_ecs_and_ocsf() {
+    use probe_user::encode::schema_check::{check_ecs, check_ocsf};
+    conforming("ecs", check_ecs);
+    conforming("ocsf", check_ocsf);
+}
