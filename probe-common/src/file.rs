@@ -49,6 +49,11 @@ pub const FILE_BASE_PARTIAL: u32 = 1 << 7;
 /// `FileEvent::fflags`: after the base, the directory of the target's own dirfd.
 pub const FILE_HAS_TARGET_BASE: u32 = 1 << 8;
 
+/// `FileEvent::fflags`: utime calls: the times pointer was NULL (both times set to now).
+pub const FILE_TIMES_NULL: u32 = 1 << 9;
+/// `FileEvent::fflags`: utime calls: the times could not be read from user memory.
+pub const FILE_TIMES_UNREADABLE: u32 = 1 << 10;
+
 /// `AT_FDCWD`: a path relative to the current directory.
 pub const AT_FDCWD: i32 = -100;
 
@@ -82,6 +87,10 @@ pub enum FileSyscall {
     Symlinkat = 24,
     Truncate = 25,
     Ftruncate = 26,
+    Utimensat = 27,
+    Futimesat = 28,
+    Utimes = 29,
+    Utime = 30,
 }
 
 impl FileSyscall {
@@ -112,6 +121,10 @@ impl FileSyscall {
         FileSyscall::Symlinkat,
         FileSyscall::Truncate,
         FileSyscall::Ftruncate,
+        FileSyscall::Utimensat,
+        FileSyscall::Futimesat,
+        FileSyscall::Utimes,
+        FileSyscall::Utime,
     ];
 
     /// The syscall's name (also the suffix of its `syscalls:sys_enter_*` tracepoint).
@@ -143,6 +156,10 @@ impl FileSyscall {
             FileSyscall::Symlinkat => "symlinkat",
             FileSyscall::Truncate => "truncate",
             FileSyscall::Ftruncate => "ftruncate",
+            FileSyscall::Utimensat => "utimensat",
+            FileSyscall::Futimesat => "futimesat",
+            FileSyscall::Utimes => "utimes",
+            FileSyscall::Utime => "utime",
         }
     }
 }
@@ -196,6 +213,9 @@ pub struct FileRecord<const N: usize> {
     pub base_len: u32,
     /// Bytes of the target's own base (its dirfd differs from the path's), after the base.
     pub target_base_len: u32,
+    /// utime calls: the times as passed, raw (`timespec[2]` for utimensat, `timeval[2]` for
+    /// utimes and futimesat, `utimbuf` in the first two slots for utime).
+    pub times: [i64; 4],
     pub data: [u8; N],
 }
 
@@ -205,7 +225,7 @@ pub type FileEvent = FileRecord<FILE_DATA_LEN>;
 /// Size of [`FileEvent::data`]: three whole paths (path, target, base).
 pub const FILE_DATA_LEN: usize = 3 * PATH_MAX;
 /// Bytes of [`FileEvent`] before `data`.
-pub const FILE_FIXED_LEN: usize = core::mem::size_of::<EventHeader>() + 80;
+pub const FILE_FIXED_LEN: usize = core::mem::size_of::<EventHeader>() + 112;
 
 const _: () = assert!(core::mem::size_of::<FileEvent>() == FILE_FIXED_LEN + FILE_DATA_LEN);
 const _: () = assert!(core::mem::size_of::<FileConfig>() == 8);

@@ -32,6 +32,12 @@ pub enum EventKind {
     ProcessFork = 2,
     ProcessExit = 3,
     ProcessExecFailed = 4,
+    // Security events (issue 17): privilege changes and process tampering.
+    ProcessSetuid = 5,
+    ProcessSetgid = 6,
+    ProcessCapset = 7,
+    ProcessPtrace = 8,
+    ProcessVmWrite = 9,
     FileOpen = 10,
     FileCreate = 11,
     FileUnlink = 12,
@@ -43,6 +49,9 @@ pub enum EventKind {
     FileLink = 18,
     FileSymlink = 19,
     FileTruncate = 20,
+    FileMount = 21,
+    FileUmount = 22,
+    FileUtime = 23,
     NetConnect = 30,
     NetAccept = 31,
     NetBind = 32,
@@ -51,17 +60,39 @@ pub enum EventKind {
     NetDns = 35,
     NetState = 36,
     NetSend = 37,
+    NetSocket = 38,
     FlowUpdate = 40,
     FlowEnd = 41,
     FlowNew = 42,
+    ProcessSignal = 43,
+    ProcessRename = 44,
+    ProcessMemfd = 45,
+    ProcessUnshare = 46,
+    ProcessSetns = 47,
+    ProcessDup = 48,
+    KernelModuleLoad = 49,
+    KernelModuleUnload = 50,
+    BpfLoad = 51,
 }
 
 impl EventKind {
+    /// Every kind, grouped by category (the order `tprobe events` lists them in).
     pub const ALL: &'static [EventKind] = &[
         EventKind::ProcessExec,
         EventKind::ProcessFork,
         EventKind::ProcessExit,
         EventKind::ProcessExecFailed,
+        EventKind::ProcessSetuid,
+        EventKind::ProcessSetgid,
+        EventKind::ProcessCapset,
+        EventKind::ProcessPtrace,
+        EventKind::ProcessVmWrite,
+        EventKind::ProcessSignal,
+        EventKind::ProcessRename,
+        EventKind::ProcessMemfd,
+        EventKind::ProcessUnshare,
+        EventKind::ProcessSetns,
+        EventKind::ProcessDup,
         EventKind::FileOpen,
         EventKind::FileCreate,
         EventKind::FileUnlink,
@@ -73,6 +104,9 @@ impl EventKind {
         EventKind::FileLink,
         EventKind::FileSymlink,
         EventKind::FileTruncate,
+        EventKind::FileMount,
+        EventKind::FileUmount,
+        EventKind::FileUtime,
         EventKind::NetConnect,
         EventKind::NetAccept,
         EventKind::NetBind,
@@ -81,9 +115,13 @@ impl EventKind {
         EventKind::NetDns,
         EventKind::NetState,
         EventKind::NetSend,
+        EventKind::NetSocket,
         EventKind::FlowUpdate,
         EventKind::FlowEnd,
         EventKind::FlowNew,
+        EventKind::KernelModuleLoad,
+        EventKind::KernelModuleUnload,
+        EventKind::BpfLoad,
     ];
 
     /// `<category>.<action>` as it appears in the JSON `kind` field.
@@ -115,6 +153,24 @@ impl EventKind {
             EventKind::FlowUpdate => "flow.update",
             EventKind::FlowEnd => "flow.end",
             EventKind::FlowNew => "flow.new",
+            EventKind::ProcessSetuid => "process.setuid",
+            EventKind::ProcessSetgid => "process.setgid",
+            EventKind::ProcessCapset => "process.capset",
+            EventKind::ProcessPtrace => "process.ptrace",
+            EventKind::ProcessVmWrite => "process.vm_write",
+            EventKind::ProcessSignal => "process.signal",
+            EventKind::ProcessRename => "process.rename",
+            EventKind::ProcessMemfd => "process.memfd",
+            EventKind::ProcessUnshare => "process.unshare",
+            EventKind::ProcessSetns => "process.setns",
+            EventKind::ProcessDup => "process.dup",
+            EventKind::FileMount => "file.mount",
+            EventKind::FileUmount => "file.umount",
+            EventKind::FileUtime => "file.utime",
+            EventKind::NetSocket => "net.socket",
+            EventKind::KernelModuleLoad => "kernel.module_load",
+            EventKind::KernelModuleUnload => "kernel.module_unload",
+            EventKind::BpfLoad => "bpf.load",
         }
     }
 
@@ -159,6 +215,24 @@ impl TryFrom<u32> for EventKind {
             40 => EventKind::FlowUpdate,
             41 => EventKind::FlowEnd,
             42 => EventKind::FlowNew,
+            5 => EventKind::ProcessSetuid,
+            6 => EventKind::ProcessSetgid,
+            7 => EventKind::ProcessCapset,
+            8 => EventKind::ProcessPtrace,
+            9 => EventKind::ProcessVmWrite,
+            21 => EventKind::FileMount,
+            22 => EventKind::FileUmount,
+            23 => EventKind::FileUtime,
+            38 => EventKind::NetSocket,
+            43 => EventKind::ProcessSignal,
+            44 => EventKind::ProcessRename,
+            45 => EventKind::ProcessMemfd,
+            46 => EventKind::ProcessUnshare,
+            47 => EventKind::ProcessSetns,
+            48 => EventKind::ProcessDup,
+            49 => EventKind::KernelModuleLoad,
+            50 => EventKind::KernelModuleUnload,
+            51 => EventKind::BpfLoad,
             other => return Err(UnknownKind(other)),
         })
     }
@@ -422,10 +496,12 @@ mod file;
 mod flow;
 mod net;
 mod process;
+mod security;
 pub use file::*;
 pub use flow::*;
 pub use net::*;
 pub use process::*;
+pub use security::*;
 
 #[cfg(feature = "user")]
 mod user {
@@ -437,6 +513,8 @@ mod user {
     unsafe impl aya::Pod for super::FileConfig {}
     unsafe impl aya::Pod for super::FileOffsets {}
     unsafe impl aya::Pod for super::TaskOffsets {}
+    unsafe impl aya::Pod for super::SecConfig {}
+    unsafe impl aya::Pod for super::SecOffsets {}
 }
 
 // Layout checks: the two sides must agree byte for byte.

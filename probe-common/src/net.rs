@@ -2,9 +2,9 @@
 //! TCP state changes, all one header plus [`NetInfo`].
 use crate::EventHeader;
 
-/// Bytes of a datagram payload captured for DNS parsing (a query fits; longer ones are cut and
-/// `NetInfo::payload_total` tells).
-pub const NET_DATA_LEN: usize = 512;
+/// Bytes of a payload captured for DNS parsing (a query fits, and a response with its answers
+/// as resolvers size them for UDP; longer ones are cut and `NetInfo::payload_total` tells).
+pub const NET_DATA_LEN: usize = 2048;
 const _: () = assert!(NET_DATA_LEN.is_power_of_two());
 /// Room for a raw `sockaddr` (`sockaddr_un` is the largest one: 110 bytes).
 pub const SOCKADDR_MAX: usize = 112;
@@ -20,6 +20,8 @@ pub const NET_HAS_ADDR: u32 = 1 << 2;
 pub const NET_ADDR_LOCAL: u32 = 1 << 3;
 /// `NetInfo::nflags`: the payload came from a TCP stream (DNS over TCP, 2-byte length prefix).
 pub const NET_PAYLOAD_TCP: u32 = 1 << 4;
+/// `NetInfo::nflags`: the payload was received (a DNS response read from a port-53 peer).
+pub const NET_PAYLOAD_RECV: u32 = 1 << 5;
 
 /// The fixed part of every `net.*` record after the header.
 #[repr(C)]

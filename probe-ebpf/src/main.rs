@@ -14,6 +14,7 @@ mod maps;
 mod net;
 mod process;
 mod task;
+mod security;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -58,6 +58,8 @@ pub struct Pipeline {
     batches: u64,
     /// Events the container stage let go, reused from one event to the next.
     ready: Vec<Event>,
+    /// Names of addresses from the DNS answers seen (per container).
+    pub dns: crate::enrich::dns::DnsNames,
 }
 
 /// New settings for a running pipeline (SIGHUP). Applied between two batches, right after
@@ -101,6 +103,7 @@ impl Pipeline {
             pending: Default::default(),
             batches: 0,
             ready: Vec::new(),
+            dns: Default::default(),
         }
     }
 
@@ -143,6 +146,7 @@ impl Pipeline {
             return;
         }
         self.table.enrich(&mut ev);
+        crate::enrich::targets::resolve(&mut self.table, &mut ev);
         if kind.is_some_and(|k| !self.emit.contains(&k)) {
             return;
         }
@@ -251,6 +255,8 @@ impl Pipeline {
         if kind.is_some() && self.limit_reached() {
             return;
         }
+        // Here, where the container is known: answers are remembered per container.
+        self.dns.apply(&mut ev);
         if kind.is_some()
             && !self.filter.is_noop()
             && !self.filter.matches(&ev, |e| {

@@ -22,18 +22,64 @@ pub fn fields_of(kind: &str) -> &'static str {
         }
         ("process", "fork") => "process (the forking parent), parent; child {pid, tid, entity_id, thread}",
         ("process", "exit") => "process, parent; exit {code, signal, core_dumped, cpu {user_ms, system_ms}}",
+        ("process", "setuid") => {
+            "process, parent; cred {syscall, uid | ruid, euid, suid | fsuid} (asked for; -1 absent); result"
+        }
+        ("process", "setgid") => {
+            "process, parent; cred {syscall, gid | rgid, egid, sgid | fsgid} (asked for; -1 absent); result"
+        }
+        ("process", "capset") => {
+            "process, parent; caps {effective, permitted, inheritable (CAP_* names), pid, version} or caps_unreadable; result"
+        }
+        ("process", "ptrace") => {
+            "process, parent; ptrace {request (PTRACE_*), target {pid, tid, exe, comm, entity_id, pid_ns}, addr}; result"
+        }
+        ("process", "vm_write") => {
+            "process, parent; target {pid, exe, comm, entity_id, pid_ns}; bytes; result"
+        }
+        ("process", "signal") => {
+            "process, parent; signal {number, name, syscall, target {pid, tid, exe, comm, entity_id}, group}; result"
+        }
+        ("process", "rename") => "process, parent; rename {old_comm, new_comm, tid}; result",
+        ("process", "memfd") => {
+            "process, parent; memfd {name, name_truncated, flags (MFD_*)}; result (fd)"
+        }
+        ("process", "unshare") => "process, parent; ns {flags (CLONE_*)}; result",
+        ("process", "setns") => "process, parent; ns {flags (the namespace type, CLONE_NEW*), fd}; result",
+        ("process", "dup") => {
+            "process, parent; dup {oldfd, newfd (0-2)}; net {transport, family, src, dst} of the socket; result"
+        }
         ("process", _) => "process, parent",
+        ("file", "mount") => {
+            "process, parent; mount {syscall, source, target, fstype, flags (MS_*)}; file {path}; result"
+        }
+        ("file", "umount") => {
+            "process, parent; mount {syscall, target, flags (MNT_*)}; file {path}; result"
+        }
+        ("file", "utime") => {
+            "process, parent; file {path, path_truncated, syscall, flags, fd}; times {atime, mtime} (RFC 3339, now or omit); result"
+        }
+        ("kernel", "module_load") => {
+            "process, parent; module {syscall, name, path (finit_module: the file), args}; result"
+        }
+        ("kernel", "module_unload") => "process, parent; module {syscall, name, flags}; result",
+        ("bpf", "load") => {
+            "process, parent; bpf {command, prog_type, prog_name, insn_count, attach_type}; result (fd)"
+        }
+        ("net", "socket") => {
+            "process, parent; net {transport, family (packet, ipv4, ipv6), socket_type, protocol, fd}; result"
+        }
         ("file", _) => {
             "process, parent; file {path, path_truncated, flags, mode, uid, gid, target_path}; result {ok, errno, error}"
         }
         ("net", "dns") => {
-            "process, parent; net {transport, family, src {ip, port}, dst {ip, port}, direction}; dns {query, qtype, server}"
+            "process, parent; net {transport, family, src {ip, port}, dst {ip, port}, direction}; dns {query, qtype, server, id} and, for a response, {rcode, answers [{name, type, data, ttl}]}"
         }
         ("net", _) => {
-            "process, parent; net {transport, family, src {ip, port}, dst {ip, port}, path, direction}; result {ok, errno, error}"
+            "process, parent; net {transport, family, src {ip, port}, dst {ip, port, domain}, path, direction}; result {ok, errno, error}"
         }
         ("flow", _) => {
-            "flow {iface, transport, src {ip, port}, dst {ip, port}, packets, bytes, tcp_flags, first_seen, last_seen}; process and container when matched to a socket"
+            "flow {iface, transport, src {ip, port, domain}, dst {ip, port, domain}, packets, bytes, tcp_flags, first_seen, last_seen}; process and container when matched to a socket"
         }
         ("probe", "start") => "probe {version, kernel, pid, hooks, config}",
         ("probe", "stop") => {
@@ -114,6 +160,19 @@ mod tests {
             "result",
             "probe",
             "loss",
+            "cred",
+            "caps",
+            "ptrace",
+            "target",
+            "signal",
+            "rename",
+            "memfd",
+            "ns",
+            "dup",
+            "module",
+            "bpf",
+            "mount",
+            "times",
         ] {
             assert!(v["properties"][obj].is_object(), "{obj}");
             assert!(v["$defs"][obj].is_object(), "{obj}");

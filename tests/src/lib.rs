@@ -12,6 +12,7 @@ use std::{
 use serde_json::Value;
 
 pub mod containerd;
+pub mod dns;
 pub mod kernel;
 pub mod podman;
 

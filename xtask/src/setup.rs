@@ -29,6 +29,11 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     // CLI tests: setpriv (util-linux) for the uid filter, script (bsdutils) for a terminal
     "util-linux",
     "bsdutils",
+    // security events: ptrace by a real tracer; DNS answers: dig and curl resolving through a
+    // responder the test runs
+    "strace",
+    "bind9-dnsutils",
+    "curl",
 ];
 
 /// PyPI tools the tests use: (package, pinned version). `rotel` ships an OTLP collector binary.

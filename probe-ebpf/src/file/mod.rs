@@ -23,7 +23,12 @@ mod names;
 mod open;
 mod prefix;
 mod record;
+mod times;
 pub(crate) mod walk;
+
+// For the security hooks: user strings and fd paths read the way file events read them.
+pub(crate) use record::read_user_path;
+pub(crate) use walk::resolve_base;
 
 /// File-specific settings written by userspace.
 #[map]

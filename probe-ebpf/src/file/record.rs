@@ -11,7 +11,7 @@ use probe_common::{
     EventKind, FileConfig, FileEvent, FileRecord, FileSyscall, AT_FDCWD, FILE_BASE_PARTIAL,
     FILE_BY_FD, FILE_CFG_READS, FILE_FIXED_LEN, FILE_HAS_BASE, FILE_HAS_TARGET,
     FILE_HAS_TARGET_BASE, FILE_PATH_TRUNCATED, FILE_PATH_UNREADABLE, FILE_TARGET_TRUNCATED,
-    FILE_TARGET_UNREADABLE, PATH_MAX,
+    FILE_TARGET_UNREADABLE, FILE_TIMES_NULL, FILE_TIMES_UNREADABLE, PATH_MAX,
 };
 
 use super::{
@@ -38,6 +38,9 @@ pub(super) struct Args {
     pub(super) uid: u32,
     pub(super) gid: u32,
     pub(super) length: i64,
+    /// utime calls: the times as passed, and `FILE_TIMES_*` bits.
+    pub(super) times: [i64; 4],
+    pub(super) tflags: u32,
 }
 
 impl Args {
@@ -55,6 +58,8 @@ impl Args {
             uid: 0,
             gid: 0,
             length: 0,
+            times: [0; 4],
+            tflags: 0,
         }
     }
 }
@@ -62,7 +67,7 @@ impl Args {
 /// Copies a user string into `dst` (`CAP` bytes, a power of two). Returns (length without NUL,
 /// flags): `truncated` when it did not fit, `unreadable` when it could not be read.
 #[inline(always)]
-fn read_user_path<const CAP: usize>(
+pub(crate) fn read_user_path<const CAP: usize>(
     src: u64,
     dst: *mut u8,
     truncated: u32,
@@ -158,7 +163,7 @@ fn enter_paths(ev: &mut Pending, cfg: &FileConfig) -> bool {
 /// paths too long to sit inline or unreadable at entry) and resolves their directories.
 #[inline(always)]
 fn exit_paths(ev: &mut FileEvent) {
-    ev.fflags &= FILE_BY_FD | FILE_HAS_TARGET;
+    ev.fflags &= FILE_BY_FD | FILE_HAS_TARGET | FILE_TIMES_NULL | FILE_TIMES_UNREADABLE;
     ev.path_len = 0;
     ev.target_len = 0;
     let data = ev.data.as_mut_ptr();
@@ -280,6 +285,8 @@ pub(super) fn try_enter(a: Args) {
     ev.uid = a.uid;
     ev.gid = a.gid;
     ev.length = a.length;
+    ev.times = a.times;
+    ev.fflags |= a.tflags;
     ev.path_len = 0;
     ev.target_len = 0;
     ev.path_ptr = a.path;

@@ -169,7 +169,7 @@ extern "C" fn walk_cb(_i: u64, _ctx: *mut c_void) -> i64 {
 /// bytes), walking dentries up to the root and across mounts like the kernel's `d_path`.
 /// Returns (length, complete?).
 #[inline(never)]
-pub(super) fn resolve_base(dirfd: i32, dst: *mut u8) -> (u32, bool) {
+pub(crate) fn resolve_base(dirfd: i32, dst: *mut u8) -> (u32, bool) {
     let o = file_offsets();
     if o.valid == 0 {
         return (0, false);

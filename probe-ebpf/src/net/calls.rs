@@ -10,6 +10,7 @@ use probe_common::{
     EventHeader, EventKind, KernelOffsets, NetHead, NetInfo, NET_ADDR_LOCAL, NET_HAS_RET,
 };
 
+use super::recv::connect_to_dns;
 use super::sock::{fill_from_fd, read_user_addr, refill, socket_of_fd, IPPROTO_TCP};
 use super::{remember_owner, NET_LISTENER};
 use crate::common::{emit, enabled, fill_header, sys_arg, sys_ret};
@@ -78,6 +79,9 @@ pub fn net_enter_connect(ctx: TracePointContext) -> u32 {
 }
 
 fn try_enter_connect(ctx: &TracePointContext) -> Option<()> {
+    if enabled(EventKind::NetDns).is_some() {
+        connect_to_dns(sys_arg(ctx, 1), sys_arg(ctx, 2));
+    }
     enabled(EventKind::NetConnect)?;
     let fd = sys_arg(ctx, 0) as i64;
     begin(EventKind::NetConnect, fd, |h, off| {

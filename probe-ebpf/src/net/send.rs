@@ -5,7 +5,7 @@ use core::ffi::c_void;
 use aya_ebpf::{
     helpers::generated::bpf_probe_read_user,
     macros::{btf_map, map, tracepoint},
-    maps::{LruHashMap, PerCpuArray},
+    maps::LruHashMap,
     programs::TracePointContext,
 };
 use probe_common::{
@@ -13,24 +13,19 @@ use probe_common::{
     NET_PAYLOAD_TCP,
 };
 
-use super::remember_owner;
 use super::sock::{
     fill_from_socket, peer_of_sk, read_user_addr, socket_of_file, AF_INET, AF_INET6, IPPROTO_TCP,
     IPPROTO_UDP,
 };
+use super::{mark_dns_client, read_user, remember_owner, DNS_PORT, NET_SCRATCH};
 use crate::common::{bound, emit, emit_bytes, enabled, fill_header, sys_arg};
 use crate::kernel::{current_task, file_of_fd, offsets, read_kernel};
 use crate::maps::TaskStorage;
 
-const DNS_PORT: u16 = 53;
 /// Messages of one sendmmsg call that are looked at (glibc sends A and AAAA as two).
 const MMSG_MAX: u32 = 4;
 /// `sizeof(struct mmsghdr)` on 64-bit: a `user_msghdr` (56 bytes) and `msg_len`, padded.
 const MMSGHDR_SIZE: u64 = 64;
-
-/// Scratch for records with a payload.
-#[map]
-static NET_SCRATCH: PerCpuArray<NetEvent> = PerCpuArray::with_max_entries(1, 0);
 
 /// A UDP destination already reported for a socket (`net.send` is once per socket and peer).
 #[repr(C)]
@@ -170,6 +165,7 @@ fn send_one(fd: i64, uaddr: u64, ulen: u64, buf: u64, len: u64, tcp_prefix: bool
         let n = info.payload_len as usize;
         fill_header(&mut ev.head.header, EventKind::NetDns, current_task(), &off);
         remember_owner(Some(sk), &ev.head.header);
+        mark_dns_client();
         if n <= NET_DATA_LEN {
             emit_bytes(
                 EventKind::NetDns,
@@ -249,19 +245,6 @@ fn send_msghdr(fd: i64, msg: u64) -> Option<()> {
         tcp_prefix = false;
     }
     send_one(fd, name, namelen as u64, base, len, tcp_prefix)
-}
-
-#[inline(always)]
-fn read_user<T: Copy>(addr: u64) -> Option<T> {
-    let mut v = core::mem::MaybeUninit::<T>::uninit();
-    let ret = unsafe {
-        bpf_probe_read_user(
-            v.as_mut_ptr() as *mut c_void,
-            core::mem::size_of::<T>() as u32,
-            addr as *const c_void,
-        )
-    };
-    (ret == 0).then(|| unsafe { v.assume_init() })
 }
 
 #[tracepoint(category = "syscalls", name = "sys_enter_sendmsg")]

@@ -11,23 +11,23 @@ use crate::common::bound;
 use crate::kernel::{file_of_fd, read_kernel};
 
 const AF_UNIX: u16 = 1;
-pub(super) const AF_INET: u16 = 2;
-pub(super) const AF_INET6: u16 = 10;
-pub(super) const IPPROTO_TCP: u16 = 6;
-pub(super) const IPPROTO_UDP: u16 = 17;
+pub(crate) const AF_INET: u16 = 2;
+pub(crate) const AF_INET6: u16 = 10;
+pub(crate) const IPPROTO_TCP: u16 = 6;
+pub(crate) const IPPROTO_UDP: u16 = 17;
 const S_IFMT: u16 = 0o170000;
 const S_IFSOCK: u16 = 0o140000;
 
 /// The `struct socket` behind `fd` of the current task, or `None` when `fd` is not a socket
 /// (`f_inode->i_mode` is `S_IFSOCK` only for sockets).
 #[inline(always)]
-pub(super) fn socket_of_fd(fd: i64, off: &KernelOffsets) -> Option<*const u8> {
+pub(crate) fn socket_of_fd(fd: i64, off: &KernelOffsets) -> Option<*const u8> {
     socket_of_file(file_of_fd(fd, off)?, off)
 }
 
 /// The `struct socket` of `file`, when it is one.
 #[inline(always)]
-pub(super) fn socket_of_file(file: *const u8, off: &KernelOffsets) -> Option<*const u8> {
+pub(crate) fn socket_of_file(file: *const u8, off: &KernelOffsets) -> Option<*const u8> {
     let inode: *const u8 = read_kernel(file, off.file_f_inode).ok()?;
     let mode: u16 = read_kernel(inode, off.inode_i_mode).ok()?;
     if mode & S_IFMT != S_IFSOCK {
@@ -40,7 +40,7 @@ pub(super) fn socket_of_file(file: *const u8, off: &KernelOffsets) -> Option<*co
 /// Family, peer port and peer address of a `struct sock` (zeros where a read fails, and for the
 /// address of a family other than IPv4 and IPv6).
 #[inline(always)]
-pub(super) fn peer_of_sk(sk: *const u8, off: &KernelOffsets) -> (u16, u16, [u8; 16]) {
+pub(crate) fn peer_of_sk(sk: *const u8, off: &KernelOffsets) -> (u16, u16, [u8; 16]) {
     let family = read_kernel(sk, off.sk_family).unwrap_or(0);
     let port = u16::from_be(read_kernel(sk, off.sk_dport).unwrap_or(0));
     let mut addr = [0u8; 16];
@@ -58,7 +58,7 @@ pub(super) fn peer_of_sk(sk: *const u8, off: &KernelOffsets) -> (u16, u16, [u8; 
 /// Family, protocol, ports and addresses of a `struct sock`; for a unix socket without a
 /// caller-given address, its own bound address.
 #[inline(always)]
-pub(super) fn fill_from_sk(info: &mut NetInfo, sk: *const u8, off: &KernelOffsets) {
+pub(crate) fn fill_from_sk(info: &mut NetInfo, sk: *const u8, off: &KernelOffsets) {
     (info.family, info.dport, info.daddr) = peer_of_sk(sk, off);
     info.protocol = read_kernel(sk, off.sk_protocol).unwrap_or(0);
     info.sport = read_kernel(sk, off.sk_num).unwrap_or(0);
@@ -101,13 +101,13 @@ pub(super) fn fill_from_sk(info: &mut NetInfo, sk: *const u8, off: &KernelOffset
 
 /// Fills `info` from the socket behind `fd`; returns its `struct sock`.
 #[inline(always)]
-pub(super) fn fill_from_fd(info: &mut NetInfo, fd: i64, off: &KernelOffsets) -> Option<*const u8> {
+pub(crate) fn fill_from_fd(info: &mut NetInfo, fd: i64, off: &KernelOffsets) -> Option<*const u8> {
     fill_from_socket(info, socket_of_fd(fd, off)?, off)
 }
 
 /// Fills `info` from a `struct socket`; returns its `struct sock`.
 #[inline(always)]
-pub(super) fn fill_from_socket(
+pub(crate) fn fill_from_socket(
     info: &mut NetInfo,
     socket: *const u8,
     off: &KernelOffsets,
@@ -123,14 +123,14 @@ pub(super) fn fill_from_socket(
 
 /// Fills `info` again from its own fd (state that changed during the syscall).
 #[inline(always)]
-pub(super) fn refill(info: &mut NetInfo, off: &KernelOffsets) -> Option<*const u8> {
+pub(crate) fn refill(info: &mut NetInfo, off: &KernelOffsets) -> Option<*const u8> {
     let fd = info.fd as i64;
     fill_from_fd(info, fd, off)
 }
 
 /// Copies the caller's sockaddr (bounded by `SOCKADDR_MAX`).
 #[inline(always)]
-pub(super) fn read_user_addr(info: &mut NetInfo, uaddr: u64, len: u64) {
+pub(crate) fn read_user_addr(info: &mut NetInfo, uaddr: u64, len: u64) {
     // The mask keeps the bound visible to the verifier after the compiler's rewrites.
     let n = bound(len.min(SOCKADDR_MAX as u64) as u32, 0x7f);
     if uaddr == 0 || n == 0 {

@@ -95,6 +95,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub process: Box<crate::families::process::ProcessArgs>,
     #[command(flatten)]
+    pub security: Box<crate::families::security::SecurityArgs>,
+    #[command(flatten)]
     pub service: Box<crate::service::ServiceArgs>,
     /// Watch received traffic on these interfaces with XDP (comma-separated): flow.* events.
     #[arg(long, value_delimiter = ',')]
@@ -245,6 +247,7 @@ impl RunArgs {
             pretty: self.pretty,
             sinks: self.sinks,
             file: (*self.file).into_options()?,
+            security: (*self.security).into_options()?,
             filters,
             config_path: self.config,
             enrichment: Default::default(),

@@ -14,6 +14,8 @@ pub enum ConfigError {
     Xdp(String),
     #[error(transparent)]
     FileEvents(#[from] crate::families::file::FileOptionsError),
+    #[error(transparent)]
+    SecurityEvents(#[from] crate::families::security::SecurityOptionsError),
     /// A flag value that does not parse; `problem` says why.
     #[error("{flag}: {problem}")]
     Flag { flag: &'static str, problem: String },

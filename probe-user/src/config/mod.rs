@@ -89,6 +89,8 @@ pub struct RunConfig {
     pub file: crate::families::file::FileOptions,
     /// Process context: ancestors, executable hashes.
     pub process: crate::families::process::ProcessOptions,
+    /// Security event settings (signals reported, ptrace peeks).
+    pub security: crate::families::security::SecurityOptions,
     /// Output format (`--format`) and readable lines (`--pretty`).
     pub format: crate::encode::format::Format,
     pub pretty: bool,

@@ -11,15 +11,30 @@ fn kinds_by_name_category_and_all() {
         parse_kinds("process.exec").unwrap(),
         vec![EventKind::ProcessExec]
     );
+    // ALL is grouped by category; parse_kinds sorts by kind id.
+    let sorted = |mut v: Vec<EventKind>| {
+        v.sort();
+        v
+    };
     assert_eq!(
         parse_kinds("process").unwrap(),
-        EventKind::ALL
-            .iter()
-            .copied()
-            .filter(|k| k.name().starts_with("process."))
-            .collect::<Vec<_>>()
+        sorted(
+            EventKind::ALL
+                .iter()
+                .copied()
+                .filter(|k| k.name().starts_with("process."))
+                .collect::<Vec<_>>()
+        )
     );
-    assert_eq!(parse_kinds("all").unwrap(), EventKind::ALL.to_vec());
+    assert_eq!(parse_kinds("all").unwrap(), sorted(EventKind::ALL.to_vec()));
+    assert_eq!(
+        parse_kinds("kernel,bpf").unwrap(),
+        vec![
+            EventKind::KernelModuleLoad,
+            EventKind::KernelModuleUnload,
+            EventKind::BpfLoad
+        ]
+    );
     assert_eq!(
         parse_kinds("process.exit, process.exec").unwrap(),
         vec![EventKind::ProcessExec, EventKind::ProcessExit]

@@ -15,6 +15,13 @@ pub fn categorize(
     match (category, action) {
         ("process", "exec" | "fork" | "exec_failed") => (&["process"], &["start"]),
         ("process", "exit") => (&["process"], &["end"]),
+        ("process", "ptrace" | "vm_write" | "signal") => (&["process"], &["access"]),
+        ("process", "setuid" | "setgid" | "capset" | "rename" | "unshare" | "setns" | "dup") => {
+            (&["process"], &["change"])
+        }
+        // Kernel modules and BPF programs are code loaded into the kernel: ECS `driver`.
+        ("kernel", "module_load") | ("bpf", "load") => (&["driver"], &["start"]),
+        ("kernel", "module_unload") => (&["driver"], &["end"]),
         ("process", _) => (&["process"], &["info"]),
         ("file", "open") => (&["file"], &["access"]),
         ("file", "create" | "mkdir" | "link" | "symlink") => (&["file"], &["creation"]),
@@ -24,6 +31,7 @@ pub fn categorize(
         ("net", "close") => (&["network"], &["connection", "end"]),
         ("net", "listen" | "bind") => (&["network"], &["start"]),
         ("net", "dns") => (&["network"], &["protocol"]),
+        ("net", "socket") => (&["network"], &["start"]),
         ("net", _) => (&["network"], &["info"]),
         ("flow", "end") => (&["network"], &["connection", "end"]),
         ("flow", _) => (&["network"], &["connection", "info"]),
@@ -235,6 +243,28 @@ pub fn from_native(v: &Value) -> Value {
             }
             copy(&mut out, v, "child", "tprobe.child");
             copy(&mut out, v, "exec", "tprobe.exec");
+            // setuid family: the user the process asks to become.
+            for id in ["cred.uid", "cred.euid", "cred.ruid", "cred.fsuid"] {
+                if let Some(x) = get(v, id) {
+                    set(&mut out, "user.changes.id", x.to_string());
+                    break;
+                }
+            }
+            // process.dup: the socket now on stdin/stdout/stderr.
+            if get(v, "net").is_some() {
+                copy(&mut out, v, "net.transport", "network.transport");
+                copy(&mut out, v, "net.family", "network.type");
+                endpoint(&mut out, v, "net.src", "source");
+                endpoint(&mut out, v, "net.dst", "destination");
+            }
+        }
+        "kernel" => {
+            if let Some(p) = get_str(v, "module.path") {
+                set(&mut out, "file.path", p);
+                let (name, dir) = base_dir(p);
+                set(&mut out, "file.name", name);
+                set(&mut out, "file.directory", dir);
+            }
         }
         "file" => {
             if let Some(p) = get_str(v, "file.path") {
@@ -264,6 +294,15 @@ pub fn from_native(v: &Value) -> Value {
                     _ => "file",
                 },
             );
+            // file.utime: the times set (when they are times, not `now` / `omit`).
+            for (src, dst) in [
+                ("times.mtime", "file.mtime"),
+                ("times.atime", "file.accessed"),
+            ] {
+                if let Some(t) = get_str(v, src).filter(|t| t.contains('T')) {
+                    set(&mut out, dst, t);
+                }
+            }
             for k in ["flags", "path_truncated", "path_b64", "target_path_b64"] {
                 copy(
                     &mut out,
@@ -286,7 +325,25 @@ pub fn from_native(v: &Value) -> Value {
                 copy(&mut out, v, "dns.query", "dns.question.name");
                 copy(&mut out, v, "dns.qtype", "dns.question.type");
                 copy(&mut out, v, "dns.server", "server.address");
+                if let Some(answers) = get(v, "dns.answers").and_then(Value::as_array) {
+                    set(&mut out, "dns.type", "answer");
+                    copy(&mut out, v, "dns.rcode", "dns.response_code");
+                    set(&mut out, "dns.answers", answers.clone());
+                    let ips: Vec<Value> = answers
+                        .iter()
+                        .filter(|a| matches!(a["type"].as_str(), Some("A" | "AAAA")))
+                        .map(|a| a["data"].clone())
+                        .collect();
+                    if !ips.is_empty() {
+                        set(&mut out, "dns.resolved_ip", ips);
+                    }
+                }
+                if let Some(id) = get(v, "dns.id") {
+                    set(&mut out, "dns.id", id.to_string());
+                }
             }
+            copy(&mut out, v, "net.src.domain", "source.domain");
+            copy(&mut out, v, "net.dst.domain", "destination.domain");
         }
         "flow" => {
             copy(&mut out, v, "flow.transport", "network.transport");
@@ -298,6 +355,8 @@ pub fn from_native(v: &Value) -> Value {
             copy(&mut out, v, "flow.first_seen", "event.start");
             copy(&mut out, v, "flow.last_seen", "event.end");
             copy(&mut out, v, "flow.tcp_flags", "tprobe.flow.tcp_flags");
+            copy(&mut out, v, "flow.src.domain", "source.domain");
+            copy(&mut out, v, "flow.dst.domain", "destination.domain");
             if let Some(t) = get_str(v, "flow.src.ip") {
                 set(
                     &mut out,

@@ -9,6 +9,9 @@ pub struct EndpointV {
     /// Absent for transports without ports (ICMP, GRE, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
+    /// The name this address was resolved from (a DNS answer seen on this host or container).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -90,10 +93,12 @@ impl<'a> FlowV<'a> {
             src: EndpointV {
                 ip: src.ip().to_string(),
                 port: ports.then_some(src.port()),
+                domain: f.src_domain.as_deref().map(str::to_owned),
             },
             dst: EndpointV {
                 ip: dst.ip().to_string(),
                 port: ports.then_some(dst.port()),
+                domain: f.dst_domain.as_deref().map(str::to_owned),
             },
             packets: f.stats.packets,
             bytes: f.stats.bytes,

@@ -10,6 +10,7 @@ pub mod ocsf;
 pub mod pretty;
 pub mod process;
 pub mod schema_check;
+pub mod security;
 
 use crate::event::Event;
 

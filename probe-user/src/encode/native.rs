@@ -1,6 +1,7 @@
 //! The native JSON-lines format of `shared/schema.md` (`schema: "tprobe/1"`).
 use std::sync::OnceLock;
 
+use probe_common::EventKind;
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 
@@ -251,6 +252,11 @@ struct Line<'a> {
     container: Option<&'a crate::event::container::ContainerInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     file: Option<FileV<'a>>,
+    /// `file.utime`: the times set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    times: Option<super::security::TimesV>,
+    #[serde(flatten)]
+    security: Option<super::security::SecurityV>,
 }
 
 impl Native {
@@ -337,6 +343,8 @@ impl Encoder for Native {
             flow: None,
             container: ev.container.as_deref(),
             file: None,
+            times: None,
+            security: None,
         };
         match &ev.body {
             Body::Exec(x) => {
@@ -377,6 +385,17 @@ impl Encoder for Native {
             Body::File(f) => {
                 line.file = Some(file_v(f));
                 line.result = Some(result_v(f));
+                line.times = f.times.as_ref().and_then(super::security::times_v);
+            }
+            Body::Security(r) => {
+                let tid = ev.task.as_ref().map_or(0, |t| t.tid);
+                let kind = ev
+                    .task
+                    .as_ref()
+                    .map_or(EventKind::ProcessSetuid, |t| t.kind);
+                let (v, result) = super::security::security_v(kind, r, tid, &self.host);
+                line.security = Some(v);
+                line.result = result;
             }
             Body::Probe { info, .. } => line.probe = Some(info),
             Body::Net(n) => {

@@ -10,6 +10,9 @@ use crate::{event::net::NetBody, families::net::decode::tcp_state_name};
 pub struct EndpointV {
     pub ip: String,
     pub port: u16,
+    /// The name this address was resolved from (the remote end only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
 }
 
 impl From<SocketAddr> for EndpointV {
@@ -17,6 +20,7 @@ impl From<SocketAddr> for EndpointV {
         EndpointV {
             ip: sa.ip().to_string(),
             port: sa.port(),
+            domain: None,
         }
     }
 }
@@ -33,6 +37,9 @@ pub struct NetV {
     pub family: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub socket_type: Option<&'static str>,
+    /// `net.socket`: the protocol asked for (`IPPROTO_*`, `ETH_P_*`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub src: Option<EndpointV>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -57,6 +64,16 @@ pub struct NetV {
 impl NetV {
     pub fn new(n: &NetBody) -> Self {
         let (src, dst) = n.src_dst();
+        let mut src: Option<EndpointV> = src.map(Into::into);
+        let mut dst: Option<EndpointV> = dst.map(Into::into);
+        // The remote end is `src` of an inbound conversation, else `dst`.
+        let remote = match n.direction {
+            Some(crate::event::net::Direction::Inbound) => src.as_mut(),
+            _ => dst.as_mut(),
+        };
+        if let (Some(e), Some(d)) = (remote, &n.remote_domain) {
+            e.domain = Some(d.to_string());
+        }
         let (path, path_b64, path_abstract) = match &n.unix {
             Some(u) => {
                 let mut shown = Vec::with_capacity(u.name.len() + 1);
@@ -76,8 +93,9 @@ impl NetV {
             transport: n.transport(),
             family: n.family_name(),
             socket_type: n.sock_type_name(),
-            src: src.map(Into::into),
-            dst: dst.map(Into::into),
+            protocol: None,
+            src,
+            dst,
             path,
             path_b64,
             path_abstract,
@@ -93,22 +111,49 @@ impl NetV {
 }
 
 #[derive(Serialize)]
+pub struct AnswerV<'a> {
+    pub name: &'a str,
+    #[serde(rename = "type")]
+    pub rtype: &'a str,
+    pub data: &'a str,
+    pub ttl: u32,
+}
+
+#[derive(Serialize)]
 pub struct DnsV<'a> {
     pub query: &'a str,
     pub qtype: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
     pub id: u16,
+    /// A response: `NOERROR`, `NXDOMAIN`, ...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rcode: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answers: Option<Vec<AnswerV<'a>>>,
 }
 
 impl<'a> DnsV<'a> {
     pub fn new(n: &'a NetBody) -> Option<Self> {
         let d = n.dns.as_ref()?;
+        let r = d.response.as_ref();
         Some(DnsV {
             query: &d.query,
             qtype: &d.qtype,
             server: n.remote.map(|r| r.ip().to_string()),
             id: d.id,
+            rcode: r.map(|r| r.rcode.as_str()),
+            answers: r.map(|r| {
+                r.answers
+                    .iter()
+                    .map(|a| AnswerV {
+                        name: &a.name,
+                        rtype: &a.rtype,
+                        data: &a.data,
+                        ttl: a.ttl,
+                    })
+                    .collect()
+            }),
         })
     }
 }

@@ -1,5 +1,6 @@
 //! OCSF 1.3.0 from the native record: Process Activity (1007), File System Activity (1001),
-//! Network Activity (4001) and, for `probe.*`, the Base Event (0). Values OCSF has no attribute
+//! Kernel Extension Activity (1008, modules and BPF programs), Network Activity (4001) and,
+//! for `probe.*`, the Base Event (0). Values OCSF has no attribute
 //! for go to the standard `unmapped` object. The mapping table is in docs/formats.md; the attribute
 //! sets are checked against `schemas/ocsf-classes.json`.
 use serde_json::{json, Map, Value};
@@ -15,6 +16,8 @@ pub fn class_of(category: &str) -> (u32, &'static str, u32, &'static str) {
     match category {
         "process" => (1007, "Process Activity", 1, "System Activity"),
         "file" => (1001, "File System Activity", 1, "System Activity"),
+        // Modules and BPF programs: code loaded into the kernel.
+        "kernel" | "bpf" => (1008, "Kernel Extension Activity", 1, "System Activity"),
         "net" | "flow" => (4001, "Network Activity", 4, "Network Activity"),
         _ => (0, "Base Event", 0, "Uncategorized"),
     }
@@ -29,6 +32,13 @@ pub fn activity_of(
     match (category, action) {
         ("process", "exec" | "fork" | "exec_failed") => (1, "Launch"),
         ("process", "exit") => (2, "Terminate"),
+        ("process", "setuid" | "setgid") => (5, "Set User ID"),
+        ("process", "ptrace" | "vm_write") => (4, "Inject"),
+        ("kernel", "module_load") | ("bpf", "load") => (1, "Load"),
+        ("kernel", "module_unload") => (2, "Unload"),
+        ("file", "mount") => (12, "Mount"),
+        ("file", "umount") => (13, "Unmount"),
+        ("file", "utime") => (6, "Set Attributes"),
         ("file", "create" | "mkdir" | "link" | "symlink") => (1, "Create"),
         ("file", "truncate") => (3, "Update"),
         ("file", "unlink" | "rmdir") => (4, "Delete"),
@@ -135,6 +145,60 @@ fn sha256_fingerprint(h: &str) -> Value {
     json!([{ "algorithm_id": 3, "algorithm": "SHA-256", "value": h }])
 }
 
+fn ptrace_peek(v: &Value) -> bool {
+    get_str(v, "ptrace.request").is_some_and(|r| r.contains("PEEK") || r.contains("_GET"))
+}
+
+/// A signal whose default action ends the receiver.
+fn ends_process(v: &Value) -> bool {
+    matches!(
+        get_str(v, "signal.name"),
+        Some("SIGKILL" | "SIGTERM" | "SIGINT" | "SIGQUIT" | "SIGHUP" | "SIGABRT")
+    )
+}
+
+/// The process a security event acts on (`ptrace.target`, `signal.target`, `target`).
+fn target_obj(v: &Value) -> Option<Value> {
+    let t = ["ptrace.target", "signal.target", "target"]
+        .into_iter()
+        .find_map(|p| get(v, p))?;
+    let mut p = Map::new();
+    copy(&mut p, t, "pid", "pid");
+    copy(&mut p, t, "tid", "tid");
+    copy(&mut p, t, "comm", "name");
+    copy(&mut p, t, "entity_id", "uid");
+    if let Some(exe) = get_str(t, "exe") {
+        set(&mut p, "file.path", exe);
+        let (name, dir) = base_dir(exe);
+        set(&mut p, "file.name", name);
+        set(&mut p, "file.parent_folder", dir);
+        set(&mut p, "file.type_id", 1);
+        set(&mut p, "file.type", "Regular File");
+    }
+    Some(Value::Object(p))
+}
+
+/// `driver` of Kernel Extension Activity: the module file, or the BPF program by name.
+fn driver_obj(v: &Value) -> Value {
+    let mut f = Map::new();
+    if let Some(path) = get_str(v, "module.path") {
+        set(&mut f, "path", path);
+        let (name, dir) = base_dir(path);
+        set(&mut f, "name", name.unwrap_or(path));
+        set(&mut f, "parent_folder", dir);
+        set(&mut f, "type_id", 1);
+        set(&mut f, "type", "Regular File");
+    } else {
+        let name = get_str(v, "module.name")
+            .or_else(|| get_str(v, "bpf.prog_name").filter(|n| !n.is_empty()))
+            .unwrap_or("unknown");
+        set(&mut f, "name", name);
+        set(&mut f, "type_id", 0);
+        set(&mut f, "type", "Unknown");
+    }
+    json!({ "file": Value::Object(f) })
+}
+
 /// Maps one native record to OCSF.
 pub fn from_native(v: &Value) -> Value {
     let mut out = Map::new();
@@ -143,7 +207,12 @@ pub fn from_native(v: &Value) -> Value {
     let failed = (get(v, "result.ok").and_then(Value::as_bool) == Some(false))
         .then(|| get_str(v, "result.error").unwrap_or(""));
     let (class_uid, class_name, category_uid, category_name) = class_of(category);
-    let (activity_id, activity_name) = activity_of(category, action, failed);
+    let (activity_id, activity_name) = match kind {
+        // A ptrace peek only reads the tracee: it opens the process rather than injects.
+        "process.ptrace" if ptrace_peek(v) => (3, "Open"),
+        "process.signal" if ends_process(v) => (2, "Terminate"),
+        _ => activity_of(category, action, failed),
+    };
     set(&mut out, "class_uid", class_uid);
     set(&mut out, "class_name", class_name);
     set(&mut out, "category_uid", category_uid);
@@ -266,9 +335,21 @@ pub fn from_native(v: &Value) -> Value {
                     set(&mut out, "process", Value::Object(child));
                     copy(&mut unmapped, v, "child.thread", "child.thread");
                 }
-                _ => {
+                "exec" | "exit" => {
                     set(&mut out, "process", proc.clone().unwrap_or(json!({})));
                     set(&mut out, "actor", actor.unwrap_or(json!({})));
+                }
+                _ => {
+                    // Security events: the acting process is the actor; the process acted on
+                    // (a tracee, a signal's receiver) is `process`, else the actor itself.
+                    let p = proc.clone().unwrap_or(json!({}));
+                    set(
+                        &mut out,
+                        "process",
+                        target_obj(v).unwrap_or_else(|| p.clone()),
+                    );
+                    set(&mut out, "actor.process", p);
+                    copy(&mut unmapped, v, "net", "net");
                 }
             }
             copy(&mut out, v, "exit.code", "exit_code");
@@ -285,6 +366,14 @@ pub fn from_native(v: &Value) -> Value {
             }
             for k in ["flags", "mode", "uid", "gid", "path_truncated", "path_b64"] {
                 copy(&mut unmapped, v, &format!("file.{k}"), &format!("file.{k}"));
+            }
+            for (src, dst) in [
+                ("times.mtime", "file.modified_time"),
+                ("times.atime", "file.accessed_time"),
+            ] {
+                if let Some(t) = get(v, src).and_then(epoch_ms) {
+                    set(&mut out, dst, t);
+                }
             }
         }
         "net" | "flow" => {
@@ -349,6 +438,10 @@ pub fn from_native(v: &Value) -> Value {
             if let Some(q) = get_str(v, "dns.query") {
                 set(&mut out, "message", format!("DNS query {q}"));
             }
+        }
+        "kernel" | "bpf" => {
+            set(&mut out, "actor.process", proc.clone().unwrap_or(json!({})));
+            set(&mut out, "driver", driver_obj(v));
         }
         _ => {
             copy(&mut unmapped, v, "probe", "probe");

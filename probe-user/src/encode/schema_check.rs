@@ -311,6 +311,107 @@ mod tests {
             extra["net"] = n;
             out.push(with(&format!("net.{a}"), extra));
         }
+        // The security kinds, with the objects `encode/security.rs` writes.
+        let target =
+            json!({"pid": 200, "exe": "/usr/sbin/sshd", "comm": "sshd", "entity_id": "e-200"});
+        let bad = json!({"ok": false, "errno": 1, "error": "EPERM"});
+        for (kind, extra) in [
+            (
+                "process.setuid",
+                json!({"cred": {"syscall": "setresuid", "ruid": 0, "euid": 0}, "result": ok}),
+            ),
+            (
+                "process.setgid",
+                json!({"cred": {"syscall": "setgid", "gid": 0}, "result": bad}),
+            ),
+            (
+                "process.capset",
+                json!({"caps": {"effective": ["CAP_SYS_ADMIN"], "permitted": [], "inheritable": [], "pid": 0, "version": "0x20080522"}, "result": ok}),
+            ),
+            (
+                "process.ptrace",
+                json!({"ptrace": {"request": "PTRACE_ATTACH", "target": target}, "result": ok}),
+            ),
+            (
+                "process.vm_write",
+                json!({"target": target, "bytes": 8, "result": ok}),
+            ),
+            (
+                "process.signal",
+                json!({"signal": {"number": 9, "name": "SIGKILL", "syscall": "kill", "target": target}, "result": ok}),
+            ),
+            (
+                "process.rename",
+                json!({"rename": {"old_comm": "curl", "new_comm": "[kworker/0:1]"}, "result": ok}),
+            ),
+            (
+                "process.memfd",
+                json!({"memfd": {"name": "x", "flags": ["MFD_CLOEXEC"]}, "result": ok}),
+            ),
+            (
+                "process.unshare",
+                json!({"ns": {"flags": ["CLONE_NEWNS", "CLONE_NEWUSER"]}, "result": ok}),
+            ),
+            (
+                "process.setns",
+                json!({"ns": {"flags": ["CLONE_NEWNET"], "fd": 3}, "result": ok}),
+            ),
+            (
+                "process.dup",
+                json!({"dup": {"oldfd": 3, "newfd": 0}, "net": {"transport": "tcp", "family": "ipv4",
+                "src": {"ip": "10.0.0.1", "port": 40000}, "dst": {"ip": "10.0.0.2", "port": 4444}}, "result": ok}),
+            ),
+            (
+                "file.mount",
+                json!({"mount": {"syscall": "mount", "source": "none", "target": "/mnt", "fstype": "tmpfs", "flags": ["MS_NOSUID"]},
+                "file": {"path": "/mnt", "path_truncated": false}, "result": ok}),
+            ),
+            (
+                "file.umount",
+                json!({"mount": {"syscall": "umount2", "target": "/mnt", "flags": []},
+                "file": {"path": "/mnt", "path_truncated": false}, "result": ok}),
+            ),
+            (
+                "file.utime",
+                json!({"file": {"path": "/etc/passwd", "path_truncated": false, "syscall": "utimensat"},
+                "times": {"atime": "2001-01-01T00:00:00.000000000Z", "mtime": "omit"}, "result": ok}),
+            ),
+            (
+                "net.socket",
+                json!({"net": {"transport": "packet", "family": "packet", "socket_type": "raw", "protocol": "ETH_P_ALL", "fd": 3}, "result": ok}),
+            ),
+            (
+                "kernel.module_load",
+                json!({"module": {"syscall": "finit_module", "name": "evil", "path": "/tmp/evil.ko"},
+                "result": {"ok": false, "errno": 8, "error": "ENOEXEC"}}),
+            ),
+            (
+                "kernel.module_unload",
+                json!({"module": {"syscall": "delete_module", "name": "evil", "flags": []}, "result": ok}),
+            ),
+            (
+                "bpf.load",
+                json!({"bpf": {"command": "BPF_PROG_LOAD", "prog_type": "BPF_PROG_TYPE_XDP", "prog_name": "x", "insn_count": 2}, "result": ok}),
+            ),
+        ] {
+            out.push(with(kind, extra));
+        }
+        let mut resp = with(
+            "net.dns",
+            json!({"net": {"transport": "udp", "family": "ipv4", "src": {"ip": "10.0.0.1", "port": 5353},
+                "dst": {"ip": "10.0.0.53", "port": 53}, "direction": "outbound"},
+                "dns": {"query": "evil.test", "qtype": "A", "server": "10.0.0.53", "id": 7, "rcode": "NOERROR",
+                "answers": [{"name": "evil.test", "type": "A", "data": "10.9.9.9", "ttl": 60}]}}),
+        );
+        resp["seq"] = json!(44);
+        out.push(resp);
+        let mut named = with(
+            "net.connect",
+            json!({"net": {"transport": "tcp", "family": "ipv4", "src": {"ip": "10.0.0.1", "port": 40000},
+                "dst": {"ip": "10.9.9.9", "port": 443, "domain": "evil.test"}, "direction": "outbound"}, "result": ok}),
+        );
+        named["seq"] = json!(45);
+        out.push(named);
         let mut unix = with(
             "net.connect",
             json!({"net": {"transport": "unix", "family": "unix", "path": "/run/x.sock", "direction": "outbound"}, "result": ok}),
@@ -431,6 +532,38 @@ mod tests {
         assert_eq!(by_kind("net.connect")["activity_name"], "Refuse");
         assert_eq!(by_kind("flow.end")["traffic"]["bytes"], 1500);
         assert_eq!(by_kind("probe.loss")["severity_id"], 3);
+        let o = by_kind("kernel.module_load");
+        assert_eq!(
+            (o["class_uid"].as_u64(), o["activity_name"].as_str()),
+            (Some(1008), Some("Load"))
+        );
+        assert_eq!(o["driver"]["file"]["name"], "evil.ko");
+        assert_eq!(by_kind("bpf.load")["class_uid"], 1008);
+        let o = by_kind("process.ptrace");
+        assert_eq!(
+            (o["activity_name"].as_str(), o["process"]["pid"].as_u64()),
+            (Some("Inject"), Some(200))
+        );
+        assert_eq!(o["actor"]["process"]["pid"], 100);
+        assert_eq!(by_kind("process.signal")["activity_name"], "Terminate");
+        assert_eq!(by_kind("process.setuid")["activity_name"], "Set User ID");
+        assert_eq!(by_kind("file.mount")["activity_name"], "Mount");
+        assert_eq!(
+            by_kind("file.utime")["file"]["accessed_time"],
+            978_307_200_000i64
+        );
+        let e =
+            |k: &str| ecs::from_native(&samples().into_iter().find(|v| v["kind"] == k).unwrap());
+        assert_eq!(
+            e("kernel.module_load")["event"]["category"],
+            json!(["driver"])
+        );
+        assert_eq!(
+            e("file.utime")["file"]["accessed"],
+            "2001-01-01T00:00:00.000000000Z"
+        );
+        assert_eq!(e("process.setuid")["user"]["changes"]["id"], "0");
+        assert_eq!(e("process.dup")["destination"]["port"], 4444);
         let e = ecs::from_native(&samples()[0]);
         assert_eq!(e["process"]["args_count"], 3);
         assert_eq!(e["orchestrator"]["resource"]["label"], json!(["k=v"]));

@@ -33,6 +33,20 @@ pub struct FileRecord {
     pub length: i64,
     /// Syscall return value: fd or 0, or `-errno`.
     pub ret: i64,
+    /// utime calls: the times set, as passed (see [`FileTimes`]).
+    pub times: Option<FileTimes>,
+}
+
+/// The times a utime call set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileTimes {
+    /// `(seconds, nanoseconds)` for atime and mtime; `UTIME_NOW` / `UTIME_OMIT` in the
+    /// nanoseconds of utimensat.
+    Set([(i64, i64); 2]),
+    /// A NULL times pointer: both set to now.
+    Now,
+    /// The times could not be read from the caller's memory.
+    Unreadable,
 }
 
 impl FileRecord {
@@ -64,6 +78,16 @@ impl FileRecord {
         matches!(
             self.syscall,
             FileSyscall::Chown | FileSyscall::Fchown | FileSyscall::Lchown | FileSyscall::Fchownat
+        )
+    }
+
+    pub fn is_utime(&self) -> bool {
+        matches!(
+            self.syscall,
+            FileSyscall::Utimensat
+                | FileSyscall::Futimesat
+                | FileSyscall::Utimes
+                | FileSyscall::Utime
         )
     }
 

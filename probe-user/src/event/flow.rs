@@ -20,6 +20,9 @@ pub struct FlowRecord {
     pub delta_bytes: u64,
     /// Which end the owning process is (`src` sent the packets), when one was found.
     pub owner_side: Option<&'static str>,
+    /// Names the ends were resolved from (DNS answers seen on this host or container).
+    pub src_domain: Option<Arc<str>>,
+    pub dst_domain: Option<Arc<str>>,
 }
 
 impl FlowRecord {
@@ -37,6 +40,8 @@ impl FlowRecord {
             delta_packets: ev.stats.packets,
             delta_bytes: ev.stats.bytes,
             owner_side: None,
+            src_domain: None,
+            dst_domain: None,
         }
     }
 

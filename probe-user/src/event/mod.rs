@@ -9,6 +9,7 @@ pub mod file;
 pub mod flow;
 pub mod net;
 pub mod process;
+pub mod security;
 
 use container::ContainerInfo;
 use flow::FlowRecord;
@@ -138,6 +139,9 @@ pub enum Body {
     Net(Box<net::NetBody>),
     /// `flow.update` / `flow.end` (and the internal `flow.new`) from XDP.
     Flow(Box<FlowRecord>),
+    /// Security events: privilege changes, tampering, modules, BPF, mounts, namespaces,
+    /// memfds, sockets in odd places (`families::security`).
+    Security(Box<security::SecRecord>),
     /// `probe.reload`: the config was reloaded (SIGHUP); `info` says what changed.
     Reload {
         info: serde_json::Value,

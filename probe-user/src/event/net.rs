@@ -61,7 +61,7 @@ pub struct UnixAddr {
     pub abstract_ns: bool,
 }
 
-/// A DNS question found in a payload sent to port 53.
+/// A DNS question found in a payload sent to port 53, or a response received from it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DnsQuery {
     /// Query name without the trailing dot.
@@ -69,6 +69,29 @@ pub struct DnsQuery {
     /// `A`, `AAAA`, ... (`TYPE<n>` for types without a name).
     pub qtype: String,
     pub id: u16,
+    /// A response: its code (`NOERROR`, `NXDOMAIN`, ...) and answers.
+    pub response: Option<DnsResponse>,
+}
+
+/// What a DNS response said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnsResponse {
+    pub rcode: String,
+    pub answers: Vec<DnsAnswer>,
+}
+
+/// One resource record of a response's answer section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnsAnswer {
+    /// Owner name, without the trailing dot.
+    pub name: String,
+    /// `A`, `AAAA`, `CNAME`, ...
+    pub rtype: String,
+    /// The address for A/AAAA, the target name for CNAME/PTR/NS, text for the others.
+    pub data: String,
+    pub ttl: u32,
+    /// The address of an A or AAAA record.
+    pub ip: Option<std::net::IpAddr>,
 }
 
 /// Everything a `net.*` event reports.
@@ -95,6 +118,9 @@ pub struct NetBody {
     /// TCP states (`TCP_*` numbers) of `net.state`.
     pub state: Option<(u8, u8)>,
     pub dns: Option<DnsQuery>,
+    /// The name the remote address was resolved from (a DNS answer this process or its
+    /// container received), filled in by enrichment.
+    pub remote_domain: Option<std::sync::Arc<str>>,
 }
 
 impl NetBody {

@@ -4,10 +4,11 @@ pub mod file;
 pub mod flow;
 pub mod net;
 pub mod process;
+pub mod security;
 pub mod wire;
 
 use aya::{Ebpf, EbpfLoader};
-use probe_common::{EventHeader, EventKind, FileOffsets, TaskOffsets};
+use probe_common::{EventHeader, EventKind, FileOffsets, SecOffsets, TaskOffsets};
 
 use crate::{
     event::Body,
@@ -19,7 +20,7 @@ use crate::{
 use wire::DecodeError;
 
 /// The tracepoint hooks of every family, in the order `probe.start` reports them.
-const HOOKS: &[&[Hook]] = &[process::HOOKS, net::HOOKS, file::HOOKS];
+const HOOKS: &[&[Hook]] = &[process::HOOKS, net::HOOKS, file::HOOKS, security::HOOKS];
 
 pub fn hooks() -> impl Iterator<Item = &'static Hook> {
     HOOKS.iter().flat_map(|h| h.iter())
@@ -29,17 +30,20 @@ pub fn hooks() -> impl Iterator<Item = &'static Hook> {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FamilyOptions {
     pub file: file::FileOptions,
+    pub security: security::SecurityOptions,
 }
 
 /// Writes every family's maps into the loaded object (before any hook attaches).
 pub fn write_maps(ebpf: &mut Ebpf, opts: &FamilyOptions) -> Result<(), MapWriteError> {
-    file::write_maps(ebpf, &opts.file)
+    file::write_maps(ebpf, &opts.file)?;
+    security::write_maps(ebpf, &opts.security)
 }
 
 /// Read-only data the families' programs need from the running kernel's BTF.
 pub struct Globals {
     file: FileOffsets,
     task: TaskOffsets,
+    security: SecOffsets,
 }
 
 impl Globals {
@@ -52,6 +56,7 @@ impl Globals {
         Globals {
             file: file::offsets(btf),
             task,
+            security: security::offsets(btf),
         }
     }
 
@@ -59,7 +64,13 @@ impl Globals {
     pub fn apply<'a>(&'a self, loader: &mut EbpfLoader<'a>) {
         loader.override_global("FILE_OFFSETS", &self.file, true);
         loader.override_global("TASK_OFFSETS", &self.task, true);
+        loader.override_global("SEC_OFFSETS", &self.security, true);
     }
+}
+
+/// Why a tracepoint a family hooks can be missing on this kernel, if a family knows.
+pub fn missing_hint(tracepoint: &str) -> Option<&'static str> {
+    security::missing_hint(tracepoint)
 }
 
 /// Decodes the payload of a record of `kind` whose header is `h`.
@@ -79,7 +90,8 @@ pub fn decode(kind: EventKind, h: &EventHeader, bytes: &[u8]) -> Result<Body, De
         | K::FileChown
         | K::FileLink
         | K::FileSymlink
-        | K::FileTruncate => file::decode::decode_body(kind, bytes),
+        | K::FileTruncate
+        | K::FileUtime => file::decode::decode_body(kind, bytes),
         K::NetConnect
         | K::NetAccept
         | K::NetBind
@@ -89,5 +101,22 @@ pub fn decode(kind: EventKind, h: &EventHeader, bytes: &[u8]) -> Result<Body, De
         | K::NetState
         | K::NetSend => Ok(Body::Net(Box::new(net::decode::decode(kind, bytes)?))),
         K::FlowUpdate | K::FlowEnd | K::FlowNew => flow::decode(kind, bytes),
+        K::ProcessSetuid
+        | K::ProcessSetgid
+        | K::ProcessCapset
+        | K::ProcessPtrace
+        | K::ProcessVmWrite
+        | K::ProcessSignal
+        | K::ProcessRename
+        | K::ProcessMemfd
+        | K::ProcessUnshare
+        | K::ProcessSetns
+        | K::ProcessDup
+        | K::FileMount
+        | K::FileUmount
+        | K::NetSocket
+        | K::KernelModuleLoad
+        | K::KernelModuleUnload
+        | K::BpfLoad => security::decode::decode(kind, bytes),
     }
 }

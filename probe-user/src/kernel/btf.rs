@@ -213,6 +213,21 @@ impl Btf {
     }
 }
 
+impl Btf {
+    /// Bit offset of `strukt.member` (for bitfields such as `task_struct.in_execve`).
+    pub fn member_bit_offset(&self, strukt: &str, member: &str) -> Result<u32, BtfError> {
+        let id = *self
+            .structs_by_name
+            .get(strukt)
+            .ok_or_else(|| BtfError::NoStruct(strukt.to_owned()))?;
+        self.find_member(id, member)
+            .ok_or_else(|| BtfError::NoMember {
+                strukt: strukt.to_owned(),
+                member: member.to_owned(),
+            })
+    }
+}
+
 /// Reads the offsets the programs need from the running kernel's BTF.
 pub fn kernel_offsets(btf: &Btf) -> Result<probe_common::KernelOffsets, BtfError> {
     let t = |m| btf.member_offset("task_struct", m);

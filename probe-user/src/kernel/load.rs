@@ -228,8 +228,11 @@ fn attach(ebpf: &mut Ebpf, hook: &Hook, tracefs_root: &Path) -> Result<(), Strin
     match hook.attach {
         Attach::TracePoint(cat, name) => {
             if !tracefs::tracepoint_exists(tracefs_root, cat, name) {
+                let why = families::missing_hint(name)
+                    .map(|h| format!(": {h}"))
+                    .unwrap_or_default();
                 return Err(format!(
-                    "tracepoint {cat}:{name} does not exist on this kernel"
+                    "tracepoint {cat}:{name} does not exist on this kernel{why}"
                 ));
             }
             let p: &mut TracePoint = prog.try_into().map_err(|e| format!("{e}"))?;

@@ -152,6 +152,7 @@ fn start_info(cfg: &RunConfig, probe: &Probe) -> serde_json::Value {
             })),
             "file": cfg.file.summary(),
             "process": cfg.process.summary(),
+            "security": cfg.security.summary(),
             "output": cfg.output.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "stdout".into()),
             "containers": cfg.containers.enabled.then(|| serde_json::json!({
                 "cri_socket": cfg.containers.cri_socket,
@@ -234,6 +235,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         flow_entries: cfg.xdp.as_ref().map_or(1, |x| x.table_size),
         families: families::FamilyOptions {
             file: cfg.file.clone(),
+            security: cfg.security.clone(),
         },
     })?;
     // XDP is attached per interface, not from the tracepoint table.

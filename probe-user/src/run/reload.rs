@@ -62,6 +62,7 @@ fn restart_only(c: &RunConfig) -> Vec<(&'static str, String)> {
         ("limits", format!("{:?}", c.limits)),
         ("format", format!("{:?} {:?}", c.format, c.pretty)),
         ("file", format!("{:?}", c.file)),
+        ("security", format!("{:?}", c.security)),
         ("xdp", format!("{:?}", c.xdp)),
         ("service", format!("{:?}", c.service)),
     ]
@@ -155,6 +156,7 @@ impl Reloader {
         kept.format = self.current.format;
         kept.pretty = self.current.pretty;
         kept.file = self.current.file.clone();
+        kept.security = self.current.security.clone();
         kept.xdp = self.current.xdp.clone();
         kept.service = self.current.service.clone();
         self.current = kept;

@@ -799,3 +799,65 @@ fn flows_evicted_from_a_full_table_are_counted_and_reported() {
         "{f}"
     );
 }
+
+/// A flow to a server whose address a process resolved carries the name on that end:
+/// curl on the host resolves `www` (a DNS server the test runs answers with the namespace's
+/// address) and fetches from a server in the namespace; XDP sees the server's packets.
+#[test]
+fn flows_carry_the_domain_the_address_was_resolved_from() {
+    use std::collections::HashMap;
+    use tprobe_tests::dns::{resolving, Answer, Responder};
+
+    let veth = Veth::new();
+    let name = format!("www.t17-flow-{}.test", std::process::id());
+    let ns_addr: std::net::Ipv4Addr = veth.ns_ip.parse().unwrap();
+    let dns = Responder::start(HashMap::from([(
+        name.clone(),
+        Answer::CnameA(format!("edge.{name}"), ns_addr),
+    )]));
+    let probe = Probe::start(&[
+        "--events",
+        "flow,net.dns",
+        "--xdp-iface",
+        &veth.host,
+        "--flow-idle-timeout",
+        "2s",
+    ]);
+    let ns_ip = veth.ns_ip.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server = std::thread::spawn({
+        let path = format!("/run/netns/{}", veth.ns);
+        move || {
+            let f_ns = std::fs::File::open(&path).expect("open netns");
+            let r = unsafe { libc::setns(f_ns.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+            let l = TcpListener::bind((ns_ip.as_str(), 0)).unwrap();
+            tx.send(l.local_addr().unwrap().port()).unwrap();
+            let (mut s, _) = l.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let body = "x".repeat(5000);
+            let _ = std::io::Write::write_all(
+                &mut s,
+                format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+                    .as_bytes(),
+            );
+        }
+    });
+    let port = rx.recv().unwrap();
+    let url = format!("http://{name}:{port}/");
+    let out = resolving(&dns.resolv_conf(), &["curl", "-s", "--noproxy", "*", "-o", "/dev/null", &url])
+        .status()
+        .unwrap();
+    assert!(out.success());
+    server.join().unwrap();
+    let flow = probe
+        .wait_for(WAIT, |v| {
+            flow_between(v, "tcp", &veth.ns_ip, &veth.host_ip) && v["flow"]["src"]["port"] == port
+        })
+        .expect("the server's flow.end");
+    assert_eq!(flow["flow"]["src"]["domain"], name.as_str(), "{flow}");
+    assert!(flow["flow"]["dst"].get("domain").is_none(), "{flow}");
+    let st = probe.stop();
+    assert!(st.status.success(), "{}", st.stderr);
+}

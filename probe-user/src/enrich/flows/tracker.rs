@@ -366,6 +366,8 @@ impl State {
                     delta_packets: st.packets,
                     delta_bytes: st.bytes,
                     owner_side: None,
+                    src_domain: None,
+                    dst_domain: None,
                 };
                 if let Some(k) = &known {
                     rec.delta_packets = st.packets.saturating_sub(k.sent_packets);
@@ -392,6 +394,8 @@ impl State {
                     delta_packets: st.packets.saturating_sub(known.sent_packets),
                     delta_bytes: st.bytes.saturating_sub(known.sent_bytes),
                     owner_side: None,
+                    src_domain: None,
+                    dst_domain: None,
                 };
                 known.sent_packets = st.packets;
                 known.sent_bytes = st.bytes;

@@ -386,6 +386,41 @@ impl ProcessTable {
         }
     }
 
+    /// The latest image of process (pid, start): for a process another one acts on (a ptrace
+    /// tracee, a signal's receiver), whose exec id the kernel did not send.
+    pub fn latest_image(&mut self, task: &Task) -> Arc<ProcessInfo> {
+        if let Some(i) = self
+            .slot_mut(task.pid, task.start_ns, false)
+            .and_then(|s| s.images.last().cloned())
+        {
+            return i;
+        }
+        self.image_of(task)
+    }
+
+    /// The process `pid` names now (a pid another process passed, with no start time to check
+    /// it against): the table's newest instance, else one read from /proc.
+    pub fn find_pid(&mut self, pid: u32) -> Option<Arc<ProcessInfo>> {
+        if let Some(i) = self
+            .map
+            .get(&pid)
+            .and_then(|v| v.last())
+            .and_then(|s| s.images.last().cloned())
+        {
+            return Some(i);
+        }
+        let info = Arc::new(procfs::read(
+            &self.proc_root,
+            &self.host,
+            pid,
+            None,
+            None,
+            self.tick_ns,
+        )?);
+        self.put_slot(Slot::new(info.clone(), false));
+        Some(info)
+    }
+
     /// Loads every running process from /proc, so processes that started before the probe
     /// are enriched even when they exit before we hear of them again.
     pub fn snapshot(&mut self) {

@@ -2,13 +2,17 @@
 use probe_common::{
     FileEvent, FileSyscall, FILE_BASE_PARTIAL, FILE_BY_FD, FILE_FIXED_LEN, FILE_HAS_BASE,
     FILE_HAS_TARGET, FILE_HAS_TARGET_BASE, FILE_PATH_TRUNCATED, FILE_PATH_UNREADABLE,
-    FILE_TARGET_TRUNCATED, FILE_TARGET_UNREADABLE, PATH_MAX,
+    FILE_TARGET_TRUNCATED, FILE_TARGET_UNREADABLE, FILE_TIMES_NULL, FILE_TIMES_UNREADABLE,
+    PATH_MAX,
 };
 
 use probe_common::EventKind;
 
 use crate::{
-    event::{file::FileRecord, Body},
+    event::{
+        file::{FileRecord, FileTimes},
+        Body,
+    },
     families::wire::DecodeError,
 };
 
@@ -51,7 +55,9 @@ pub fn decode(bytes: &[u8]) -> Option<FileRecord> {
         &mut at,
     )?;
     let _ = FILE_BASE_PARTIAL; // no base: userspace falls back to /proc
+    let times = times_of(syscall, ev.fflags, ev.times);
     Some(FileRecord {
+        times,
         syscall,
         path_resolved: path.first() == Some(&b'/'),
         target_resolved: target.as_ref().is_some_and(|t| t.first() == Some(&b'/')),
@@ -72,6 +78,27 @@ pub fn decode(bytes: &[u8]) -> Option<FileRecord> {
         gid: ev.gid,
         length: ev.length,
         ret: ev.ret,
+    })
+}
+
+/// The times of a utime call, as (seconds, nanoseconds) pairs whatever the syscall's layout.
+fn times_of(sys: FileSyscall, fflags: u32, t: [i64; 4]) -> Option<FileTimes> {
+    let pairs = match sys {
+        FileSyscall::Utimensat => [(t[0], t[1]), (t[2], t[3])],
+        // struct timeval: microseconds.
+        FileSyscall::Utimes | FileSyscall::Futimesat => [
+            (t[0], t[1].saturating_mul(1000)),
+            (t[2], t[3].saturating_mul(1000)),
+        ],
+        FileSyscall::Utime => [(t[0], 0), (t[1], 0)],
+        _ => return None,
+    };
+    Some(if fflags & FILE_TIMES_UNREADABLE != 0 {
+        FileTimes::Unreadable
+    } else if fflags & FILE_TIMES_NULL != 0 {
+        FileTimes::Now
+    } else {
+        FileTimes::Set(pairs)
     })
 }
 

@@ -210,6 +210,7 @@ pub const CHOWN: &[EventKind] = &[EventKind::FileChown];
 pub const LINK: &[EventKind] = &[EventKind::FileLink];
 pub const SYMLINK: &[EventKind] = &[EventKind::FileSymlink];
 pub const TRUNCATE: &[EventKind] = &[EventKind::FileTruncate];
+pub const UTIME: &[EventKind] = &[EventKind::FileUtime];
 
 /// The file family's hooks: each syscall's enter and exit.
 pub const HOOKS: &[Hook] = &[
@@ -265,6 +266,14 @@ pub const HOOKS: &[Hook] = &[
     syscall("file_exit_truncate", "sys_exit_truncate", TRUNCATE),
     syscall("file_enter_ftruncate", "sys_enter_ftruncate", TRUNCATE),
     syscall("file_exit_ftruncate", "sys_exit_ftruncate", TRUNCATE),
+    syscall("file_enter_utimensat", "sys_enter_utimensat", UTIME),
+    syscall("file_exit_utimensat", "sys_exit_utimensat", UTIME),
+    syscall("file_enter_futimesat", "sys_enter_futimesat", UTIME),
+    syscall("file_exit_futimesat", "sys_exit_futimesat", UTIME),
+    syscall("file_enter_utimes", "sys_enter_utimes", UTIME),
+    syscall("file_exit_utimes", "sys_exit_utimes", UTIME),
+    syscall("file_enter_utime", "sys_enter_utime", UTIME),
+    syscall("file_exit_utime", "sys_exit_utime", UTIME),
 ];
 
 #[cfg(test)]

@@ -1,14 +1,15 @@
 //! `net.*` records -> [`NetBody`]: socket addresses from the kernel's `struct sock` and the
-//! caller's sockaddr, errno names, and DNS questions parsed from the captured payload.
+//! caller's sockaddr, errno names, and DNS messages parsed from the captured payload
+//! (`dns.rs`).
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use probe_common::{
     EventKind, NetHead, NetInfo, NET_ADDR_LOCAL, NET_FIXED_LEN, NET_HAS_ADDR, NET_HAS_RET,
-    NET_HAS_SOCK, NET_PAYLOAD_TCP,
+    NET_HAS_SOCK, NET_PAYLOAD_RECV, NET_PAYLOAD_TCP,
 };
 
 use crate::{
-    event::net::{Direction, DnsQuery, NetBody, UnixAddr},
+    event::net::{Direction, NetBody, UnixAddr},
     families::wire::{read, DecodeError},
 };
 
@@ -94,35 +95,6 @@ pub fn parse_sockaddr(b: &[u8]) -> Option<SockAddr> {
     }
 }
 
-/// Parses the DNS question of a query. A TCP payload starts with a 2-byte length.
-pub fn parse_dns(payload: &[u8], tcp: bool) -> Result<DnsQuery, DecodeError> {
-    let msg = if tcp {
-        payload
-            .get(2..)
-            .ok_or_else(|| DecodeError::Dns("TCP payload without length".into()))?
-    } else {
-        payload
-    };
-    let packet = simple_dns::Packet::parse(msg).map_err(|e| DecodeError::Dns(e.to_string()))?;
-    if packet.has_flags(simple_dns::PacketFlag::RESPONSE) {
-        return Err(DecodeError::Dns("a response, not a query".into()));
-    }
-    let q = packet
-        .questions
-        .first()
-        .ok_or_else(|| DecodeError::Dns("no question".into()))?;
-    let qtype = match q.qtype {
-        simple_dns::QTYPE::TYPE(simple_dns::TYPE::Unknown(n)) => format!("TYPE{n}"),
-        simple_dns::QTYPE::TYPE(t) => format!("{t:?}"),
-        other => format!("{other:?}"),
-    };
-    Ok(DnsQuery {
-        query: q.qname.to_string(),
-        qtype,
-        id: packet.id(),
-    })
-}
-
 /// Decodes the part of a `net.*` record after the common header.
 pub fn decode(kind: EventKind, bytes: &[u8]) -> Result<NetBody, DecodeError> {
     let head: NetHead = read(bytes).ok_or(DecodeError::BadLength {
@@ -145,6 +117,7 @@ pub fn decode(kind: EventKind, bytes: &[u8]) -> Result<NetBody, DecodeError> {
         backlog: None,
         state: None,
         dns: None,
+        remote_domain: None,
     };
     if has_sock {
         // A socket not bound yet has no local address worth reporting.
@@ -213,7 +186,12 @@ pub fn decode(kind: EventKind, bytes: &[u8]) -> Result<NetBody, DecodeError> {
                     len: bytes.len(),
                     want: NET_FIXED_LEN + want,
                 })?;
-        b.dns = Some(parse_dns(payload, i.nflags & NET_PAYLOAD_TCP != 0)?);
+        let tcp = i.nflags & NET_PAYLOAD_TCP != 0;
+        b.dns = Some(if i.nflags & NET_PAYLOAD_RECV != 0 {
+            super::dns::parse_response(payload, i.payload_total as usize, tcp)?
+        } else {
+            super::dns::parse_query(payload, tcp)?
+        });
     }
     Ok(b)
 }
@@ -221,66 +199,6 @@ pub fn decode(kind: EventKind, bytes: &[u8]) -> Result<NetBody, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn query(name: &str, qtype: simple_dns::TYPE) -> Vec<u8> {
-        let mut p = simple_dns::Packet::new_query(0x1234);
-        p.questions.push(simple_dns::Question::new(
-            simple_dns::Name::new_unchecked(name),
-            qtype.into(),
-            simple_dns::CLASS::IN.into(),
-            false,
-        ));
-        p.build_bytes_vec().unwrap()
-    }
-
-    #[test]
-    fn dns_queries_parse_udp_and_tcp() {
-        let q = parse_dns(&query("example.test", simple_dns::TYPE::AAAA), false).unwrap();
-        assert_eq!(
-            (q.query.as_str(), q.qtype.as_str(), q.id),
-            ("example.test", "AAAA", 0x1234)
-        );
-        let mut tcp = vec![0, 0];
-        tcp.extend(query("a.b", simple_dns::TYPE::A));
-        let q = parse_dns(&tcp, true).unwrap();
-        assert_eq!((q.query.as_str(), q.qtype.as_str()), ("a.b", "A"));
-        let q = parse_dns(&query("x", simple_dns::TYPE::HTTPS), false).unwrap();
-        assert_eq!(q.qtype, "HTTPS");
-        // simple-dns refuses query types it has no name for: counted as malformed.
-        assert!(parse_dns(&query("x", simple_dns::TYPE::Unknown(999)), false).is_err());
-    }
-
-    #[test]
-    fn malformed_dns_is_an_error_not_a_panic() {
-        assert!(parse_dns(&[], false).is_err());
-        assert!(parse_dns(&[1, 2, 3], true).is_err());
-        assert!(parse_dns(b"not dns at all, definitely not", false).is_err());
-        // A header announcing a question that is not there.
-        assert!(parse_dns(&[0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0], false).is_err());
-        // No question at all.
-        assert!(parse_dns(&[0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0], false).is_err());
-        // A label that points at itself (compression loop) and prefixes of a good query.
-        assert!(parse_dns(
-            &[0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1],
-            false
-        )
-        .is_err());
-        let good = query("prefix.test", simple_dns::TYPE::A);
-        for n in 0..good.len() {
-            let _ = parse_dns(&good[..n], false);
-        }
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        for _ in 0..3000 {
-            let mut buf = vec![0u8; (x % 200) as usize];
-            for b in buf.iter_mut() {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                *b = x as u8;
-            }
-            let _ = parse_dns(&buf, x & 1 == 0);
-        }
-    }
 
     #[test]
     fn sockaddrs() {
@@ -376,7 +294,7 @@ mod tests {
 
     #[test]
     fn dns_record_lengths_are_checked() {
-        let q = query("len.test", simple_dns::TYPE::A);
+        let q = crate::families::net::dns::tests::query("len.test", simple_dns::TYPE::A);
         let mut rec = record(EventKind::NetDns, |i| {
             i.payload_len = q.len() as u32;
         });
