@@ -25,6 +25,20 @@ impl Native {
     pub fn new(host: String, clock: BootClock) -> Self {
         Native { host, clock }
     }
+
+    /// Epoch seconds of a boot-clock time (what correlation windows count in).
+    pub fn epoch_secs(&self, boot_ns: u64) -> i64 {
+        (self.clock.wall_ns(boot_ns) / 1_000_000_000) as i64
+    }
+}
+
+/// The analyze stage reads fields its fast path does not cover from the native record.
+impl crate::analyze::view::Render for Native {
+    fn render(&self, ev: &Event) -> serde_json::Value {
+        let mut buf = Vec::new();
+        self.encode(ev, 0, &mut buf);
+        serde_json::from_slice(&buf).unwrap_or_default()
+    }
 }
 
 /// Bytes rendered as a string, bad UTF-8 replaced with U+FFFD.
@@ -268,6 +282,8 @@ struct Line<'a> {
     container: Option<&'a crate::event::container::ContainerInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     file: Option<FileV<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alert: Option<super::alert::AlertV<'a>>,
 }
 
 fn opt_b64(b: Option<&[u8]>) -> Option<String> {
@@ -344,8 +360,19 @@ impl Encoder for Native {
             flow: None,
             container: ev.container.as_deref(),
             file: None,
+            alert: None,
         };
-        match &ev.body {
+        self.fill(&mut line, ev, &ev.body);
+        // Writing into a Vec cannot fail and every field serialises infallibly.
+        let _ = serde_json::to_writer(&mut *out, &line);
+        out.push(b'\n');
+    }
+}
+
+impl Native {
+    /// The kind's own objects of `body` (for an alert: its own, then the matched event's).
+    fn fill<'a>(&self, line: &mut Line<'a>, ev: &'a Event, body: &'a Body) {
+        match body {
             Body::Exec { .. } => {
                 if let Some(sc) = ev.process.as_deref().and_then(|p| p.script.as_ref()) {
                     line.exec = Some(ExecV {
@@ -404,10 +431,13 @@ impl Encoder for Native {
                     since: self.clock.rfc3339(*since_ns),
                 });
             }
+            Body::Alert(a) => {
+                line.alert = Some(super::alert::AlertV::new(a));
+                if let Some(m) = a.matched.as_deref() {
+                    self.fill(line, ev, m);
+                }
+            }
         }
-        // Writing into a Vec cannot fail and every field serialises infallibly.
-        let _ = serde_json::to_writer(&mut *out, &line);
-        out.push(b'\n');
     }
 }
 

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use probe_common::EventKind;
 
+pub mod alert;
 pub mod container;
 pub mod file;
 pub mod flow;
@@ -96,6 +97,8 @@ pub enum Body {
     Reload {
         info: serde_json::Value,
     },
+    /// `alert`: a detection made by the analyze stage.
+    Alert(Box<alert::Alert>),
     /// `probe.loss`.
     Loss {
         source: &'static str,
@@ -130,6 +133,7 @@ impl Event {
             Body::Loss { .. } => "probe.loss",
             Body::Flow(f) => f.kind.name(),
             Body::Reload { .. } => "probe.reload",
+            Body::Alert(_) => "alert",
             _ => self
                 .task
                 .as_ref()

@@ -8,5 +8,6 @@ mod kernels;
 mod lifecycle;
 mod net;
 mod process;
+mod rules;
 mod sinks;
 mod xdp;
