@@ -139,6 +139,7 @@ impl Analyzer {
             "alerts": self.stats.alerts.load(Relaxed),
             "eval_seconds": self.stats.eval_ns.load(Relaxed) as f64 / 1e9,
             "correlation_groups": self.rules.as_ref().map_or(0, RuleSet::state_entries),
+            "correlation_groups_evicted": self.rules.as_ref().map_or(0, |r| r.evicted),
         })
     }
 
@@ -266,5 +267,122 @@ fn alert(
         parent: ev.parent.clone(),
         user: ev.user.clone(),
         container: ev.container.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{net::SocketAddr, sync::Arc};
+
+    use super::*;
+    use crate::event::{net::NetBody, process::ProcessInfo, Task};
+
+    struct NoJson;
+    impl Render for NoJson {
+        fn render(&self, _: &Event) -> serde_json::Value {
+            serde_json::json!({})
+        }
+    }
+
+    fn connect(pid: u32, port: u16) -> Event {
+        let dst: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        Event {
+            ts_ns: 1,
+            task: Some(Task {
+                kind: EventKind::NetConnect,
+                flags: 0,
+                ts_ns: 1,
+                pid,
+                tid: pid,
+                ppid: 1,
+                uid: 0,
+                gid: 0,
+                cgroup_id: 1,
+                start_ns: 1,
+                parent_start_ns: 1,
+                comm: b"scan".to_vec(),
+            }),
+            body: Body::Net(Box::new(NetBody {
+                protocol: 6,
+                family: 2,
+                sock_type: 1,
+                local: Some("127.0.0.1:40000".parse().unwrap()),
+                remote: Some(dst),
+                unix: None,
+                direction: Some(crate::event::net::Direction::Outbound),
+                fd: Some(3),
+                ret: Some(0),
+                backlog: None,
+                state: None,
+                dns: None,
+            })),
+            process: Some(Arc::new(ProcessInfo {
+                pid,
+                exe: Some(b"/usr/bin/scan".to_vec()),
+                args: vec![b"scan".to_vec()],
+                ..Default::default()
+            })),
+            parent: None,
+            user: None,
+            container: None,
+        }
+    }
+
+    fn rules(text: &str, cap: usize) -> RuleSet {
+        let d = std::env::temp_dir().join(format!("tprobe-analyze-{}-{cap}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let f = d.join("r.yml");
+        std::fs::write(&f, text).unwrap();
+        let loaded = rules::load(&[f], &crate::schema::has_field).unwrap();
+        assert!(loaded.refused.is_empty(), "{:?}", loaded.refused);
+        RuleSet::build_capped(loaded, cap).unwrap()
+    }
+
+    const SCAN: &str = "title: connect
+id: c0000000-0000-4000-8000-000000000001
+logsource: {product: linux, category: network_connection}
+detection:
+  selection: {Initiated: 'true'}
+  condition: selection
+---
+title: scan
+id: c0000000-0000-4000-8000-000000000002
+correlation:
+  type: value_count
+  rules: [c0000000-0000-4000-8000-000000000001]
+  group-by: [ProcessId]
+  timespan: 10s
+  condition: {gte: 5, field: DestinationPort}
+level: medium
+";
+
+    #[test]
+    fn a_value_count_correlation_fires_once_per_group_and_its_state_is_capped() {
+        let mut a = Analyzer {
+            rules: Some(rules(SCAN, 1000)),
+            ioc: None,
+            stats: Default::default(),
+        };
+        let mut out = Vec::new();
+        for port in 1..=8 {
+            a.analyze(&connect(7, port), Some(port as u64), 100, &NoJson, &mut out);
+        }
+        assert_eq!(out.len(), 1, "one alert, then suppressed: {out:?}");
+        let Body::Alert(al) = &out[0].body else { panic!() };
+        assert_eq!(al.rule.id, "c0000000-0000-4000-8000-000000000002");
+        assert_eq!(al.group, vec![("ProcessId".to_string(), "7".to_string())]);
+        assert_eq!(al.contributing.len(), 5, "{:?}", al.contributing);
+        // A small cap: many groups, evictions counted, memory bounded.
+        let mut a = Analyzer {
+            rules: Some(rules(SCAN, 10)),
+            ioc: None,
+            stats: Default::default(),
+        };
+        for pid in 1..=50 {
+            a.analyze(&connect(pid, 80), None, 100, &NoJson, &mut out);
+        }
+        let r = a.rules().unwrap();
+        assert!(r.state_entries() <= 10, "{}", r.state_entries());
+        assert!(r.evicted > 0);
     }
 }

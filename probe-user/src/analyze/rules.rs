@@ -323,12 +323,20 @@ pub struct RuleSet {
     pub per_category: BTreeMap<String, usize>,
     pub rule_count: usize,
     pub correlations: usize,
+    max_groups: usize,
+    /// Correlation groups dropped because the cap was reached.
+    pub evicted: u64,
 }
 
 impl RuleSet {
     pub fn build(loaded: Loaded) -> Result<RuleSet, RulesError> {
+        Self::build_capped(loaded, MAX_GROUPS)
+    }
+
+    /// [`RuleSet::build`] with room for `max_groups` correlation groups.
+    pub fn build_capped(loaded: Loaded, max_groups: usize) -> Result<RuleSet, RulesError> {
         let mut engine = CorrelationEngine::new(CorrelationConfig {
-            max_state_entries: MAX_GROUPS,
+            max_state_entries: max_groups,
             max_correlation_events: MAX_CONTRIBUTING,
             correlation_event_mode: CorrelationEventMode::Refs,
             // Rules a correlation names (`generate: false`, Sigma's default) feed it and do
@@ -407,6 +415,8 @@ impl RuleSet {
             per_category: loaded.per_category,
             rule_count,
             correlations: loaded.correlations,
+            max_groups,
+            evicted: 0,
         })
     }
 
@@ -422,7 +432,17 @@ impl RuleSet {
         view: &impl rsigma_eval::event::Event,
         ts_secs: i64,
     ) -> Vec<EvaluationResult> {
-        self.engine.process_event_at(view, ts_secs)
+        if self.correlations == 0 {
+            return self.engine.process_event_at(view, ts_secs);
+        }
+        // The engine drops the stalest tenth of its groups when full: count what went.
+        let before = self.engine.state_count();
+        let r = self.engine.process_event_at(view, ts_secs);
+        let after = self.engine.state_count();
+        if before >= self.max_groups && after <= before {
+            self.evicted += (before + 1 - after) as u64;
+        }
+        r
     }
 
     pub fn info(&self, r: &EvaluationResult) -> Arc<RuleInfo> {

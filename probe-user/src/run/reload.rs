@@ -103,21 +103,21 @@ impl Reloader {
         let filter = OutputFilter::new(&new.filters).map_err(|e| anyhow::anyhow!(e))?;
         let sink = build_sink(&new)?;
         let mut warnings = Vec::new();
-        // A rule set that does not load leaves the running one in place.
-        let analyzer = if new.analyze == self.current.analyze {
-            None
-        } else {
-            match Analyzer::load(&new.analyze) {
-                Ok(a) => Some(Some(a)),
-                Err(e) => {
-                    warnings.push(format!("rules and IoC lists not reloaded, the running ones stay: {e}"));
-                    None
-                }
+        // Rule files are read again (they may have changed under the same paths); a set that
+        // does not load leaves the running one in place.
+        let analyzer = match Analyzer::load(&new.analyze) {
+            Ok(a) => Some((!a.is_noop()).then_some(a)),
+            Err(e) => {
+                warnings.push(format!(
+                    "rules and IoC lists not reloaded, the running ones stay: {e}"
+                ));
+                None
             }
         };
         let analyzed = match &analyzer {
             Some(Some(a)) => a.kinds(),
-            _ => self.analyzed.clone(),
+            Some(None) => Vec::new(),
+            None => self.analyzed.clone(),
         };
         let wanted_all = wanted_kinds(&new.kinds, &analyzed);
         for ((key, old), (_, now)) in restart_only(&self.current)

@@ -2,6 +2,7 @@
 //! asserts on the JSON lines that come out. Run as root through `cargo xtask test`.
 mod cli;
 mod containers;
+mod detection;
 mod deploy;
 mod file;
 mod kernels;
