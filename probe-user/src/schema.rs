@@ -99,7 +99,10 @@ pub fn has_field(path: &str) -> bool {
         // `$ref` chains are short; the bound keeps a bad schema from looping.
         for _ in 0..8 {
             match n.get("$ref").and_then(|r| r.as_str()) {
-                Some(r) => match r.strip_prefix("#/$defs/").and_then(|d| root["$defs"].get(d)) {
+                Some(r) => match r
+                    .strip_prefix("#/$defs/")
+                    .and_then(|d| root["$defs"].get(d))
+                {
                     Some(t) => n = t,
                     None => return n,
                 },
@@ -130,7 +133,15 @@ mod tests {
 
     #[test]
     fn dotted_fields_are_checked_against_the_schema() {
-        for f in ["process.exe", "process.args", "parent.entity_id", "file.path", "net.dst.port", "container.pod.namespace", "container.labels.app"] {
+        for f in [
+            "process.exe",
+            "process.args",
+            "parent.entity_id",
+            "file.path",
+            "net.dst.port",
+            "container.pod.namespace",
+            "container.labels.app",
+        ] {
             assert!(has_field(f), "{f}");
         }
         for f in ["process.nope", "file.path.x", "netx.dst", ""] {

@@ -29,7 +29,8 @@ pub fn from_tags(tags: &[String]) -> (Vec<String>, Vec<String>) {
         };
         let norm = rest.to_ascii_lowercase().replace('-', "_");
         if let Some(id) = norm.strip_prefix('t').filter(|id| {
-            id.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            id.split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
         }) {
             techniques.push(format!("T{id}"));
         } else if let Some((_, _, name)) = TACTICS.iter().find(|(tag, _, _)| *tag == norm) {
@@ -41,7 +42,10 @@ pub fn from_tags(tags: &[String]) -> (Vec<String>, Vec<String>) {
 
 /// The ATT&CK id of a tactic display name.
 pub fn tactic_id(name: &str) -> Option<&'static str> {
-    TACTICS.iter().find(|(_, _, n)| *n == name).map(|(_, id, _)| *id)
+    TACTICS
+        .iter()
+        .find(|(_, _, n)| *n == name)
+        .map(|(_, id, _)| *id)
 }
 
 #[cfg(test)]

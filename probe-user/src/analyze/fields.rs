@@ -116,7 +116,9 @@ pub fn categories_of(ev: &Event, kind: EventKind) -> impl Iterator<Item = &'stat
 /// Write access (or truncation) asked for by an open.
 pub fn opens_to_write(f: &FileRecord) -> bool {
     let acc = f.flags & libc::O_ACCMODE as u32;
-    acc == libc::O_WRONLY as u32 || acc == libc::O_RDWR as u32 || f.flags & libc::O_TRUNC as u32 != 0
+    acc == libc::O_WRONLY as u32
+        || acc == libc::O_RDWR as u32
+        || f.flags & libc::O_TRUNC as u32 != 0
 }
 
 /// Whether a Sigma field name may be used in a rule of `category`.

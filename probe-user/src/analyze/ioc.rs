@@ -158,7 +158,12 @@ impl IocSet {
         self.hashes.len() + self.nets.values().map(HashMap::len).sum::<usize>() + self.domains.len()
     }
 
-    fn hit(e: &Entry, kind: &'static str, value: String, field: &'static str) -> (IocHit, Arc<RuleInfo>) {
+    fn hit(
+        e: &Entry,
+        kind: &'static str,
+        value: String,
+        field: &'static str,
+    ) -> (IocHit, Arc<RuleInfo>) {
         (
             IocHit {
                 indicator: e.indicator.clone(),
@@ -229,7 +234,8 @@ fn is_domain(s: &str) -> bool {
                 && l.len() <= 63
                 && !l.starts_with('-')
                 && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
         && !d.bytes().all(|b| b.is_ascii_digit() || b == b'.')
 }
@@ -255,10 +261,19 @@ mod tests {
         assert_eq!(s.len(), 5);
         assert_eq!(s.bad_lines.len(), 2);
         assert_eq!(s.bad_lines[0].line, 7);
-        assert!(s.match_hash(&h.to_uppercase(), "process.hash.sha256").is_some());
-        let (hit, _) = s.match_ip("10.1.200.3".parse().unwrap(), "net.dst.ip").unwrap();
-        assert_eq!((hit.indicator.as_str(), hit.name.as_deref()), ("10.1.0.0/16", Some("lab net")));
-        assert!(s.match_ip("10.2.0.1".parse().unwrap(), "net.dst.ip").is_none());
+        assert!(s
+            .match_hash(&h.to_uppercase(), "process.hash.sha256")
+            .is_some());
+        let (hit, _) = s
+            .match_ip("10.1.200.3".parse().unwrap(), "net.dst.ip")
+            .unwrap();
+        assert_eq!(
+            (hit.indicator.as_str(), hit.name.as_deref()),
+            ("10.1.0.0/16", Some("lab net"))
+        );
+        assert!(s
+            .match_ip("10.2.0.1".parse().unwrap(), "net.dst.ip")
+            .is_none());
         assert!(s.match_ip("192.0.2.7".parse().unwrap(), "x").is_some());
         assert!(s.match_ip("2001:db8:1::9".parse().unwrap(), "x").is_some());
         assert!(s.match_domain("a.b.Evil.Example.", "dns.query").is_some());

@@ -19,8 +19,8 @@ use std::{
 use probe_common::EventKind;
 
 use crate::event::{
-    alert::{Alert, AlertSource, IocHit, RuleInfo},
-    Body, Event,
+    alert::{AlertSource, IocHit, RuleInfo},
+    Alert, Body, Event,
 };
 use fields::OWN_PRODUCT;
 use ioc::{IocError, IocSet};
@@ -103,13 +103,21 @@ impl Analyzer {
 
     /// The kinds the kernel must send for the rules and lists, whatever `--events` shows.
     pub fn kinds(&self) -> Vec<EventKind> {
-        let mut k: Vec<EventKind> = self.rules.as_ref().map(|r| r.kinds.clone()).unwrap_or_default();
+        let mut k: Vec<EventKind> = self
+            .rules
+            .as_ref()
+            .map(|r| r.kinds.clone())
+            .unwrap_or_default();
         if let Some(i) = &self.ioc {
             if i.has_hashes() {
                 k.push(EventKind::ProcessExec);
             }
             if i.has_addresses() {
-                k.extend([EventKind::NetConnect, EventKind::NetAccept, EventKind::FlowEnd]);
+                k.extend([
+                    EventKind::NetConnect,
+                    EventKind::NetAccept,
+                    EventKind::FlowEnd,
+                ]);
             }
             if i.has_domains() {
                 k.extend([EventKind::NetDns, EventKind::NetConnect]);
@@ -184,13 +192,29 @@ impl Analyzer {
                         ),
                         None => (Vec::new(), Vec::new()),
                     };
-                    out.push(alert(ev, AlertSource::Sigma, info, seq, group, contributing, None));
+                    out.push(alert(
+                        ev,
+                        AlertSource::Sigma,
+                        info,
+                        seq,
+                        group,
+                        contributing,
+                        None,
+                    ));
                 }
             }
         }
         if let Some(ioc) = &self.ioc {
             for (hit, info) in ioc_hits(ioc, ev) {
-                out.push(alert(ev, AlertSource::Ioc, info, seq, Vec::new(), Vec::new(), Some(hit)));
+                out.push(alert(
+                    ev,
+                    AlertSource::Ioc,
+                    info,
+                    seq,
+                    Vec::new(),
+                    Vec::new(),
+                    Some(hit),
+                ));
             }
         }
         let spent = t0.elapsed();
@@ -368,7 +392,9 @@ level: medium
             a.analyze(&connect(7, port), Some(port as u64), 100, &NoJson, &mut out);
         }
         assert_eq!(out.len(), 1, "one alert, then suppressed: {out:?}");
-        let Body::Alert(al) = &out[0].body else { panic!() };
+        let Body::Alert(al) = &out[0].body else {
+            panic!()
+        };
         assert_eq!(al.rule.id, "c0000000-0000-4000-8000-000000000002");
         assert_eq!(al.group, vec![("ProcessId".to_string(), "7".to_string())]);
         assert_eq!(al.contributing.len(), 5, "{:?}", al.contributing);

@@ -90,10 +90,7 @@ pub fn rule_files(path: &Path) -> Result<Vec<PathBuf>, RulesError> {
             let p = e.path();
             if p.is_dir() {
                 dirs.push(p);
-            } else if p
-                .extension()
-                .is_some_and(|x| x == "yml" || x == "yaml")
-            {
+            } else if p.extension().is_some_and(|x| x == "yml" || x == "yaml") {
                 out.push(p);
             }
         }
@@ -147,9 +144,9 @@ pub fn load(paths: &[PathBuf], dotted_ok: &dyn Fn(&str) -> bool) -> Result<Loade
                 };
                 if let Some(id) = &rule.id {
                     if let Some(other) = ids.get(id) {
-                        loaded.refused.push(refusal(format!(
-                            "duplicate id: also in {other}"
-                        )));
+                        loaded
+                            .refused
+                            .push(refusal(format!("duplicate id: also in {other}")));
                         continue;
                     }
                 }
@@ -227,7 +224,10 @@ fn check_rule(rule: &SigmaRule, dotted_ok: &dyn Fn(&str) -> bool) -> Result<Stri
     if !bad.is_empty() {
         return Err(format!(
             "field(s) tprobe does not have for {label}: {}",
-            bad.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            bad.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     // The engine compiles what the parser accepted; its errors are refusals too.
@@ -267,7 +267,9 @@ fn logsource(ls: &LogSource) -> Result<(String, Option<&'static fields::Category
                 .ok_or_else(|| format!("logsource category {c:?} has no source in tprobe"))?;
             Ok((c.to_owned(), Some(cat)))
         }
-        Some(p) => Err(format!("logsource product {p:?}: tprobe feeds linux (and tprobe)")),
+        Some(p) => Err(format!(
+            "logsource product {p:?}: tprobe feeds linux (and tprobe)"
+        )),
     }
 }
 
@@ -277,7 +279,9 @@ fn collect_fields(d: &Detection, out: &mut BTreeSet<String>) -> Result<(), Strin
         Detection::AllOf(items) => {
             for i in items {
                 if i.field.has_modifier(Modifier::Expand) {
-                    return Err("modifier expand needs placeholders, which tprobe does not define".into());
+                    return Err(
+                        "modifier expand needs placeholders, which tprobe does not define".into(),
+                    );
                 }
                 if let Some(n) = &i.field.name {
                     out.insert(n.clone());
@@ -305,7 +309,11 @@ fn collect_fields(d: &Detection, out: &mut BTreeSet<String>) -> Result<(), Strin
 }
 
 /// A field a rule of `category` (`None`: tprobe's own kinds, or a group-by) may name.
-fn known_field(f: &str, category: Option<&fields::Category>, dotted_ok: &dyn Fn(&str) -> bool) -> bool {
+fn known_field(
+    f: &str,
+    category: Option<&fields::Category>,
+    dotted_ok: &dyn Fn(&str) -> bool,
+) -> bool {
     match category {
         Some(c) if fields::sigma_field_ok(c, f) => true,
         None if fields::PROCESS_FIELDS.contains(&f) => true,

@@ -54,7 +54,7 @@ impl<'a> View<'a> {
         })
     }
 
-    fn from_json(&self, path: &str) -> Option<EventValue<'_>> {
+    fn json_field(&self, path: &str) -> Option<EventValue<'_>> {
         let j = JsonEvent::borrow(self.json());
         let v = j.get_field(path)?;
         Some(own(v))
@@ -146,17 +146,15 @@ impl SigmaEvent for View<'_> {
             "DestinationPort" | "net.dst.port" => port(dst)?,
             "SourceIp" | "net.src.ip" => ip(src)?,
             "SourcePort" | "net.src.port" => port(src)?,
-            "Initiated" => EventValue::Str(Cow::Borrowed(
-                match net?.direction? {
-                    Direction::Outbound => "true",
-                    Direction::Inbound => "false",
-                },
-            )),
+            "Initiated" => EventValue::Str(Cow::Borrowed(match net?.direction? {
+                Direction::Outbound => "true",
+                Direction::Inbound => "false",
+            })),
             "Protocol" | "net.transport" => EventValue::Str(Cow::Borrowed(net?.transport())),
             "QueryName" | "dns.query" => EventValue::Str(Cow::Borrowed(&net?.dns.as_ref()?.query)),
             "QueryType" | "dns.qtype" => EventValue::Str(Cow::Borrowed(&net?.dns.as_ref()?.qtype)),
             "container.id" => EventValue::Str(Cow::Borrowed(&ev.container.as_deref()?.id)),
-            _ => return self.from_json(sigma_alias(path)),
+            _ => return self.json_field(sigma_alias(path)),
         })
     }
 

@@ -14,7 +14,9 @@ pub const ALERT: &str = "alert";
 
 /// Whether `--events` asks for alerts: by name, or with `all`.
 pub fn wants_alerts(spec: &str) -> bool {
-    spec.split(',').map(str::trim).any(|i| i == ALERT || i == "all")
+    spec.split(',')
+        .map(str::trim)
+        .any(|i| i == ALERT || i == "all")
 }
 
 /// Every kind name, for messages and `tprobe events`.

@@ -1,7 +1,10 @@
 //! The `alert` object of the native format (schema.md, "alert").
 use serde::Serialize;
 
-use crate::event::alert::{Alert, IocHit, RuleInfo};
+use crate::event::{
+    alert::{IocHit, RuleInfo},
+    Alert,
+};
 
 #[derive(Serialize)]
 pub struct RuleV<'a> {

@@ -147,7 +147,9 @@ fn alert_fields(out: &mut Map<String, Value>, v: &Value) {
         set(out, "event.severity", severity(l));
         set(out, "tprobe.alert.level", l);
     }
-    let techniques = get(v, "alert.attack.techniques").cloned().unwrap_or(json!([]));
+    let techniques = get(v, "alert.attack.techniques")
+        .cloned()
+        .unwrap_or(json!([]));
     let tactics = get(v, "alert.attack.tactics").cloned().unwrap_or(json!([]));
     let has_attack = techniques.as_array().is_some_and(|a| !a.is_empty())
         || tactics.as_array().is_some_and(|a| !a.is_empty());
@@ -163,7 +165,14 @@ fn alert_fields(out: &mut Map<String, Value>, v: &Value) {
         set(out, "threat.tactic.name", tactics);
         set(out, "threat.tactic.id", json!(ids));
     }
-    for k in ["matched", "group", "ioc", "rule.tags", "rule.file", "rule.status"] {
+    for k in [
+        "matched",
+        "group",
+        "ioc",
+        "rule.tags",
+        "rule.file",
+        "rule.status",
+    ] {
         copy(out, v, &format!("alert.{k}"), &format!("tprobe.alert.{k}"));
     }
 }
@@ -181,7 +190,11 @@ pub fn from_native(v: &Value) -> Value {
     copy(&mut out, v, "ts", "@timestamp");
     set(&mut out, "ecs.version", ECS_VERSION);
     let (cats, types) = categorize(category, action);
-    set(&mut out, "event.kind", if alert { "alert" } else { "event" });
+    set(
+        &mut out,
+        "event.kind",
+        if alert { "alert" } else { "event" },
+    );
     if alert {
         alert_fields(&mut out, v);
     }

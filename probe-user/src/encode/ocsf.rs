@@ -139,7 +139,14 @@ fn detection_finding(v: &Value) -> Value {
     }
     let inner = from_native(&matched);
     let mut out = Map::new();
-    for k in ["time", "time_dt", "metadata", "device", "container", "actor"] {
+    for k in [
+        "time",
+        "time_dt",
+        "metadata",
+        "device",
+        "container",
+        "actor",
+    ] {
         copy(&mut out, &inner, k, k);
     }
     set(&mut out, "class_uid", 2004);
@@ -166,7 +173,12 @@ fn detection_finding(v: &Value) -> Value {
         json!([get_str(v, "alert.source").unwrap_or("sigma")]),
     );
     set(&mut out, "finding_info.analytic.uid", rule_id);
-    copy(&mut out, v, "alert.rule.title", "finding_info.analytic.name");
+    copy(
+        &mut out,
+        v,
+        "alert.rule.title",
+        "finding_info.analytic.name",
+    );
     set(&mut out, "finding_info.analytic.type_id", 1);
     set(&mut out, "finding_info.analytic.type", "Rule");
     let tactics: Vec<&str> = get(v, "alert.attack.tactics")

@@ -358,9 +358,15 @@ mod tests {
             if v["kind"] == "alert" {
                 assert_eq!(e["event"]["kind"], "alert");
                 assert_eq!(e["threat"]["technique"]["id"][0], "T1059.004");
-                assert_eq!(e["destination"]["port"], 443, "the matched connection maps too");
+                assert_eq!(
+                    e["destination"]["port"], 443,
+                    "the matched connection maps too"
+                );
                 assert_eq!(o["class_uid"], 2004);
-                assert_eq!(o["finding_info"]["attacks"][0]["technique"]["uid"], "T1059.004");
+                assert_eq!(
+                    o["finding_info"]["attacks"][0]["technique"]["uid"],
+                    "T1059.004"
+                );
                 assert_eq!(o["evidences"][0]["dst_endpoint"]["port"], 443);
             }
         }

@@ -1,9 +1,5 @@
-//! `alert`: one detection, by a Sigma rule, an IoC list or a learned baseline. It stands alone:
-//! the matched event's process, parent, container and own objects travel with it.
-use std::sync::Arc;
-
-use super::Body;
-
+//! What an `alert` says about its rule and what it matched (the alert itself, which carries the
+//! matched event's body, is [`super::Alert`]). A leaf.
 /// Which analyzer raised the alert.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AlertSource {
@@ -53,20 +49,4 @@ pub struct IocHit {
     /// The list's file, and the indicator's name when the list gives one.
     pub list: String,
     pub name: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Alert {
-    pub source: AlertSource,
-    pub rule: Arc<RuleInfo>,
-    /// `kind` of the matched event (the last one, for a correlation).
-    pub matched_kind: &'static str,
-    /// `seq` of the matched event; `None` when it was analysed but not emitted.
-    pub matched_seq: Option<u64>,
-    /// The matched event's own objects (`file`, `net`, `exec`, ...).
-    pub matched: Option<Box<Body>>,
-    /// Correlations: the group-by values and the seqs of the contributing events (capped).
-    pub group: Vec<(String, String)>,
-    pub contributing: Vec<u64>,
-    pub ioc: Option<IocHit>,
 }

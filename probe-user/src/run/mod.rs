@@ -133,9 +133,15 @@ fn analyze_info(cfg: &RunConfig, probe: &Probe, a: &Analyzer) -> serde_json::Val
     let kinds = a.kinds();
     let for_rules: Vec<&str> = crate::families::hooks()
         .filter(|h| {
-            h.kinds.iter().any(|k| kinds.contains(k)) && !h.kinds.iter().any(|k| cfg.kinds.contains(k))
+            h.kinds.iter().any(|k| kinds.contains(k))
+                && !h.kinds.iter().any(|k| cfg.kinds.contains(k))
         })
-        .filter(|h| probe.hooks.iter().any(|r| r.program == h.program && r.attached))
+        .filter(|h| {
+            probe
+                .hooks
+                .iter()
+                .any(|r| r.program == h.program && r.attached)
+        })
         .map(|h| h.program)
         .collect();
     let mut s = a.summary();
@@ -143,7 +149,11 @@ fn analyze_info(cfg: &RunConfig, probe: &Probe, a: &Analyzer) -> serde_json::Val
     s
 }
 
-fn start_info(cfg: &RunConfig, probe: &Probe, analyze: Option<serde_json::Value>) -> serde_json::Value {
+fn start_info(
+    cfg: &RunConfig,
+    probe: &Probe,
+    analyze: Option<serde_json::Value>,
+) -> serde_json::Value {
     let kernel = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();

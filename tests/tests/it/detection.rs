@@ -55,7 +55,10 @@ fn ioc_lists_match_addresses_and_domains() {
     let probe = Probe::start(&["--ioc", &list, "--events", "alert,net.connect,net.dns"]);
     // Connections to closed loopback ports: refused, but each is a net.connect with its peer.
     for ip in ["127.0.0.77", "127.0.0.78", "127.9.3.4"] {
-        let _ = TcpStream::connect_timeout(&format!("{ip}:9").parse().unwrap(), Duration::from_millis(300));
+        let _ = TcpStream::connect_timeout(
+            &format!("{ip}:9").parse().unwrap(),
+            Duration::from_millis(300),
+        );
     }
     // DNS questions to a closed port: the query is what counts.
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -68,7 +71,7 @@ fn ioc_lists_match_addresses_and_domains() {
         q.extend([0, 0, 1, 0, 1]);
         sock.send_to(&q, "127.0.0.1:53").unwrap();
     }
-    let alerts = probe.wait_n(WAIT, 3, |v| v["kind"] == "alert");
+    probe.wait_n(WAIT, 3, |v| v["kind"] == "alert");
     std::thread::sleep(Duration::from_millis(500));
     let st = probe.stop();
     assert!(st.status.success(), "{}", st.stderr);
@@ -84,7 +87,10 @@ fn ioc_lists_match_addresses_and_domains() {
     for a in &alerts {
         assert_eq!(a["alert"]["source"], "ioc");
         assert!(a["process"]["pid"].is_u64(), "{a}");
-        assert!(a["net"].is_object(), "the matched event's objects come along: {a}");
+        assert!(
+            a["net"].is_object(),
+            "the matched event's objects come along: {a}"
+        );
     }
     let named = alerts
         .iter()
@@ -118,7 +124,9 @@ fn events_alert_shows_only_alerts_and_the_rules_hooks_are_attached() {
     );
     Command::new("whoami").output().unwrap();
     let a = probe
-        .wait_for(WAIT, |v| is_alert(v, "0d7c0000-7470-4000-8000-00000000000a"))
+        .wait_for(WAIT, |v| {
+            is_alert(v, "0d7c0000-7470-4000-8000-00000000000a")
+        })
         .expect("the alert");
     assert_eq!(a["process"]["exe"], "/usr/bin/whoami");
     // Analysed but not shown: the matched event has no seq to point at.
@@ -131,7 +139,10 @@ fn events_alert_shows_only_alerts_and_the_rules_hooks_are_attached() {
         assert!(k == "alert" || k.starts_with("probe."), "{v}");
     }
     let stop = st.lines.iter().find(|v| v["kind"] == "probe.stop").unwrap();
-    assert!(stop["probe"]["analyze"]["alerts"].as_u64().unwrap() >= 1, "{stop}");
+    assert!(
+        stop["probe"]["analyze"]["alerts"].as_u64().unwrap() >= 1,
+        "{stop}"
+    );
     let _ = std::fs::remove_dir_all(&d);
 }
 
@@ -148,7 +159,14 @@ fn alerts_in_ecs_and_ocsf() {
             |v| v["metadata"]["event_code"] == "probe.start"
         };
         let probe = Probe::start_ready(
-            &["--rules", &rule, "--events", "alert,process.exec", "--format", format],
+            &[
+                "--rules",
+                &rule,
+                "--events",
+                "alert,process.exec",
+                "--format",
+                format,
+            ],
             ready,
         );
         Command::new("whoami").output().unwrap();
@@ -157,7 +175,11 @@ fn alerts_in_ecs_and_ocsf() {
                 v["event"]["kind"] == "alert" || v["class_uid"] == 2004
             })
             .unwrap_or_else(|| panic!("{format}: no alert"));
-        let errs = if format == "ecs" { check_ecs(&a) } else { check_ocsf(&a) };
+        let errs = if format == "ecs" {
+            check_ecs(&a)
+        } else {
+            check_ocsf(&a)
+        };
         assert!(errs.is_empty(), "{format}: {errs:?} in {a}");
         if format == "ecs" {
             assert_eq!(a["rule"]["id"], "0d7c0000-7470-4000-8000-00000000000a");
@@ -170,7 +192,10 @@ fn alerts_in_ecs_and_ocsf() {
         } else {
             assert_eq!(a["finding_info"]["title"], "Whoami run");
             assert_eq!(a["finding_info"]["attacks"][0]["technique"]["uid"], "T1033");
-            assert_eq!(a["finding_info"]["attacks"][0]["tactic"]["name"], "Discovery");
+            assert_eq!(
+                a["finding_info"]["attacks"][0]["tactic"]["name"],
+                "Discovery"
+            );
             assert_eq!(a["severity_id"], 4);
             assert_eq!(
                 a["evidences"][0]["process"]["file"]["path"], "/usr/bin/whoami",
@@ -198,7 +223,11 @@ fn broken_rules_stop_the_start_with_one_line() {
             WHOAMI_RULE.replace("process_creation", "registry_event"),
             "registry_event",
         ),
-        ("yaml.yml", "title: x\ndetection: [unclosed\n".to_string(), "YAML"),
+        (
+            "yaml.yml",
+            "title: x\ndetection: [unclosed\n".to_string(),
+            "YAML",
+        ),
     ];
     for (name, text, why) in cases {
         let sub = d.join(name.trim_end_matches(".yml"));
@@ -223,14 +252,20 @@ fn broken_rules_stop_the_start_with_one_line() {
     let dup = d.join("dup");
     std::fs::create_dir_all(&dup).unwrap();
     write(&dup.join("a.yml"), WHOAMI_RULE);
-    write(&dup.join("b.yml"), &WHOAMI_RULE.replace("Whoami run", "Whoami again"));
+    write(
+        &dup.join("b.yml"),
+        &WHOAMI_RULE.replace("Whoami run", "Whoami again"),
+    );
     let check = Command::new(tprobe_bin())
         .args(["rules", "check", dup.to_str().unwrap()])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&check.stdout);
     assert!(!check.status.success(), "{text}");
-    assert!(text.contains("a.yml") && text.contains("b.yml") && text.contains("duplicate"), "{text}");
+    assert!(
+        text.contains("a.yml") && text.contains("b.yml") && text.contains("duplicate"),
+        "{text}"
+    );
     // A huge file is an error, not a hang.
     let big = d.join("big.yml");
     std::fs::write(&big, "#".repeat(2 << 20)).unwrap();
@@ -239,14 +274,21 @@ fn broken_rules_stop_the_start_with_one_line() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("bytes"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("bytes"),
+        "{out:?}"
+    );
     // The pack itself loads whole.
     let pack = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules");
     let out = Command::new(tprobe_bin())
         .args(["rules", "check", pack.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let list = Command::new(tprobe_bin())
         .args(["rules", "list", pack.to_str().unwrap()])
         .output()
@@ -268,17 +310,30 @@ fn sighup_reloads_rules_and_keeps_them_when_broken() {
     let probe = Probe::start(&["--config", cfg.to_str().unwrap()]);
     Command::new("whoami").output().unwrap();
     probe
-        .wait_for(WAIT, |v| is_alert(v, "0d7c0000-7470-4000-8000-00000000000a"))
+        .wait_for(WAIT, |v| {
+            is_alert(v, "0d7c0000-7470-4000-8000-00000000000a")
+        })
         .expect("alert from the first set");
     // Broken: the running set stays.
-    write(&rule.join("broken.yml"), &WHOAMI_RULE.replace("Image|endswith", "Nope|endswith").replace("0000000a", "0000000b"));
-    write(&cfg, "events: [alert]\nanalyze:\n  rules: [rules]\n# edited\n");
+    write(
+        &rule.join("broken.yml"),
+        &WHOAMI_RULE
+            .replace("Image|endswith", "Nope|endswith")
+            .replace("0000000a", "0000000b"),
+    );
+    write(
+        &cfg,
+        "events: [alert]\nanalyze:\n  rules: [rules]\n# edited\n",
+    );
     unsafe { libc::kill(probe.pid() as i32, libc::SIGHUP) };
     let r = probe
         .wait_for(WAIT, |v| v["kind"] == "probe.reload")
         .expect("probe.reload");
     let warns = r["probe"]["warnings"].to_string();
-    assert!(warns.contains("running ones stay") && warns.contains("Nope"), "{r}");
+    assert!(
+        warns.contains("running ones stay") && warns.contains("Nope"),
+        "{r}"
+    );
     let n = |p: &Probe| {
         p.lines()
             .iter()
@@ -287,7 +342,9 @@ fn sighup_reloads_rules_and_keeps_them_when_broken() {
     };
     let before = n(&probe);
     Command::new("whoami").output().unwrap();
-    probe.wait_n(WAIT, before + 1, |v| is_alert(v, "0d7c0000-7470-4000-8000-00000000000a"));
+    probe.wait_n(WAIT, before + 1, |v| {
+        is_alert(v, "0d7c0000-7470-4000-8000-00000000000a")
+    });
     assert_eq!(n(&probe), before + 1, "the running rules still alert");
     // Fixed, and pointed at another rule: the new set replaces the old.
     std::fs::remove_file(rule.join("broken.yml")).unwrap();
@@ -295,7 +352,9 @@ fn sighup_reloads_rules_and_keeps_them_when_broken() {
     std::fs::create_dir_all(&other).unwrap();
     write(
         &other.join("id.yml"),
-        &WHOAMI_RULE.replace("/whoami", "/id").replace("0000000a", "0000000c"),
+        &WHOAMI_RULE
+            .replace("/whoami", "/id")
+            .replace("0000000a", "0000000c"),
     );
     write(&cfg, "events: [alert]\nanalyze:\n  rules: [other]\n");
     unsafe { libc::kill(probe.pid() as i32, libc::SIGHUP) };
@@ -304,7 +363,9 @@ fn sighup_reloads_rules_and_keeps_them_when_broken() {
     Command::new("whoami").output().unwrap();
     Command::new("id").output().unwrap();
     probe
-        .wait_for(WAIT, |v| is_alert(v, "0d7c0000-7470-4000-8000-00000000000c"))
+        .wait_for(WAIT, |v| {
+            is_alert(v, "0d7c0000-7470-4000-8000-00000000000c")
+        })
         .expect("alert from the new set");
     let st = probe.stop();
     let old_after = st
@@ -312,6 +373,10 @@ fn sighup_reloads_rules_and_keeps_them_when_broken() {
         .iter()
         .filter(|v| is_alert(v, "0d7c0000-7470-4000-8000-00000000000a"))
         .count();
-    assert_eq!(old_after, before + 1, "the old set is gone after the reload");
+    assert_eq!(
+        old_after,
+        before + 1,
+        "the old set is gone after the reload"
+    );
     let _ = std::fs::remove_dir_all(&d);
 }

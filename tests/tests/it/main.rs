@@ -2,8 +2,8 @@
 //! asserts on the JSON lines that come out. Run as root through `cargo xtask test`.
 mod cli;
 mod containers;
-mod detection;
 mod deploy;
+mod detection;
 mod file;
 mod kernels;
 mod lifecycle;

@@ -148,7 +148,11 @@ fn scenarios(port: u16) -> Vec<Scenario> {
 }
 
 fn marker(i: usize, s: &Scenario) -> String {
-    format!("tprobe-rulepack-{}-{}-{i}", s.rule, if s.positive { "pos" } else { "neg" })
+    format!(
+        "tprobe-rulepack-{}-{}-{i}",
+        s.rule,
+        if s.positive { "pos" } else { "neg" }
+    )
 }
 
 /// The one run every test here reads; a failure in it is reported by each test, not retried.
@@ -254,14 +258,23 @@ fn run_pack() -> Run {
 fn check(rule: &str) {
     let r = run();
     let mut checked = 0;
-    for (i, s) in r.scenarios.iter().enumerate().filter(|(_, s)| s.rule == rule) {
+    for (i, s) in r
+        .scenarios
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.rule == rule)
+    {
         let m = marker(i, s);
         let tree = r.trees.get(&m).cloned().unwrap_or_default();
         let alerts: Vec<&Value> = r
             .lines
             .iter()
             .filter(|v| v["kind"] == "alert")
-            .filter(|v| v["alert"]["rule"]["id"].as_str().is_some_and(|id| id.starts_with(rule)))
+            .filter(|v| {
+                v["alert"]["rule"]["id"]
+                    .as_str()
+                    .is_some_and(|id| id.starts_with(rule))
+            })
             .filter(|v| {
                 v["process"]["entity_id"]
                     .as_str()
@@ -274,7 +287,11 @@ fn check(rule: &str) {
                 "{m}: its process tree was not seen ({})",
                 s.script
             );
-            assert!(!alerts.is_empty(), "{m}: no alert of {rule} for `{}`", s.script);
+            assert!(
+                !alerts.is_empty(),
+                "{m}: no alert of {rule} for `{}`",
+                s.script
+            );
             for a in &alerts {
                 assert_eq!(schema_violations(a), None);
                 assert_eq!(a["alert"]["source"], "sigma");
@@ -339,15 +356,106 @@ fn pack_correlation_base_rule_is_silent() {
     let base: Vec<&Value> = r
         .lines
         .iter()
-        .filter(|v| v["kind"] == "alert" && v["alert"]["rule"]["id"] == "5f1c0032-7470-4000-8000-000000000032")
+        .filter(|v| {
+            v["kind"] == "alert"
+                && v["alert"]["rule"]["id"] == "5f1c0032-7470-4000-8000-000000000032"
+        })
         .collect();
     assert!(base.is_empty(), "{base:#?}");
     let scan = r
         .lines
         .iter()
-        .find(|v| v["kind"] == "alert" && v["alert"]["rule"]["id"] == "5f1c0033-7470-4000-8000-000000000033")
+        .find(|v| {
+            v["kind"] == "alert"
+                && v["alert"]["rule"]["id"] == "5f1c0033-7470-4000-8000-000000000033"
+        })
         .expect("a port scan alert");
-    let matched = scan["alert"]["matched"].as_array().expect("a list of contributing events");
+    let matched = scan["alert"]["matched"]
+        .as_array()
+        .expect("a list of contributing events");
     assert!(matched.len() >= 10, "{scan}");
-    assert!(scan["alert"]["group"]["process.entity_id"].is_string(), "{scan}");
+    assert!(
+        scan["alert"]["group"]["process.entity_id"].is_string(),
+        "{scan}"
+    );
+}
+
+/// The container rules: a namespace tool and a package manager run inside a real containerd
+/// container alert; the same programs on the host (the negative scenarios above) do not.
+#[test]
+fn pack_container_rules_alert_inside_a_container_only() {
+    use tprobe_tests::containerd::{unique, Containerd, IMAGE};
+    // The host side first: the negatives of the shared run.
+    check("5f1c0026");
+    check("5f1c0027");
+    let ctrd = Containerd::start();
+    let sock = ctrd.sock.to_str().unwrap().to_owned();
+    let rules = pack();
+    let probe = Probe::start(&[
+        "--rules",
+        rules.to_str().unwrap(),
+        "--events",
+        "alert,process.exec",
+        "--cri-socket",
+        &sock,
+        "--containerd-socket",
+        &sock,
+        "--containerd-namespace",
+        &ctrd.ns,
+        "--docker-socket",
+        "none",
+    ]);
+    let id = unique("tprobe-rulepack");
+    // Copies of busybox under the tools' names: real files, so the image run is the tool's.
+    ctrd.ctr(
+        &ctrd.ns,
+        &[
+            "run",
+            "--rm",
+            IMAGE,
+            &id,
+            "sh",
+            "-c",
+            "cp /bin/busybox /tmp/nsenter; cp /bin/busybox /tmp/apt-get; /tmp/nsenter --help; /tmp/apt-get --help; ls / > /dev/null; true",
+        ],
+    );
+    for rule in ["5f1c0026", "5f1c0027"] {
+        let a = probe
+            .wait_for(tprobe_tests::WAIT, |v| {
+                v["kind"] == "alert"
+                    && v["container"]["id"] == id.as_str()
+                    && v["alert"]["rule"]["id"].as_str().is_some_and(|r| r.starts_with(rule))
+            })
+            .unwrap_or_else(|| {
+                let execs: Vec<Value> = probe
+                    .lines()
+                    .into_iter()
+                    .filter(|v| v["container"]["id"] == id.as_str())
+                    .map(|v| serde_json::json!({"kind": v["kind"], "exe": v["process"]["exe"], "args": v["process"]["args"]}))
+                    .collect();
+                panic!("no alert of {rule} in the container; its events: {execs:#?}")
+            });
+        assert_eq!(schema_violations(&a), None);
+    }
+    let st = probe.stop();
+    // `ls` in the same container is normal: nothing else of these rules.
+    let n = st
+        .lines
+        .iter()
+        .filter(|v| {
+            v["kind"] == "alert"
+                && v["alert"]["rule"]["id"]
+                    .as_str()
+                    .is_some_and(|r| r.starts_with("5f1c0026") || r.starts_with("5f1c0027"))
+        })
+        .count();
+    assert_eq!(
+        n,
+        2,
+        "{:#?}",
+        st.lines
+            .iter()
+            .filter(|v| v["kind"] == "alert")
+            .collect::<Vec<_>>()
+    );
 }
