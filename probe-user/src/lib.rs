@@ -45,7 +45,10 @@ pub fn exit_code_for(e: &anyhow::Error) -> u8 {
                 families::flow::XdpError::Program(_) | families::flow::XdpError::Map(..)
             )
         });
-    if bad_xdp || e.downcast_ref::<config::error::ConfigError>().is_some() {
+    if bad_xdp
+        || e.downcast_ref::<config::error::ConfigError>().is_some()
+        || e.downcast_ref::<analyze::AnalyzeError>().is_some()
+    {
         return exit_code::USAGE;
     }
     match e.downcast_ref::<LoadError>() {

@@ -58,6 +58,26 @@ fn main() -> ExitCode {
             println!("{}", probe_user::schema::JSON_SCHEMA.trim_end());
             ExitCode::SUCCESS
         }
+        Command::Rules(r) => {
+            use probe_user::{analyze::rules, config::cli::RulesCommand};
+            match r {
+                RulesCommand::Check { paths } => {
+                    let (text, ok) = rules::check_report(&paths);
+                    print!("{text}");
+                    ExitCode::from(if ok { 0 } else { exit_code::RUNTIME })
+                }
+                RulesCommand::List { paths } => match rules::list_report(&paths) {
+                    Ok(text) => {
+                        print!("{text}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("tprobe: {e}");
+                        ExitCode::from(exit_code::USAGE)
+                    }
+                },
+            }
+        }
         Command::Check(a) => ExitCode::from(probe_user::kernel::check::check(&a.btf)),
         Command::Config(a) => {
             if a.default {

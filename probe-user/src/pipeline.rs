@@ -1,11 +1,13 @@
-//! The userspace stages after decode, on their own thread: enrich -> filter -> encode -> sink.
+//! The userspace stages after decode, on their own thread: enrich -> analyze -> filter ->
+//! encode -> sink.
 //! Blocking writes to a slow reader therefore never stall the ring buffer drain.
 use std::sync::{atomic::Ordering::Relaxed, Arc};
 
 use tokio::sync::{mpsc, watch};
 
 use crate::{
-    encode::Encoder,
+    analyze::Analyzer,
+    encode::{native::Native, Encoder},
     enrich::{
         container::{ContainerStage, Received},
         process::ProcessTable,
@@ -60,6 +62,15 @@ pub struct Pipeline {
     ready: Vec<Event>,
     /// Names of addresses from the DNS answers seen (per container).
     pub dns: crate::enrich::dns::DnsNames,
+    /// Sigma rules and IoC lists; `None` when none are loaded.
+    pub analyzer: Option<Analyzer>,
+    /// `--events` shows alerts.
+    pub alerts: bool,
+    /// Kinds the analyzer needs (analysed, then dropped unless `emit` has them).
+    analyzed: Vec<probe_common::EventKind>,
+    /// The native record of an event, for the fields rules read through it.
+    render: Option<Native>,
+    alert_buf: Vec<Event>,
 }
 
 /// New settings for a running pipeline (SIGHUP). Applied between two batches, right after
@@ -68,6 +79,9 @@ pub struct Reload {
     pub after_batches: u64,
     pub filter: OutputFilter,
     pub emit: Vec<probe_common::EventKind>,
+    pub alerts: bool,
+    /// New rules and lists; `None` keeps the current ones.
+    pub analyzer: Option<Option<Analyzer>>,
     /// The new sink set; `None` keeps the current one.
     pub sink: Option<Box<dyn Sink>>,
     /// `probe.reload`, written first with the new settings.
@@ -104,7 +118,25 @@ impl Pipeline {
             batches: 0,
             ready: Vec::new(),
             dns: Default::default(),
+            analyzer: None,
+            alerts: true,
+            analyzed: Vec::new(),
+            render: None,
+            alert_buf: Vec::new(),
         }
+    }
+
+    /// Runs `analyzer` on the events it needs; `render` gives them their native record.
+    pub fn with_analyzer(mut self, analyzer: Option<Analyzer>, alerts: bool, render: Native) -> Self {
+        self.set_analyzer(analyzer);
+        self.alerts = alerts;
+        self.render = Some(render);
+        self
+    }
+
+    fn set_analyzer(&mut self, analyzer: Option<Analyzer>) {
+        self.analyzed = analyzer.as_ref().map(Analyzer::kinds).unwrap_or_default();
+        self.analyzer = analyzer.filter(|a| !a.is_noop());
     }
 
     /// Accepts [`Reload`]s on `rx` while running.
@@ -129,6 +161,10 @@ impl Pipeline {
             };
             self.filter = r.filter;
             self.emit = r.emit;
+            self.alerts = r.alerts;
+            if let Some(a) = r.analyzer {
+                self.set_analyzer(a);
+            }
             if let Some(sink) = r.sink {
                 self.sink = sink;
             }
@@ -147,7 +183,8 @@ impl Pipeline {
         }
         self.table.enrich(&mut ev);
         crate::enrich::targets::resolve(&mut self.table, &mut ev);
-        if kind.is_some_and(|k| !self.emit.contains(&k)) {
+        // Kinds nobody asked to see reach the rest of the stages only when rules need them.
+        if kind.is_some_and(|k| !self.emit.contains(&k) && !self.analyzed.contains(&k)) {
             return;
         }
         if !self.paths.apply(&mut ev) {
@@ -257,20 +294,46 @@ impl Pipeline {
         }
         // Here, where the container is known: answers are remembered per container.
         self.dns.apply(&mut ev);
-        if kind.is_some()
-            && !self.filter.is_noop()
-            && !self.filter.matches(&ev, |e| {
+        let wanted = kind.is_none_or(|k| self.emit.contains(&k));
+        let shown = wanted && (kind.is_none() || self.passes_filter(&ev));
+        if wanted && !shown {
+            self.stats.filtered.fetch_add(1, Relaxed);
+        }
+        // Analysis sees every event it needs; the output shows only what was asked.
+        let mut alerts = std::mem::take(&mut self.alert_buf);
+        if let (Some(a), Some(r), Some(_)) = (&mut self.analyzer, &self.render, kind) {
+            let seq = shown.then_some(self.seq + 1);
+            a.analyze(&ev, seq, r.epoch_secs(ev.ts_ns), r, &mut alerts);
+        }
+        if shown {
+            if let Body::Probe { stop: true, info } = &mut ev.body {
+                self.stop_report(info);
+            }
+            self.write(&ev, kind, stop);
+        }
+        for a in alerts.drain(..) {
+            if self.alerts && !self.limit_reached() && self.passes_filter(&a) {
+                self.write(&a, None, stop);
+                self.data_events += 1;
+                if self.limit_reached() {
+                    let _ = stop.send(Stop::CountReached);
+                }
+            }
+        }
+        self.alert_buf = alerts;
+    }
+
+    fn passes_filter(&self, ev: &Event) -> bool {
+        self.filter.is_noop()
+            || self.filter.matches(ev, |e| {
                 e.container.as_deref().map(ContainerFacts::from_info)
             })
-        {
-            self.stats.filtered.fetch_add(1, Relaxed);
-            return;
-        }
-        if let Body::Probe { stop: true, info } = &mut ev.body {
-            self.stop_report(info);
-        }
+    }
+
+    /// Numbers, encodes and counts one event.
+    fn write(&mut self, ev: &Event, kind: Option<probe_common::EventKind>, stop: &watch::Sender<Stop>) {
         self.seq += 1;
-        self.encoder.encode(&ev, self.seq, &mut self.buf);
+        self.encoder.encode(ev, self.seq, &mut self.buf);
         self.stats.lines.fetch_add(1, Relaxed);
         if let Some(k) = kind {
             self.stats.count_emitted(k);
@@ -308,6 +371,9 @@ impl Pipeline {
             }
             if let Some(h) = self.table.hasher() {
                 o.insert("hashes".into(), h.stats.report());
+            }
+            if let Some(a) = &self.analyzer {
+                o.insert("analyze".into(), a.report());
             }
         }
     }

@@ -139,9 +139,67 @@ pub fn events_listing() -> String {
     out
 }
 
+/// The parsed schema, for field lookups.
+static SCHEMA: std::sync::LazyLock<serde_json::Value> =
+    std::sync::LazyLock::new(|| serde_json::from_str(JSON_SCHEMA).unwrap_or_default());
+
+/// Whether a dotted field (`process.exe`, `container.labels.app`, `net.dst.port`) is one the
+/// schema describes: what a rule may name. Maps (labels) take any key.
+pub fn has_field(path: &str) -> bool {
+    let root = &*SCHEMA;
+    let resolve = |mut n: &'static serde_json::Value| {
+        // `$ref` chains are short; the bound keeps a bad schema from looping.
+        for _ in 0..8 {
+            match n.get("$ref").and_then(|r| r.as_str()) {
+                Some(r) => match r
+                    .strip_prefix("#/$defs/")
+                    .and_then(|d| root["$defs"].get(d))
+                {
+                    Some(t) => n = t,
+                    None => return n,
+                },
+                None => return n,
+            }
+        }
+        n
+    };
+    let mut node: &'static serde_json::Value = resolve(root);
+    for seg in path.split('.') {
+        if let Some(items) = node.get("items") {
+            node = resolve(items);
+        }
+        node = match node.get("properties").and_then(|p| p.get(seg)) {
+            Some(n) => resolve(n),
+            None => match node.get("additionalProperties") {
+                Some(a) if a.is_object() => resolve(a),
+                _ => return false,
+            },
+        };
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dotted_fields_are_checked_against_the_schema() {
+        for f in [
+            "process.exe",
+            "process.args",
+            "parent.entity_id",
+            "file.path",
+            "net.dst.port",
+            "container.pod.namespace",
+            "container.labels.app",
+        ] {
+            assert!(has_field(f), "{f}");
+        }
+        for f in ["process.nope", "file.path.x", "netx.dst", ""] {
+            assert!(!has_field(f), "{f}");
+        }
+    }
 
     #[test]
     fn schema_is_json_and_lists_every_object() {

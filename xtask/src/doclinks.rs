@@ -19,6 +19,7 @@ const PAGES: &[&str] = &[
     "network.md",
     "flows.md",
     "containers.md",
+    "detection.md",
     "formats.md",
     "config.md",
     "deploy.md",

@@ -1,3 +1,447 @@
-//! The analyze stage, between enrich and the output filter: it reads enriched events and may
-//! add events of its own (`alert`, `response.*`). Its rooms, as they land: `rules` (Sigma),
-//! `ioc`, `baseline` (learned profiles) and `respond` (actions). Empty for now.
+//! The analyze stage, between enrichment and the output filter: it reads every enriched event
+//! the loaded rules need and adds `alert` events of its own. Its rooms: `rules` (Sigma, through
+//! `rsigma-eval`), `ioc` (indicator lists), `fields` (the Sigma mapping), `view` (an event as
+//! the engine sees it), `attack` (ATT&CK from tags). Baselines and response come next.
+pub mod attack;
+pub mod fields;
+pub mod ioc;
+pub mod rules;
+pub mod view;
+
+use std::{
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicU64, Ordering::Relaxed},
+        Arc,
+    },
+};
+
+use probe_common::EventKind;
+
+use crate::event::{
+    alert::{AlertSource, IocHit, RuleInfo},
+    Alert, Body, Event,
+};
+use fields::OWN_PRODUCT;
+use ioc::{IocError, IocSet};
+use rules::{RuleSet, RulesError};
+use view::{Render, View};
+
+/// Seconds spent analysing one event (rules and lists together).
+static EVAL_SECONDS: std::sync::LazyLock<prometheus_client::metrics::histogram::Histogram> =
+    std::sync::LazyLock::new(|| {
+        crate::service::prom::histogram(
+            "tprobe_rule_eval_seconds",
+            "Time the analyze stage spent on one event",
+            prometheus_client::metrics::histogram::exponential_buckets(1e-7, 4.0, 10),
+        )
+    });
+
+/// What the config asks the stage to load.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AnalyzeConfig {
+    /// `--rules`: Sigma rule files or folders.
+    pub rules: Vec<PathBuf>,
+    /// `--ioc`: indicator lists.
+    pub ioc: Vec<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyzeError {
+    #[error(transparent)]
+    Rules(#[from] RulesError),
+    #[error(transparent)]
+    Ioc(#[from] IocError),
+}
+
+/// Counters for `probe.stop` and `/metrics`.
+#[derive(Default)]
+pub struct AnalyzeStats {
+    pub evaluated: AtomicU64,
+    pub alerts: AtomicU64,
+    /// Nanoseconds spent evaluating rules and lists.
+    pub eval_ns: AtomicU64,
+}
+
+pub struct Analyzer {
+    rules: Option<RuleSet>,
+    ioc: Option<IocSet>,
+    pub stats: Arc<AnalyzeStats>,
+}
+
+impl Analyzer {
+    /// Loads what `cfg` names; `dotted_ok` says whether a dotted field exists in the schema.
+    pub fn load(cfg: &AnalyzeConfig) -> Result<Analyzer, AnalyzeError> {
+        let rules = if cfg.rules.is_empty() {
+            None
+        } else {
+            let loaded = rules::load(&cfg.rules, &crate::schema::has_field)?;
+            if !loaded.refused.is_empty() {
+                return Err(RulesError::Refused(loaded.refused).into());
+            }
+            Some(RuleSet::build(loaded)?)
+        };
+        let ioc = if cfg.ioc.is_empty() {
+            None
+        } else {
+            let set = IocSet::load(&cfg.ioc)?;
+            for b in &set.bad_lines {
+                log::warn!("{b}");
+            }
+            Some(set)
+        };
+        Ok(Analyzer {
+            rules,
+            ioc,
+            stats: Default::default(),
+        })
+    }
+
+    pub fn is_noop(&self) -> bool {
+        self.rules.is_none() && self.ioc.as_ref().is_none_or(IocSet::is_empty)
+    }
+
+    /// The kinds the kernel must send for the rules and lists, whatever `--events` shows.
+    pub fn kinds(&self) -> Vec<EventKind> {
+        let mut k: Vec<EventKind> = self
+            .rules
+            .as_ref()
+            .map(|r| r.kinds.clone())
+            .unwrap_or_default();
+        if let Some(i) = &self.ioc {
+            if i.has_hashes() {
+                k.push(EventKind::ProcessExec);
+            }
+            if i.has_addresses() {
+                k.extend([
+                    EventKind::NetConnect,
+                    EventKind::NetAccept,
+                    EventKind::FlowEnd,
+                ]);
+            }
+            if i.has_domains() {
+                k.extend([EventKind::NetDns, EventKind::NetConnect]);
+            }
+        }
+        k.sort();
+        k.dedup();
+        k
+    }
+
+    /// For `probe.start`.
+    pub fn summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "rules": self.rules.as_ref().map_or(0, |r| r.rule_count),
+            "correlations": self.rules.as_ref().map_or(0, |r| r.correlations),
+            "rules_per_category": self.rules.as_ref().map(|r| r.per_category.clone()).unwrap_or_default(),
+            "ioc": self.ioc.as_ref().map_or(0, IocSet::len),
+            "ioc_bad_lines": self.ioc.as_ref().map_or(0, |i| i.bad_lines.len()),
+            "kinds": self.kinds().iter().map(|k| k.name()).collect::<Vec<_>>(),
+        })
+    }
+
+    /// For `probe.stop`.
+    pub fn report(&self) -> serde_json::Value {
+        serde_json::json!({
+            "evaluated": self.stats.evaluated.load(Relaxed),
+            "alerts": self.stats.alerts.load(Relaxed),
+            "eval_seconds": self.stats.eval_ns.load(Relaxed) as f64 / 1e9,
+            "correlation_groups": self.rules.as_ref().map_or(0, RuleSet::state_entries),
+            "correlation_groups_evicted": self.rules.as_ref().map_or(0, |r| r.evicted),
+        })
+    }
+
+    /// Looks at one enriched event; alerts go to `out`. `seq` is the seq the event is written
+    /// with, `None` when it is analysed but not emitted.
+    pub fn analyze(
+        &mut self,
+        ev: &Event,
+        seq: Option<u64>,
+        ts_secs: i64,
+        render: &dyn Render,
+        out: &mut Vec<Event>,
+    ) {
+        let Some(kind) = ev.data_kind() else {
+            return;
+        };
+        if self.is_noop() {
+            return;
+        }
+        let t0 = std::time::Instant::now();
+        let before = out.len();
+        if let Some(rules) = &mut self.rules {
+            let own = kind.name();
+            let views = fields::categories_of(ev, kind)
+                .map(|c| ("linux", c))
+                .chain(std::iter::once((OWN_PRODUCT, own)));
+            for (product, category) in views {
+                if !rules.reads(product, category) {
+                    continue;
+                }
+                let view = View::new(ev, product, category, seq, render);
+                for r in rules.evaluate(&view, ts_secs) {
+                    let info = rules.info(&r);
+                    let (group, contributing) = match r.as_correlation() {
+                        Some(c) => (
+                            c.group_key.clone(),
+                            c.event_refs
+                                .iter()
+                                .flatten()
+                                .filter_map(|e| e.id.as_deref()?.parse().ok())
+                                .collect(),
+                        ),
+                        None => (Vec::new(), Vec::new()),
+                    };
+                    out.push(alert(
+                        ev,
+                        AlertSource::Sigma,
+                        info,
+                        seq,
+                        group,
+                        contributing,
+                        None,
+                    ));
+                }
+            }
+        }
+        if let Some(ioc) = &self.ioc {
+            for (hit, info) in ioc_hits(ioc, ev) {
+                out.push(alert(
+                    ev,
+                    AlertSource::Ioc,
+                    info,
+                    seq,
+                    Vec::new(),
+                    Vec::new(),
+                    Some(hit),
+                ));
+            }
+        }
+        let spent = t0.elapsed();
+        self.stats.evaluated.fetch_add(1, Relaxed);
+        self.stats
+            .eval_ns
+            .fetch_add(spent.as_nanos() as u64, Relaxed);
+        EVAL_SECONDS.observe(spent.as_secs_f64());
+        let n = (out.len() - before) as u64;
+        if n > 0 {
+            self.stats.alerts.fetch_add(n, Relaxed);
+            for a in &out[before..] {
+                if let Body::Alert(a) = &a.body {
+                    crate::service::prom::alert(&a.rule.id, &a.rule.level).inc();
+                }
+            }
+        }
+    }
+
+    pub fn rules(&self) -> Option<&RuleSet> {
+        self.rules.as_ref()
+    }
+}
+
+/// The SHA-256 of a hash cell, once the worker has filled it in.
+fn sha256(cell: Option<&crate::event::process::HashCell>) -> Option<&str> {
+    match cell?.get()? {
+        crate::event::process::HashOutcome::Sha256(h) => Some(h),
+        _ => None,
+    }
+}
+
+/// Every IoC the event's values hit.
+fn ioc_hits(ioc: &IocSet, ev: &Event) -> Vec<(IocHit, Arc<RuleInfo>)> {
+    let mut hits = Vec::new();
+    if let (Body::Exec(_), Some(p)) = (&ev.body, ev.process.as_deref()) {
+        if ioc.has_hashes() {
+            if let Some(h) = sha256(p.hash.as_deref()) {
+                hits.extend(ioc.match_hash(h, "process.hash.sha256"));
+            }
+            if let Some(h) = sha256(p.script_hash.as_deref()) {
+                hits.extend(ioc.match_hash(h, "exec.hash.sha256"));
+            }
+        }
+    }
+    if let Body::Net(n) = &ev.body {
+        if ioc.has_addresses() {
+            if let Some(r) = n.remote {
+                hits.extend(ioc.match_ip(r.ip(), "net.dst.ip"));
+            }
+        }
+        if ioc.has_domains() {
+            if let Some(q) = &n.dns {
+                hits.extend(ioc.match_domain(&q.query, "dns.query"));
+                for a in q.response.iter().flat_map(|r| &r.answers) {
+                    if a.name != q.query {
+                        hits.extend(ioc.match_domain(&a.name, "dns.answers.name"));
+                    }
+                }
+            }
+            if let Some(d) = &n.remote_domain {
+                hits.extend(ioc.match_domain(d, "net.dst.domain"));
+            }
+        }
+    }
+    if let Body::Flow(f) = &ev.body {
+        if ioc.has_addresses() {
+            let (src, dst) = (f.src().ip(), f.dst().ip());
+            let remote = match f.owner_side {
+                Some("dst") => src,
+                _ => dst,
+            };
+            hits.extend(ioc.match_ip(remote, "flow.dst.ip"));
+        }
+    }
+    hits
+}
+
+fn alert(
+    ev: &Event,
+    source: AlertSource,
+    rule: Arc<RuleInfo>,
+    seq: Option<u64>,
+    group: Vec<(String, String)>,
+    contributing: Vec<u64>,
+    ioc: Option<IocHit>,
+) -> Event {
+    Event {
+        ts_ns: ev.ts_ns,
+        task: ev.task.clone(),
+        body: Body::Alert(Box::new(Alert {
+            source,
+            rule,
+            matched_kind: ev.kind_name(),
+            matched_seq: seq,
+            matched: Some(Box::new(ev.body.clone())),
+            group,
+            contributing,
+            ioc,
+        })),
+        process: ev.process.clone(),
+        parent: ev.parent.clone(),
+        ancestors: ev.ancestors.clone(),
+        user: ev.user.clone(),
+        container: ev.container.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{net::SocketAddr, sync::Arc};
+
+    use super::*;
+    use crate::event::{net::NetBody, process::ProcessInfo, Task};
+
+    struct NoJson;
+    impl Render for NoJson {
+        fn render(&self, _: &Event) -> serde_json::Value {
+            serde_json::json!({})
+        }
+    }
+
+    fn connect(pid: u32, port: u16) -> Event {
+        let dst: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        Event {
+            ts_ns: 1,
+            task: Some(Task {
+                kind: EventKind::NetConnect,
+                flags: 0,
+                ts_ns: 1,
+                pid,
+                tid: pid,
+                ppid: 1,
+                uid: 0,
+                gid: 0,
+                cgroup_id: 1,
+                start_ns: 1,
+                parent_start_ns: 1,
+                comm: b"scan".to_vec(),
+                exec_id: 0,
+                id: Default::default(),
+            }),
+            body: Body::Net(Box::new(NetBody {
+                protocol: 6,
+                family: 2,
+                sock_type: 1,
+                local: Some("127.0.0.1:40000".parse().unwrap()),
+                remote: Some(dst),
+                unix: None,
+                direction: Some(crate::event::net::Direction::Outbound),
+                fd: Some(3),
+                ret: Some(0),
+                backlog: None,
+                state: None,
+                dns: None,
+                remote_domain: None,
+            })),
+            process: Some(Arc::new(ProcessInfo {
+                pid,
+                exe: Some(b"/usr/bin/scan".to_vec()),
+                args: vec![b"scan".to_vec()],
+                ..Default::default()
+            })),
+            parent: None,
+            ancestors: None,
+            user: None,
+            container: None,
+        }
+    }
+
+    fn rules(text: &str, cap: usize) -> RuleSet {
+        let d = std::env::temp_dir().join(format!("tprobe-analyze-{}-{cap}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let f = d.join("r.yml");
+        std::fs::write(&f, text).unwrap();
+        let loaded = rules::load(&[f], &crate::schema::has_field).unwrap();
+        assert!(loaded.refused.is_empty(), "{:?}", loaded.refused);
+        RuleSet::build_capped(loaded, cap).unwrap()
+    }
+
+    const SCAN: &str = "title: connect
+id: c0000000-0000-4000-8000-000000000001
+logsource: {product: linux, category: network_connection}
+detection:
+  selection: {Initiated: 'true'}
+  condition: selection
+---
+title: scan
+id: c0000000-0000-4000-8000-000000000002
+correlation:
+  type: value_count
+  rules: [c0000000-0000-4000-8000-000000000001]
+  group-by: [ProcessId]
+  timespan: 10s
+  condition: {gte: 5, field: DestinationPort}
+level: medium
+";
+
+    #[test]
+    fn a_value_count_correlation_fires_once_per_group_and_its_state_is_capped() {
+        let mut a = Analyzer {
+            rules: Some(rules(SCAN, 1000)),
+            ioc: None,
+            stats: Default::default(),
+        };
+        let mut out = Vec::new();
+        for port in 1..=8 {
+            a.analyze(&connect(7, port), Some(port as u64), 100, &NoJson, &mut out);
+        }
+        assert_eq!(out.len(), 1, "one alert, then suppressed: {out:?}");
+        let Body::Alert(al) = &out[0].body else {
+            panic!()
+        };
+        assert_eq!(al.rule.id, "c0000000-0000-4000-8000-000000000002");
+        assert_eq!(al.group, vec![("ProcessId".to_string(), "7".to_string())]);
+        assert_eq!(al.contributing.len(), 5, "{:?}", al.contributing);
+        // A small cap: many groups, evictions counted, memory bounded.
+        let mut a = Analyzer {
+            rules: Some(rules(SCAN, 10)),
+            ioc: None,
+            stats: Default::default(),
+        };
+        for pid in 1..=50 {
+            a.analyze(&connect(pid, 80), None, 100, &NoJson, &mut out);
+        }
+        let r = a.rules().unwrap();
+        assert!(r.state_entries() <= 10, "{}", r.state_entries());
+        assert!(r.evicted > 0);
+    }
+}

@@ -40,6 +40,24 @@ pub enum Command {
     Check(CheckArgs),
     /// Config file helpers: `--default` prints a commented default, `--check FILE` validates.
     Config(ConfigArgs),
+    /// Sigma rules: `check` validates without loading any program, `list` shows them.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RulesCommand {
+    /// Load the rules (files or folders) as `run --rules` would; print the count per category
+    /// and every refused rule with its reason. Exit 1 when any was refused.
+    Check {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// Print id, title, level and ATT&CK tags of every rule that loads.
+    List {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -130,6 +148,14 @@ pub struct RunArgs {
     /// `syslog:tcp://HOST:PORT|udp://HOST:PORT|unix:///PATH[,facility=local0,app_name=..]`.
     #[arg(long = "sink", value_name = "SPEC", value_parser = crate::sink::config::parse_sink)]
     pub sinks: Vec<crate::sink::config::SinkConfig>,
+    /// Sigma rules: a `.yml`/`.yaml` file or a folder of them (repeat for several). Alerts are
+    /// `alert` events; rules that tprobe cannot feed are refused with the reason.
+    #[arg(long = "rules", value_name = "PATH")]
+    pub rules: Vec<PathBuf>,
+    /// IoC list: one SHA-256, IP, CIDR or domain per line, or CSV `indicator,name` (repeat
+    /// for several).
+    #[arg(long = "ioc", value_name = "FILE")]
+    pub ioc: Vec<PathBuf>,
     /// YAML config file (`tprobe config --default`); flags given here override it. SIGHUP
     /// reloads it.
     #[arg(long, short = 'c', value_name = "FILE")]
@@ -181,6 +207,7 @@ impl RunArgs {
                 .unwrap_or_else(|| "unknown".into())
         });
         let kinds = parse_kinds(&self.events)?;
+        let alerts = super::kinds::wants_alerts(&self.events);
         let xdp = xdp_config(
             &kinds,
             crate::families::flow::XdpConfig {
@@ -242,6 +269,11 @@ impl RunArgs {
                 wait: c.container_wait,
                 sweep_interval: c.container_sweep_interval.max(Duration::from_millis(50)),
                 ..Default::default()
+            },
+            alerts,
+            analyze: crate::analyze::AnalyzeConfig {
+                rules: self.rules,
+                ioc: self.ioc,
             },
             format: self.format,
             pretty: self.pretty,

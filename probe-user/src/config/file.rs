@@ -108,6 +108,15 @@ pub struct FileConfig {
     pub process: Option<ProcessFile>,
     pub xdp: Option<XdpFile>,
     pub service: Option<ServiceFile>,
+    pub analyze: Option<AnalyzeFile>,
+}
+
+/// `analyze:`: Sigma rules and IoC lists (`--rules`, `--ioc`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalyzeFile {
+    pub rules: Option<List>,
+    pub ioc: Option<List>,
 }
 
 /// `file:` (file events): `--file-include`, `--file-exclude`, `--file-reads`.
@@ -271,6 +280,12 @@ service:
   stall_timeout: 10s
   shutdown_timeout: 20s
   proc_root: /proc
+
+# Detection: Sigma rules (files or folders) and IoC lists; relative paths are taken from this
+# file's folder. The container image ships tprobe's own rule pack at /etc/tprobe/rules.
+analyze:
+  rules: []
+  ioc: []
 
 limits:
   # Most processes kept in the process table.

@@ -9,6 +9,16 @@ pub fn is_internal(k: EventKind) -> bool {
     k == EventKind::FlowNew
 }
 
+/// `alert`: not a kernel kind, the analyze stage's own.
+pub const ALERT: &str = "alert";
+
+/// Whether `--events` asks for alerts: by name, or with `all`.
+pub fn wants_alerts(spec: &str) -> bool {
+    spec.split(',')
+        .map(str::trim)
+        .any(|i| i == ALERT || i == "all")
+}
+
 /// Every kind name, for messages and `tprobe events`.
 pub fn known_kinds() -> String {
     EventKind::ALL
@@ -17,12 +27,19 @@ pub fn known_kinds() -> String {
         .map(|k| k.name())
         .collect::<Vec<_>>()
         .join(", ")
+        + ", "
+        + ALERT
 }
 
 /// Parses `process,file.open,...`: kind names, categories (`process`) or `all`.
 pub fn parse_kinds(spec: &str) -> Result<Vec<EventKind>, ConfigError> {
     let mut out = Vec::new();
+    let mut alerts = false;
     for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if item == ALERT {
+            alerts = true;
+            continue;
+        }
         let matched: Vec<EventKind> = EventKind::ALL
             .iter()
             .copied()
@@ -41,7 +58,7 @@ pub fn parse_kinds(spec: &str) -> Result<Vec<EventKind>, ConfigError> {
             }
         }
     }
-    if out.is_empty() {
+    if out.is_empty() && !alerts {
         return Err(ConfigError::NoKinds);
     }
     out.sort();

@@ -272,6 +272,23 @@ fn merge(args: &RunArgs, given: &Given) -> Result<RunConfig, ConfigError> {
             s.proc_root = v.clone();
         }
     }
+    if let Some(an) = &file.analyze {
+        // Relative paths are taken from the config file's folder, where they were written.
+        let dir = p.parent().unwrap_or(Path::new("."));
+        let paths = |l: &super::file::List| -> Vec<std::path::PathBuf> {
+            l.0.iter()
+                .map(|s| s.trim())
+                .filter(|s| !s.is_empty())
+                .map(|s| dir.join(s))
+                .collect()
+        };
+        if let (Some(v), true) = (&an.rules, take("rules")) {
+            a.rules = paths(v);
+        }
+        if let (Some(v), true) = (&an.ioc, take("ioc")) {
+            a.ioc = paths(v);
+        }
+    }
     if let Some(l) = &file.limits {
         for (k, v) in [
             ("limits.process_table", l.process_table),

@@ -100,6 +100,10 @@ pub struct RunConfig {
     pub containers: crate::enrich::container::config::ContainerConfig,
     /// Metrics/health server, stall and shutdown limits, host procfs.
     pub service: crate::service::ServiceArgs,
+    /// `--events` includes `alert` (or `all`): the analyze stage's alerts are written.
+    pub alerts: bool,
+    /// Sigma rules and IoC lists (`--rules`, `--ioc`, `analyze:` in the file).
+    pub analyze: crate::analyze::AnalyzeConfig,
     /// XDP flow telemetry, when `--xdp-iface` names interfaces.
     pub xdp: Option<crate::families::flow::XdpConfig>,
 }

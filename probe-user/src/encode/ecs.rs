@@ -197,15 +197,83 @@ fn container(out: &mut Map<String, Value>, v: &Value) {
     }
 }
 
+/// ECS `event.severity` for a Sigma level (the scale Elastic's detection rules use).
+pub fn severity(level: &str) -> u64 {
+    match level {
+        "informational" => 1,
+        "low" => 21,
+        "medium" => 47,
+        "high" => 73,
+        _ => 99,
+    }
+}
+
+/// `rule.*`, `threat.*` and the rest of an alert.
+fn alert_fields(out: &mut Map<String, Value>, v: &Value) {
+    copy(out, v, "alert.rule.id", "rule.id");
+    copy(out, v, "alert.rule.id", "rule.uuid");
+    copy(out, v, "alert.rule.title", "rule.name");
+    copy(out, v, "alert.rule.description", "rule.description");
+    if let Some(r) = get(v, "alert.rule.references.0") {
+        set(out, "rule.reference", r.clone());
+    }
+    copy(out, v, "alert.source", "rule.ruleset");
+    set(out, "rule.author", "tprobe");
+    if let Some(l) = get_str(v, "alert.rule.level") {
+        set(out, "event.severity", severity(l));
+        set(out, "tprobe.alert.level", l);
+    }
+    let techniques = get(v, "alert.attack.techniques")
+        .cloned()
+        .unwrap_or(json!([]));
+    let tactics = get(v, "alert.attack.tactics").cloned().unwrap_or(json!([]));
+    let has_attack = techniques.as_array().is_some_and(|a| !a.is_empty())
+        || tactics.as_array().is_some_and(|a| !a.is_empty());
+    if has_attack {
+        set(out, "threat.framework", "MITRE ATT&CK");
+        set(out, "threat.technique.id", techniques);
+        let ids: Vec<&str> = tactics
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| crate::analyze::attack::tactic_id(t.as_str()?))
+            .collect();
+        set(out, "threat.tactic.name", tactics);
+        set(out, "threat.tactic.id", json!(ids));
+    }
+    for k in [
+        "matched",
+        "group",
+        "ioc",
+        "rule.tags",
+        "rule.file",
+        "rule.status",
+    ] {
+        copy(out, v, &format!("alert.{k}"), &format!("tprobe.alert.{k}"));
+    }
+}
+
 /// Maps one native record to ECS.
 pub fn from_native(v: &Value) -> Value {
     let mut out = Map::new();
-    let (category, action) = split_kind(v);
     let kind = get_str(v, "kind").unwrap_or("");
+    let alert = kind == "alert";
+    // An alert maps the matched event's objects as that kind would.
+    let (category, action) = match get_str(v, "alert.matched.kind") {
+        Some(m) if alert => m.split_once('.').unwrap_or((m, "")),
+        _ => split_kind(v),
+    };
     copy(&mut out, v, "ts", "@timestamp");
     set(&mut out, "ecs.version", ECS_VERSION);
     let (cats, types) = categorize(category, action);
-    set(&mut out, "event.kind", "event");
+    set(
+        &mut out,
+        "event.kind",
+        if alert { "alert" } else { "event" },
+    );
+    if alert {
+        alert_fields(&mut out, v);
+    }
     set(&mut out, "event.category", json!(cats));
     set(&mut out, "event.type", json!(types));
     set(&mut out, "event.action", kind);

@@ -1,4 +1,5 @@
 //! Event -> bytes. One implementation per format.
+pub mod alert;
 pub mod flow;
 pub mod native;
 pub mod net;
@@ -41,6 +42,7 @@ pub const NATIVE_KEYS: &[&str] = &[
     "parent",
     "container",
     "result",
+    "alert",
     "exit",
     "child",
     "exec",

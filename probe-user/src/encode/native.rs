@@ -35,6 +35,20 @@ impl Native {
             ttys: Default::default(),
         }
     }
+
+    /// Epoch seconds of a boot-clock time (what correlation windows count in).
+    pub fn epoch_secs(&self, boot_ns: u64) -> i64 {
+        (self.clock.wall_ns(boot_ns) / 1_000_000_000) as i64
+    }
+}
+
+/// The analyze stage reads fields its fast path does not cover from the native record.
+impl crate::analyze::view::Render for Native {
+    fn render(&self, ev: &Event) -> serde_json::Value {
+        let mut buf = Vec::new();
+        self.encode(ev, 0, &mut buf);
+        serde_json::from_slice(&buf).unwrap_or_default()
+    }
 }
 
 #[derive(Serialize)]
@@ -257,6 +271,8 @@ struct Line<'a> {
     times: Option<super::security::TimesV>,
     #[serde(flatten)]
     security: Option<super::security::SecurityV>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alert: Option<super::alert::AlertV<'a>>,
 }
 
 impl Native {
@@ -345,8 +361,19 @@ impl Encoder for Native {
             file: None,
             times: None,
             security: None,
+            alert: None,
         };
-        match &ev.body {
+        self.fill(&mut line, ev, &ev.body);
+        // Writing into a Vec cannot fail and every field serialises infallibly.
+        let _ = serde_json::to_writer(&mut *out, &line);
+        out.push(b'\n');
+    }
+}
+
+impl Native {
+    /// The kind's own objects of `body` (for an alert: its own, then the matched event's).
+    fn fill<'a>(&self, line: &mut Line<'a>, ev: &'a Event, body: &'a Body) {
+        match body {
             Body::Exec(x) => {
                 line.exec = Some(super::process::ExecV::exec(x, ev.process.as_deref()));
             }
@@ -418,10 +445,13 @@ impl Encoder for Native {
                     since: self.clock.rfc3339(*since_ns),
                 });
             }
+            Body::Alert(a) => {
+                line.alert = Some(super::alert::AlertV::new(a));
+                if let Some(m) = a.matched.as_deref() {
+                    self.fill(line, ev, m);
+                }
+            }
         }
-        // Writing into a Vec cannot fail and every field serialises infallibly.
-        let _ = serde_json::to_writer(&mut *out, &line);
-        out.push(b'\n');
     }
 }
 

@@ -199,8 +199,124 @@ fn driver_obj(v: &Value) -> Value {
     json!({ "file": Value::Object(f) })
 }
 
+/// OCSF `severity_id` and name for a Sigma level.
+pub fn severity(level: &str) -> (u32, &'static str) {
+    match level {
+        "informational" => (1, "Informational"),
+        "low" => (2, "Low"),
+        "medium" => (3, "Medium"),
+        "high" => (4, "High"),
+        _ => (5, "Critical"),
+    }
+}
+
+/// An alert as a Detection Finding (2004): the rule in `finding_info`, ATT&CK in
+/// `finding_info.attacks`, and the matched event, mapped as its own kind, in `evidences`.
+fn detection_finding(v: &Value) -> Value {
+    let mut matched = v.clone();
+    if let Some(o) = matched.as_object_mut() {
+        o.remove("alert");
+        let k = get_str(v, "alert.matched.kind").unwrap_or("probe.unknown");
+        o.insert("kind".into(), Value::from(k));
+    }
+    let inner = from_native(&matched);
+    let mut out = Map::new();
+    for k in [
+        "time",
+        "time_dt",
+        "metadata",
+        "device",
+        "container",
+        "actor",
+    ] {
+        copy(&mut out, &inner, k, k);
+    }
+    set(&mut out, "class_uid", 2004);
+    set(&mut out, "class_name", "Detection Finding");
+    set(&mut out, "category_uid", 2);
+    set(&mut out, "category_name", "Findings");
+    set(&mut out, "activity_id", 1);
+    set(&mut out, "activity_name", "Create");
+    set(&mut out, "type_uid", 200401);
+    set(&mut out, "type_name", "Detection Finding: Create");
+    set(&mut out, "metadata.event_code", "alert");
+    set(&mut out, "is_alert", true);
+    let (sev_id, sev) = severity(get_str(v, "alert.rule.level").unwrap_or("medium"));
+    set(&mut out, "severity_id", sev_id);
+    set(&mut out, "severity", sev);
+    let rule_id = get_str(v, "alert.rule.id").unwrap_or("");
+    let seq = get(v, "seq").and_then(Value::as_u64).unwrap_or(0);
+    set(&mut out, "finding_info.uid", format!("{rule_id}:{seq}"));
+    copy(&mut out, v, "alert.rule.title", "finding_info.title");
+    copy(&mut out, v, "alert.rule.description", "finding_info.desc");
+    set(
+        &mut out,
+        "finding_info.types",
+        json!([get_str(v, "alert.source").unwrap_or("sigma")]),
+    );
+    set(&mut out, "finding_info.analytic.uid", rule_id);
+    copy(
+        &mut out,
+        v,
+        "alert.rule.title",
+        "finding_info.analytic.name",
+    );
+    set(&mut out, "finding_info.analytic.type_id", 1);
+    set(&mut out, "finding_info.analytic.type", "Rule");
+    let tactics: Vec<&str> = get(v, "alert.attack.tactics")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let attacks: Vec<Value> = get(v, "alert.attack.techniques")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|t| {
+            let mut a = json!({ "technique": { "uid": t }, "version": "14" });
+            if let Some(name) = tactics.first() {
+                a["tactic"] = json!({
+                    "name": name,
+                    "uid": crate::analyze::attack::tactic_id(name),
+                });
+            }
+            a
+        })
+        .collect();
+    if !attacks.is_empty() {
+        set(&mut out, "finding_info.attacks", attacks);
+    }
+    let mut evidence = Map::new();
+    for k in [
+        "actor",
+        "process",
+        "file",
+        "src_endpoint",
+        "dst_endpoint",
+        "connection_info",
+        "container",
+    ] {
+        copy(&mut evidence, &inner, k, k);
+    }
+    if let Some(q) = get_str(v, "dns.query") {
+        set(&mut evidence, "query.hostname", q);
+    }
+    set(&mut out, "evidences", json!([Value::Object(evidence)]));
+    let mut unmapped = Map::new();
+    for k in ["alert", "schema"] {
+        copy(&mut unmapped, v, k, k);
+    }
+    set(&mut out, "unmapped", Value::Object(unmapped));
+    Value::Object(out)
+}
+
 /// Maps one native record to OCSF.
 pub fn from_native(v: &Value) -> Value {
+    if get_str(v, "kind") == Some("alert") {
+        return detection_finding(v);
+    }
     let mut out = Map::new();
     let (category, action) = split_kind(v);
     let kind = get_str(v, "kind").unwrap_or("");
@@ -387,9 +503,14 @@ pub fn from_native(v: &Value) -> Value {
             if let Some(e) = endpoint(v, &format!("{obj}.dst")) {
                 set(&mut out, "dst_endpoint", e);
             }
-            if !out.contains_key("src_endpoint") && !out.contains_key("dst_endpoint") {
-                // At least one endpoint is required; a unix socket has only a path.
-                set(&mut out, "src_endpoint", json!({}));
+            if !out.contains_key("dst_endpoint") {
+                // The class requires dst_endpoint. A bound or listening socket's own address is
+                // the endpoint others connect to; a unix socket has only a path (in unmapped).
+                let own = match action {
+                    "bind" | "listen" => out.remove("src_endpoint"),
+                    _ => None,
+                };
+                set(&mut out, "dst_endpoint", own.unwrap_or(json!({})));
             }
             if let Some(t) = get_str(v, &format!("{obj}.transport")) {
                 set(&mut out, "connection_info.protocol_name", t);

@@ -434,6 +434,17 @@ mod tests {
         let mut l = env("probe.loss");
         l["loss"] = json!({"source": "queue", "kind": "otlp:http://x", "count": 3, "since": "2024-05-06T07:08:00Z"});
         out.push(l);
+        // An alert on a connection: the matched event's objects beside the alert.
+        let mut a = with("alert", json!({}));
+        a["container"] = container.clone();
+        a["net"] = json!({"transport": "tcp", "family": "ipv4", "direction": "outbound",
+            "src": {"ip": "10.0.0.2", "port": 40000}, "dst": {"ip": "10.0.0.1", "port": 443}});
+        a["result"] = json!({"ok": true});
+        a["alert"] = json!({"source": "sigma",
+            "rule": {"id": "r-1", "title": "T", "level": "high", "tags": ["attack.t1059.004", "attack.execution"], "references": ["https://x"]},
+            "attack": {"tactics": ["Execution"], "techniques": ["T1059.004"]},
+            "matched": {"kind": "net.connect", "seq": 41}});
+        out.push(a);
         out
     }
 
@@ -457,6 +468,20 @@ mod tests {
             assert_eq!(e["event"]["sequence"], v["seq"]);
             assert_eq!(o["metadata"]["sequence"], v["seq"]);
             assert_eq!(o["metadata"]["event_code"], v["kind"]);
+            if v["kind"] == "alert" {
+                assert_eq!(e["event"]["kind"], "alert");
+                assert_eq!(e["threat"]["technique"]["id"][0], "T1059.004");
+                assert_eq!(
+                    e["destination"]["port"], 443,
+                    "the matched connection maps too"
+                );
+                assert_eq!(o["class_uid"], 2004);
+                assert_eq!(
+                    o["finding_info"]["attacks"][0]["technique"]["uid"],
+                    "T1059.004"
+                );
+                assert_eq!(o["evidences"][0]["dst_endpoint"]["port"], 443);
+            }
         }
     }
 

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use probe_common::EventKind;
 
+pub mod alert;
 pub mod container;
 pub mod file;
 pub mod flow;
@@ -146,6 +147,8 @@ pub enum Body {
     Reload {
         info: serde_json::Value,
     },
+    /// `alert`: a detection made by the analyze stage.
+    Alert(Box<Alert>),
     /// `probe.loss`.
     Loss {
         source: &'static str,
@@ -153,6 +156,24 @@ pub enum Body {
         count: u64,
         since_ns: u64,
     },
+}
+
+/// `alert`: one detection, by a Sigma rule, an IoC list or a learned baseline. It stands alone:
+/// the matched event's process, parent, container and own objects travel with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alert {
+    pub source: alert::AlertSource,
+    pub rule: Arc<alert::RuleInfo>,
+    /// `kind` of the matched event (the last one, for a correlation).
+    pub matched_kind: &'static str,
+    /// `seq` of the matched event; `None` when it was analysed but not emitted.
+    pub matched_seq: Option<u64>,
+    /// The matched event's own objects (`file`, `net`, `exec`, ...).
+    pub matched: Option<Box<Body>>,
+    /// Correlations: the group-by values and the seqs of the contributing events (capped).
+    pub group: Vec<(String, String)>,
+    pub contributing: Vec<u64>,
+    pub ioc: Option<alert::IocHit>,
 }
 
 /// One event flowing through the pipeline.
@@ -182,6 +203,7 @@ impl Event {
             Body::Loss { .. } => "probe.loss",
             Body::Flow(f) => f.kind.name(),
             Body::Reload { .. } => "probe.reload",
+            Body::Alert(_) => "alert",
             _ => self
                 .task
                 .as_ref()

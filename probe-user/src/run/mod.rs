@@ -20,6 +20,7 @@ use std::io::IsTerminal as _;
 pub mod reload;
 
 use crate::{
+    analyze::Analyzer,
     clock::BootClock,
     config::RunConfig,
     enrich::{
@@ -126,7 +127,33 @@ fn drain_batch(drain: &mut Drain, stats: &Stats) -> Vec<Event> {
     batch
 }
 
-fn start_info(cfg: &RunConfig, probe: &Probe) -> serde_json::Value {
+/// `probe.start`'s `analyze`: what was loaded, and the hooks attached only because rules need
+/// their kinds.
+fn analyze_info(cfg: &RunConfig, probe: &Probe, a: &Analyzer) -> serde_json::Value {
+    let kinds = a.kinds();
+    let for_rules: Vec<&str> = crate::families::hooks()
+        .filter(|h| {
+            h.kinds.iter().any(|k| kinds.contains(k))
+                && !h.kinds.iter().any(|k| cfg.kinds.contains(k))
+        })
+        .filter(|h| {
+            probe
+                .hooks
+                .iter()
+                .any(|r| r.program == h.program && r.attached)
+        })
+        .map(|h| h.program)
+        .collect();
+    let mut s = a.summary();
+    s["hooks_for_rules"] = for_rules.into();
+    s
+}
+
+fn start_info(
+    cfg: &RunConfig,
+    probe: &Probe,
+    analyze: Option<serde_json::Value>,
+) -> serde_json::Value {
     let kernel = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
@@ -136,6 +163,7 @@ fn start_info(cfg: &RunConfig, probe: &Probe) -> serde_json::Value {
         "pid": std::process::id(),
         "hooks": probe.hooks,
         "features": probe.features,
+        "analyze": analyze,
         "config": {
             "events": cfg.kinds.iter().map(|k| k.name()).collect::<Vec<_>>(),
             "threads": cfg.threads,
@@ -221,12 +249,19 @@ pub fn summary(stats: &Stats, elapsed_ns: u64) -> String {
 pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     let clock = BootClock::measure();
     let stats = Arc::new(Stats::default());
+    // Rules first: a broken one is a usage error, found before anything is loaded.
+    let analyzer = Analyzer::load(&cfg.analyze)?;
+    let analyzed = analyzer.kinds();
+    let analyzing = !analyzer.is_noop();
     // Before touching the kernel: one clear line when privileges are missing.
     crate::kernel::check::require_privileges()?;
     // Process lifecycle events always flow: they keep the process table (exe, args, cwd of
     // every event's process) right whatever the user chose to see.
     let mut probe = load::load(&LoadOptions {
-        kinds: reload::kernel_kinds(&cfg.kinds, cfg.xdp.is_some()),
+        kinds: reload::kernel_kinds(
+            &reload::wanted_kinds(&cfg.kinds, &analyzed),
+            cfg.xdp.is_some(),
+        ),
         filters: cfg.filters.kernel(),
         threads: cfg.threads,
         ringbuf_bytes: cfg.ringbuf_bytes,
@@ -250,6 +285,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let analyze = analyzing.then(|| analyze_info(&cfg, &probe, &analyzer));
     release_startup_memory();
     for pid in &cfg.filters.pids {
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
@@ -301,9 +337,14 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         cfg.count,
         cfg.kinds.clone(),
     )
-    .with_control(ctl_rx);
+    .with_control(ctl_rx)
+    .with_analyzer(
+        analyzing.then_some(analyzer),
+        cfg.alerts,
+        crate::encode::native::Native::new(cfg.host_name.clone(), clock),
+    );
     pipeline.filter = OutputFilter::new(&cfg.filters).map_err(|e| anyhow::anyhow!(e))?;
-    let mut reloader = Reloader::new(cfg.clone());
+    let mut reloader = Reloader::new(cfg.clone(), analyzed.clone());
     // Batches handed to the pipeline, so a reload lands between the right two.
     let mut sent: u64 = 0;
     pipeline.paths = crate::enrich::paths::PathResolver::new(&cfg.file);
@@ -356,7 +397,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     )
     .await?;
 
-    let mut info = start_info(&cfg, &probe);
+    let mut info = start_info(&cfg, &probe, analyze);
     info["metrics"] = server.as_ref().map(|s| s.addr.to_string()).into();
     let _ = send(
         &tx,

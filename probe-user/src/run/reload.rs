@@ -4,6 +4,7 @@
 use probe_common::EventKind;
 
 use crate::{
+    analyze::Analyzer,
     clock::BootClock,
     config::RunConfig,
     event::{Body, Event},
@@ -47,6 +48,19 @@ pub fn kernel_kinds(kinds: &[EventKind], xdp: bool) -> Vec<EventKind> {
 
 pub struct Reloader {
     current: RunConfig,
+    /// Kinds the running rules and lists need.
+    analyzed: Vec<EventKind>,
+}
+
+/// The user's kinds and the analyzer's, for the kernel.
+pub fn wanted_kinds(kinds: &[EventKind], analyzed: &[EventKind]) -> Vec<EventKind> {
+    let mut out = kinds.to_vec();
+    for k in analyzed {
+        if !out.contains(k) {
+            out.push(*k);
+        }
+    }
+    out
 }
 
 /// Settings whose change needs a restart, with their values.
@@ -69,8 +83,8 @@ fn restart_only(c: &RunConfig) -> Vec<(&'static str, String)> {
 }
 
 impl Reloader {
-    pub fn new(current: RunConfig) -> Self {
-        Reloader { current }
+    pub fn new(current: RunConfig, analyzed: Vec<EventKind>) -> Self {
+        Reloader { current, analyzed }
     }
 
     /// Builds the new settings, switches the kernel side, and returns what the pipeline must
@@ -90,6 +104,23 @@ impl Reloader {
         let filter = OutputFilter::new(&new.filters).map_err(|e| anyhow::anyhow!(e))?;
         let sink = build_sink(&new)?;
         let mut warnings = Vec::new();
+        // Rule files are read again (they may have changed under the same paths); a set that
+        // does not load leaves the running one in place.
+        let analyzer = match Analyzer::load(&new.analyze) {
+            Ok(a) => Some((!a.is_noop()).then_some(a)),
+            Err(e) => {
+                warnings.push(format!(
+                    "rules and IoC lists not reloaded, the running ones stay: {e}"
+                ));
+                None
+            }
+        };
+        let analyzed = match &analyzer {
+            Some(Some(a)) => a.kinds(),
+            Some(None) => Vec::new(),
+            None => self.analyzed.clone(),
+        };
+        let wanted_all = wanted_kinds(&new.kinds, &analyzed);
         for ((key, old), (_, now)) in restart_only(&self.current)
             .into_iter()
             .zip(restart_only(&new))
@@ -102,7 +133,7 @@ impl Reloader {
             let wanted: Vec<&str> = h
                 .kinds
                 .iter()
-                .filter(|k| new.kinds.contains(k))
+                .filter(|k| wanted_all.contains(k))
                 .map(|k| k.name())
                 .collect();
             let attached = probe
@@ -121,7 +152,7 @@ impl Reloader {
             eprintln!("tprobe: reload: {w}");
         }
         probe.reconfigure(
-            &kernel_kinds(&new.kinds, self.current.xdp.is_some()),
+            &kernel_kinds(&wanted_all, self.current.xdp.is_some()),
             new.threads,
             &new.filters.kernel(),
         )?;
@@ -131,6 +162,11 @@ impl Reloader {
                 "events": new.kinds.iter().map(|k| k.name()).collect::<Vec<_>>(),
                 "threads": new.threads,
                 "filters": new.filters,
+                "analyze": {
+                    "rules": new.analyze.rules.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+                    "ioc": new.analyze.ioc.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+                    "reloaded": matches!(analyzer, Some(Some(_))),
+                },
                 "output": new.output.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "stdout".into()),
             },
             "warnings": warnings,
@@ -139,6 +175,8 @@ impl Reloader {
             after_batches: 0,
             filter,
             emit: new.kinds.clone(),
+            alerts: new.alerts,
+            analyzer,
             sink: Some(sink),
             event: Event::probe(BootClock::now_boot_ns(), Body::Reload { info }),
         };
@@ -159,7 +197,11 @@ impl Reloader {
         kept.security = self.current.security.clone();
         kept.xdp = self.current.xdp.clone();
         kept.service = self.current.service.clone();
+        if reload.analyzer.is_none() {
+            kept.analyze = self.current.analyze.clone();
+        }
         self.current = kept;
+        self.analyzed = analyzed;
         Ok(reload)
     }
 }

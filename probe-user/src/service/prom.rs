@@ -81,6 +81,27 @@ pub fn gauge(name: &'static str, help: &'static str, l: &[(&str, &str)]) -> Gaug
     fam.get_or_create_owned(&labels(l))
 }
 
+/// The histogram `name` (exposed with `_bucket`, `_sum`, `_count`), registered on first use.
+pub fn histogram(
+    name: &'static str,
+    help: &'static str,
+    buckets: impl Iterator<Item = f64>,
+) -> prometheus_client::metrics::histogram::Histogram {
+    let mut g = GLOBAL.lock().unwrap_or_else(|e| e.into_inner());
+    let h = prometheus_client::metrics::histogram::Histogram::new(buckets);
+    g.registry.register(name, help, h.clone());
+    h
+}
+
+/// Alerts raised, by rule and level.
+pub fn alert(rule: &str, level: &str) -> Counter {
+    counter(
+        "tprobe_alerts",
+        "Alerts raised by the analyze stage, by rule and level",
+        &[("rule", rule), ("level", level)],
+    )
+}
+
 /// Events lost at `stage` (`ringbuf`, `decode`, `queue`, `sink`, ...), one family for all.
 pub fn loss(stage: &str, kind: &str) -> Counter {
     counter(

@@ -44,6 +44,8 @@ pub struct RecordMeta {
     pub ts_ns: Option<u64>,
     pub kind: Option<String>,
     pub seq: Option<u64>,
+    /// An alert's Sigma level (`low` ... `critical`).
+    pub level: Option<String>,
 }
 
 impl RecordMeta {
@@ -82,6 +84,15 @@ impl RecordMeta {
             .or_else(|| get(&["event", "sequence"]))
             .or_else(|| get(&["metadata", "sequence"]))
             .and_then(|v| v.as_u64());
-        RecordMeta { ts_ns, kind, seq }
+        let level = get(&["alert", "rule", "level"])
+            .or_else(|| get(&["tprobe", "alert", "level"]))
+            .or_else(|| get(&["unmapped", "alert", "rule", "level"]))
+            .and_then(|v| v.as_str().map(str::to_owned));
+        RecordMeta {
+            ts_ns,
+            kind,
+            seq,
+            level,
+        }
     }
 }

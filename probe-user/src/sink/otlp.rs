@@ -148,12 +148,20 @@ pub fn log_record(rec: &[u8], observed_ns: u64) -> LogRecord {
     if let Some(s) = meta.seq {
         attributes.push(kv("tprobe.seq", any_value::Value::IntValue(s as i64)));
     }
-    let warn = meta.kind.as_deref() == Some("probe.loss");
+    let (severity_number, severity_text) = match (meta.kind.as_deref(), meta.level.as_deref()) {
+        // Alerts are WARN or above, by level.
+        (Some("alert"), Some("critical")) => (21, "FATAL"),
+        (Some("alert"), Some("high")) => (18, "ERROR2"),
+        (Some("alert"), Some("medium")) => (17, "ERROR"),
+        (Some("alert"), _) => (13, "WARN"),
+        (Some("probe.loss"), _) => (13, "WARN"),
+        _ => (9, "INFO"),
+    };
     LogRecord {
         time_unix_nano: meta.ts_ns.unwrap_or(observed_ns),
         observed_time_unix_nano: observed_ns,
-        severity_number: if warn { 13 } else { 9 },
-        severity_text: if warn { "WARN" } else { "INFO" }.into(),
+        severity_number,
+        severity_text: severity_text.into(),
         body: Some(AnyValue {
             value: Some(any_value::Value::StringValue(body)),
         }),

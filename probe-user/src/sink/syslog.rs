@@ -109,11 +109,13 @@ fn header_field(s: &str, max: usize) -> String {
 /// Formats one RFC 5424 message for a record (without transport framing).
 pub fn format_message(rec: &[u8], facility: u8, host: &str, app: &str, pid: u32) -> Vec<u8> {
     let meta = RecordMeta::of(rec);
-    // warning for losses, informational otherwise
-    let severity = if meta.kind.as_deref() == Some("probe.loss") {
-        4
-    } else {
-        6
+    // alerts by level (warning and above), warning for losses, informational otherwise
+    let severity = match (meta.kind.as_deref(), meta.level.as_deref()) {
+        (Some("alert"), Some("critical")) => 1,
+        (Some("alert"), Some("high")) => 2,
+        (Some("alert"), Some("medium")) => 3,
+        (Some("alert"), _) | (Some("probe.loss"), _) => 4,
+        _ => 6,
     };
     let ts = meta
         .ts_ns

@@ -719,6 +719,15 @@ fn image_runs_like_the_daemonset() {
         ctx.join("Containerfile"),
     )
     .unwrap();
+    // The rule pack goes into the image, and the chart turns it on.
+    let rules = ctx.join("rules");
+    for f in std::fs::read_dir(root().join("rules")).unwrap().flatten() {
+        let sub = rules.join(f.file_name());
+        std::fs::create_dir_all(&sub).unwrap();
+        for r in std::fs::read_dir(f.path()).unwrap().flatten() {
+            std::fs::copy(r.path(), sub.join(r.file_name())).unwrap();
+        }
+    }
 
     let chart = root().join("deploy/helm/tprobe");
     for (mode, base) in [
@@ -750,6 +759,11 @@ fn image_runs_like_the_daemonset() {
             .args(&args);
         let probe = Probe::start_command(cmd);
         let start = probe.lines()[0].clone();
+        assert!(
+            start["probe"]["analyze"]["rules"].as_u64().unwrap_or(0) >= 30,
+            "the image's rule pack is loaded: {}",
+            start["probe"]["analyze"]
+        );
         assert_eq!(
             start["host"]["name"],
             node.as_str(),

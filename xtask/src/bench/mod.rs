@@ -4,6 +4,7 @@
 //! This file is the driver: which sections run, in what order, with what workloads. The
 //! sections and their helpers are children; `common` is the leaf they all share, so no child
 //! reaches back up here.
+mod analyze;
 mod common;
 mod empty;
 mod rate;
@@ -135,6 +136,15 @@ pub fn bench(tprobe: &Path, opts: &Opts) -> Result<()> {
             name: "W4 connect storm".into(),
             values: vec![("error".into(), e.to_string())],
         });
+    }
+
+    if opts.wants("w8") {
+        if let Err(e) = analyze::w8(tprobe, &dir, opts, scale, &mut rows) {
+            rows.push(Row {
+                name: "W8 analyze stage".into(),
+                values: vec![("error".into(), e.to_string())],
+            });
+        }
     }
 
     if opts.wants("w6") {

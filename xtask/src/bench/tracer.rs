@@ -88,6 +88,10 @@ impl Tracer {
         }
     }
 
+    pub(super) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub(super) fn stop(mut self, prefix: &str) -> Result<Report> {
         let pid = self.child.id();
         let cpu_s = proc_cpu_s(pid);

@@ -1,0 +1,563 @@
+//! Sigma rules: loaded from files and folders, checked against what tprobe can feed them (a
+//! rule that could never match is refused with the reason, never loaded), and evaluated with
+//! `rsigma-eval`, which also keeps the state of correlations (`event_count`, `value_count`,
+//! `temporal`) bounded.
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use probe_common::EventKind;
+use rsigma_eval::{
+    logsource::LogSourceExtractor, CorrelationConfig, CorrelationEngine, CorrelationEventMode,
+    EvaluationResult,
+};
+use rsigma_parser::{Detection, LogSource, Modifier, SigmaCollection, SigmaRule};
+
+use super::fields::{self, OWN_PRODUCT};
+use crate::event::alert::RuleInfo;
+
+/// Largest rule file read: a YAML bomb or a stray huge file is an error, not a hang.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+/// Most rules loaded in all.
+pub const MAX_RULES: usize = 20_000;
+/// Most correlation groups kept; beyond it the oldest state is evicted (and counted).
+pub const MAX_GROUPS: usize = 100_000;
+/// A correlation that fired for a group does not fire again for it within this many seconds.
+pub const SUPPRESS_SECS: u64 = 60;
+/// Seqs of contributing events kept per correlation alert.
+pub const MAX_CONTRIBUTING: usize = 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    #[error("rules {0}: {1}")]
+    Io(PathBuf, std::io::Error),
+    #[error("rules {0}: {1} bytes, more than the {MAX_FILE_BYTES} a rule file may have")]
+    TooLarge(PathBuf, u64),
+    #[error("rules: more than {MAX_RULES} rules")]
+    TooMany,
+    #[error("{}", refusals_text(.0))]
+    Refused(Vec<Refusal>),
+}
+
+fn refusals_text(r: &[Refusal]) -> String {
+    let mut s = format!("{} rule(s) refused", r.len());
+    if let Some(first) = r.first() {
+        s.push_str(&format!("; first: {first}"));
+    }
+    s
+}
+
+/// A rule that was not loaded, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub file: String,
+    /// The rule's id, else its title (`-` when the document did not parse that far).
+    pub rule: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // One line: parser messages can span several.
+        let reason: Vec<&str> = self.reason.split_whitespace().collect();
+        write!(f, "{}: rule {}: {}", self.file, self.rule, reason.join(" "))
+    }
+}
+
+/// What loading found: the rules taken (by file) and the ones refused.
+#[derive(Default)]
+pub struct Loaded {
+    pub rules: Vec<(PathBuf, SigmaCollection)>,
+    pub refused: Vec<Refusal>,
+    /// Accepted rules per logsource (`process_creation`, `tprobe/process.ptrace`, ...).
+    pub per_category: BTreeMap<String, usize>,
+    pub correlations: usize,
+}
+
+/// The `.yml`/`.yaml` files a path names: the file itself, or a folder walked recursively.
+pub fn rule_files(path: &Path) -> Result<Vec<PathBuf>, RulesError> {
+    let meta = std::fs::metadata(path).map_err(|e| RulesError::Io(path.into(), e))?;
+    if !meta.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut out = Vec::new();
+    let mut dirs = vec![path.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        let rd = std::fs::read_dir(&d).map_err(|e| RulesError::Io(d.clone(), e))?;
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "yml" || x == "yaml") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Reads and checks every rule under `paths`.
+pub fn load(paths: &[PathBuf], dotted_ok: &dyn Fn(&str) -> bool) -> Result<Loaded, RulesError> {
+    let mut loaded = Loaded::default();
+    // id -> file, to name both files of a duplicate.
+    let mut ids: HashMap<String, String> = HashMap::new();
+    let mut total = 0usize;
+    for root in paths {
+        for file in rule_files(root)? {
+            let size = std::fs::metadata(&file)
+                .map_err(|e| RulesError::Io(file.clone(), e))?
+                .len();
+            if size > MAX_FILE_BYTES {
+                return Err(RulesError::TooLarge(file, size));
+            }
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| RulesError::Io(file.clone(), e))?;
+            let name = file.display().to_string();
+            let mut coll = match rsigma_parser::parse_sigma_yaml(&text) {
+                Ok(c) => c,
+                Err(e) => {
+                    loaded.refused.push(Refusal {
+                        file: name,
+                        rule: "-".into(),
+                        reason: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            for e in coll.errors.drain(..) {
+                loaded.refused.push(Refusal {
+                    file: name.clone(),
+                    rule: "-".into(),
+                    reason: e,
+                });
+            }
+            let mut keep = Vec::new();
+            for rule in coll.rules.drain(..) {
+                let key = rule_key(rule.id.as_deref(), &rule.title);
+                let refusal = |reason: String| Refusal {
+                    file: name.clone(),
+                    rule: key.clone(),
+                    reason,
+                };
+                if let Some(id) = &rule.id {
+                    if let Some(other) = ids.get(id) {
+                        loaded
+                            .refused
+                            .push(refusal(format!("duplicate id: also in {other}")));
+                        continue;
+                    }
+                }
+                match check_rule(&rule, dotted_ok) {
+                    Ok(cat) => {
+                        *loaded.per_category.entry(cat).or_default() += 1;
+                        if let Some(id) = &rule.id {
+                            ids.insert(id.clone(), name.clone());
+                        }
+                        keep.push(rule);
+                    }
+                    Err(reason) => loaded.refused.push(refusal(reason)),
+                }
+            }
+            coll.rules = keep;
+            let mut corrs = Vec::new();
+            for c in coll.correlations.drain(..) {
+                let key = rule_key(c.id.as_deref(), &c.title);
+                if let Some(id) = &c.id {
+                    if let Some(other) = ids.get(id) {
+                        loaded.refused.push(Refusal {
+                            file: name.clone(),
+                            rule: key,
+                            reason: format!("duplicate id: also in {other}"),
+                        });
+                        continue;
+                    }
+                    ids.insert(id.clone(), name.clone());
+                }
+                let bad: Vec<&String> = c
+                    .group_by
+                    .iter()
+                    .filter(|f| !known_field(f, None, dotted_ok))
+                    .collect();
+                if !bad.is_empty() {
+                    loaded.refused.push(Refusal {
+                        file: name.clone(),
+                        rule: key,
+                        reason: format!("group-by field(s) tprobe does not have: {bad:?}"),
+                    });
+                    continue;
+                }
+                corrs.push(c);
+            }
+            loaded.correlations += corrs.len();
+            coll.correlations = corrs;
+            total += coll.rules.len() + coll.correlations.len();
+            if total > MAX_RULES {
+                return Err(RulesError::TooMany);
+            }
+            loaded.rules.push((file, coll));
+        }
+    }
+    Ok(loaded)
+}
+
+fn rule_key(id: Option<&str>, title: &str) -> String {
+    id.map(str::to_owned)
+        .unwrap_or_else(|| format!("{title:?}"))
+}
+
+/// The logsource a rule reads, as `category` or `tprobe/<kind>`; `Err` says why tprobe
+/// cannot feed it.
+fn check_rule(rule: &SigmaRule, dotted_ok: &dyn Fn(&str) -> bool) -> Result<String, String> {
+    let ls = &rule.logsource;
+    let (label, category) = logsource(ls)?;
+    let mut fields = BTreeSet::new();
+    for d in rule.detection.named.values() {
+        collect_fields(d, &mut fields)?;
+    }
+    let bad: Vec<&String> = fields
+        .iter()
+        .filter(|f| !known_field(f, category, dotted_ok))
+        .collect();
+    if !bad.is_empty() {
+        return Err(format!(
+            "field(s) tprobe does not have for {label}: {}",
+            bad.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    // The engine compiles what the parser accepted; its errors are refusals too.
+    let mut probe = rsigma_eval::Engine::new();
+    probe
+        .add_rule(rule)
+        .map_err(|e| format!("the engine cannot compile it: {e}"))?;
+    Ok(label)
+}
+
+/// `(label, Sigma category)` of a logsource tprobe can feed.
+fn logsource(ls: &LogSource) -> Result<(String, Option<&'static fields::Category>), String> {
+    if ls.service.is_some() {
+        return Err(format!(
+            "logsource service {:?}: tprobe has no services, only categories",
+            ls.service.as_deref().unwrap_or("")
+        ));
+    }
+    match ls.product.as_deref() {
+        Some(OWN_PRODUCT) => {
+            let c = ls.category.as_deref().unwrap_or("");
+            let known = EventKind::ALL
+                .iter()
+                .any(|k| k.name() == c && !crate::config::kinds::is_internal(*k));
+            if !known {
+                return Err(format!(
+                    "logsource product tprobe needs a kind as category (e.g. process.exec), not {c:?}"
+                ));
+            }
+            Ok((format!("tprobe/{c}"), None))
+        }
+        None | Some("linux") => {
+            let c = ls.category.as_deref().ok_or_else(|| {
+                "logsource without a category: tprobe feeds categories only".to_string()
+            })?;
+            let cat = fields::category(c)
+                .ok_or_else(|| format!("logsource category {c:?} has no source in tprobe"))?;
+            Ok((c.to_owned(), Some(cat)))
+        }
+        Some(p) => Err(format!(
+            "logsource product {p:?}: tprobe feeds linux (and tprobe)"
+        )),
+    }
+}
+
+/// Every field name a detection uses; `Err` for a modifier tprobe cannot honour.
+fn collect_fields(d: &Detection, out: &mut BTreeSet<String>) -> Result<(), String> {
+    match d {
+        Detection::AllOf(items) => {
+            for i in items {
+                if i.field.has_modifier(Modifier::Expand) {
+                    return Err(
+                        "modifier expand needs placeholders, which tprobe does not define".into(),
+                    );
+                }
+                if let Some(n) = &i.field.name {
+                    out.insert(n.clone());
+                }
+            }
+        }
+        Detection::AnyOf(ds) | Detection::And(ds) => {
+            for d in ds {
+                collect_fields(d, out)?;
+            }
+        }
+        Detection::Keywords(_) => {}
+        Detection::ArrayMatch { field, body, .. } => {
+            out.insert(field.clone());
+            let mut inner = BTreeSet::new();
+            collect_fields(body, &mut inner)?;
+        }
+        Detection::Conditional { named, .. } => {
+            for d in named.values() {
+                collect_fields(d, out)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A field a rule of `category` (`None`: tprobe's own kinds, or a group-by) may name.
+fn known_field(
+    f: &str,
+    category: Option<&fields::Category>,
+    dotted_ok: &dyn Fn(&str) -> bool,
+) -> bool {
+    match category {
+        Some(c) if fields::sigma_field_ok(c, f) => true,
+        None if fields::PROCESS_FIELDS.contains(&f) => true,
+        _ => f.contains('.') && dotted_ok(f) || matches!(f, "kind" | "category" | "product"),
+    }
+}
+
+/// The loaded rules, ready to evaluate.
+pub struct RuleSet {
+    engine: CorrelationEngine,
+    infos: HashMap<String, Arc<RuleInfo>>,
+    /// (product, category) pairs some rule reads: other events skip the engine.
+    sources: BTreeSet<(String, String)>,
+    pub kinds: Vec<EventKind>,
+    pub per_category: BTreeMap<String, usize>,
+    pub rule_count: usize,
+    pub correlations: usize,
+    max_groups: usize,
+    /// Correlation groups dropped because the cap was reached.
+    pub evicted: u64,
+}
+
+impl RuleSet {
+    pub fn build(loaded: Loaded) -> Result<RuleSet, RulesError> {
+        Self::build_capped(loaded, MAX_GROUPS)
+    }
+
+    /// [`RuleSet::build`] with room for `max_groups` correlation groups.
+    pub fn build_capped(loaded: Loaded, max_groups: usize) -> Result<RuleSet, RulesError> {
+        let mut engine = CorrelationEngine::new(CorrelationConfig {
+            max_state_entries: max_groups,
+            max_correlation_events: MAX_CONTRIBUTING,
+            correlation_event_mode: CorrelationEventMode::Refs,
+            // Rules a correlation names (`generate: false`, Sigma's default) feed it and do
+            // not alert on their own; a fired correlation waits this long per group.
+            emit_detections: false,
+            suppress: Some(SUPPRESS_SECS),
+            ..Default::default()
+        });
+        engine.set_logsource_extractor(Some(LogSourceExtractor::new()));
+        let mut infos = HashMap::new();
+        let mut sources = BTreeSet::new();
+        let mut kinds = BTreeSet::new();
+        let mut refused = Vec::new();
+        let mut rule_count = 0;
+        for (file, coll) in &loaded.rules {
+            for r in &coll.rules {
+                let info = rule_info(
+                    r.id.as_deref(),
+                    &r.title,
+                    r.level.map(|l| l.as_str()),
+                    r.status.map(|s| format!("{s:?}").to_lowercase()),
+                    r.description.clone(),
+                    &r.tags,
+                    &r.references,
+                    file,
+                );
+                infos.insert(rule_key(r.id.as_deref(), &r.title), Arc::new(info));
+                let ls = &r.logsource;
+                match ls.product.as_deref() {
+                    Some(OWN_PRODUCT) => {
+                        let c = ls.category.clone().unwrap_or_default();
+                        if let Some(k) = EventKind::ALL.iter().find(|k| k.name() == c) {
+                            kinds.insert(*k);
+                        }
+                        sources.insert((OWN_PRODUCT.to_owned(), c));
+                    }
+                    _ => {
+                        let c = ls.category.clone().unwrap_or_default();
+                        if let Some(cat) = fields::category(&c) {
+                            kinds.extend(cat.kinds.iter().copied());
+                        }
+                        sources.insert(("linux".to_owned(), c));
+                    }
+                }
+                rule_count += 1;
+            }
+            for c in &coll.correlations {
+                let info = rule_info(
+                    c.id.as_deref(),
+                    &c.title,
+                    c.level.map(|l| l.as_str()),
+                    c.status.map(|s| format!("{s:?}").to_lowercase()),
+                    c.description.clone(),
+                    &c.tags,
+                    &c.references,
+                    file,
+                );
+                infos.insert(rule_key(c.id.as_deref(), &c.title), Arc::new(info));
+            }
+            if let Err(e) = engine.add_collection(coll) {
+                refused.push(Refusal {
+                    file: file.display().to_string(),
+                    rule: "-".into(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+        if !refused.is_empty() {
+            return Err(RulesError::Refused(refused));
+        }
+        Ok(RuleSet {
+            engine,
+            infos,
+            sources,
+            kinds: kinds.into_iter().collect(),
+            per_category: loaded.per_category,
+            rule_count,
+            correlations: loaded.correlations,
+            max_groups,
+            evicted: 0,
+        })
+    }
+
+    /// Whether any rule reads this logsource.
+    pub fn reads(&self, product: &str, category: &str) -> bool {
+        self.sources
+            .iter()
+            .any(|(p, c)| p == product && c == category)
+    }
+
+    pub fn evaluate(
+        &mut self,
+        view: &impl rsigma_eval::event::Event,
+        ts_secs: i64,
+    ) -> Vec<EvaluationResult> {
+        if self.correlations == 0 {
+            return self.engine.process_event_at(view, ts_secs);
+        }
+        // The engine drops the stalest tenth of its groups when full: count what went.
+        let before = self.engine.state_count();
+        let r = self.engine.process_event_at(view, ts_secs);
+        let after = self.engine.state_count();
+        if before >= self.max_groups && after <= before {
+            self.evicted += (before + 1 - after) as u64;
+        }
+        r
+    }
+
+    pub fn info(&self, r: &EvaluationResult) -> Arc<RuleInfo> {
+        let key = rule_key(r.header.rule_id.as_deref(), &r.header.rule_title);
+        self.infos.get(&key).cloned().unwrap_or_else(|| {
+            Arc::new(rule_info(
+                r.header.rule_id.as_deref(),
+                &r.header.rule_title,
+                r.header.level.map(|l| l.as_str()),
+                None,
+                None,
+                &r.header.tags,
+                &[],
+                Path::new(""),
+            ))
+        })
+    }
+
+    /// Correlation groups held.
+    pub fn state_entries(&self) -> usize {
+        self.engine.state_count()
+    }
+
+    /// Every rule's metadata, for `tprobe rules list`.
+    pub fn infos(&self) -> Vec<Arc<RuleInfo>> {
+        let mut v: Vec<_> = self.infos.values().cloned().collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn rule_info(
+    id: Option<&str>,
+    title: &str,
+    level: Option<&str>,
+    status: Option<String>,
+    description: Option<String>,
+    tags: &[String],
+    references: &[String],
+    file: &Path,
+) -> RuleInfo {
+    let (tactics, techniques) = super::attack::from_tags(tags);
+    RuleInfo {
+        id: id.map(str::to_owned).unwrap_or_else(|| title.to_owned()),
+        title: title.to_owned(),
+        level: level.unwrap_or("medium").to_owned(),
+        status,
+        description,
+        tags: tags.to_vec(),
+        references: references.to_vec(),
+        tactics,
+        techniques,
+        file: (!file.as_os_str().is_empty()).then(|| file.display().to_string()),
+    }
+}
+
+/// `tprobe rules check`: a report for people, and whether every rule loaded.
+pub fn check_report(paths: &[PathBuf]) -> (String, bool) {
+    let loaded = match load(paths, &crate::schema::has_field) {
+        Ok(l) => l,
+        Err(e) => return (format!("tprobe: {e}\n"), false),
+    };
+    let mut out = String::new();
+    let total: usize = loaded.per_category.values().sum();
+    out.push_str(&format!(
+        "{total} rule(s) and {} correlation(s) loaded\n",
+        loaded.correlations
+    ));
+    for (cat, n) in &loaded.per_category {
+        out.push_str(&format!("  {cat}: {n}\n"));
+    }
+    let ok = loaded.refused.is_empty();
+    if !ok {
+        out.push_str(&format!("{} refused:\n", loaded.refused.len()));
+        for r in &loaded.refused {
+            out.push_str(&format!("  {r}\n"));
+        }
+    }
+    // What loads alone must also build together (correlations name their rules).
+    if ok {
+        if let Err(e) = RuleSet::build(loaded) {
+            out.push_str(&format!("refused: {e}\n"));
+            return (out, false);
+        }
+    }
+    (out, ok)
+}
+
+/// `tprobe rules list`: one line per rule.
+pub fn list_report(paths: &[PathBuf]) -> Result<String, RulesError> {
+    let loaded = load(paths, &crate::schema::has_field)?;
+    if !loaded.refused.is_empty() {
+        return Err(RulesError::Refused(loaded.refused));
+    }
+    let set = RuleSet::build(loaded)?;
+    let mut out = String::new();
+    for r in set.infos() {
+        let mut attack = r.techniques.clone();
+        attack.extend(r.tactics.iter().cloned());
+        out.push_str(&format!(
+            "{}\t{}\t{}\t{}\n",
+            r.id,
+            r.title,
+            r.level,
+            attack.join(",")
+        ));
+    }
+    Ok(out)
+}

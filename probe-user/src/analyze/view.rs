@@ -1,0 +1,200 @@
+//! One event as the Sigma engine sees it: Sigma's field names and tprobe's dotted ones, read
+//! straight from the [`Event`] for the fields rules use most, and from the event's native JSON
+//! (rendered once, only when a rule asks for something else) for the rest.
+use std::{borrow::Cow, cell::OnceCell};
+
+use rsigma_eval::event::{Event as SigmaEvent, EventValue, JsonEvent};
+use serde_json::Value;
+
+use crate::event::{file::FileRecord, net::Direction, process::HashOutcome, Body, Event};
+
+/// Renders an event as native JSON for the fields read through it.
+pub trait Render {
+    fn render(&self, ev: &Event) -> Value;
+}
+
+pub struct View<'a> {
+    pub ev: &'a Event,
+    /// The logsource the event is evaluated as (`linux` + a Sigma category, or `tprobe` + kind).
+    pub product: &'static str,
+    pub category: &'static str,
+    /// The seq the event will be written with; `None` when it is analysed but not emitted.
+    pub seq: Option<u64>,
+    pub render: &'a dyn Render,
+    json: OnceCell<Value>,
+}
+
+impl<'a> View<'a> {
+    pub fn new(
+        ev: &'a Event,
+        product: &'static str,
+        category: &'static str,
+        seq: Option<u64>,
+        render: &'a dyn Render,
+    ) -> Self {
+        View {
+            ev,
+            product,
+            category,
+            seq,
+            render,
+            json: OnceCell::new(),
+        }
+    }
+
+    fn json(&self) -> &Value {
+        self.json.get_or_init(|| {
+            let mut v = self.render.render(self.ev);
+            // Correlations remember their events by `event_id`: the seq they are written with.
+            if let (Some(o), Some(seq)) = (v.as_object_mut(), self.seq) {
+                o.insert("seq".into(), seq.into());
+                o.insert("event_id".into(), seq.into());
+            }
+            v
+        })
+    }
+
+    fn json_field(&self, path: &str) -> Option<EventValue<'_>> {
+        let j = JsonEvent::borrow(self.json());
+        let v = j.get_field(path)?;
+        Some(own(v))
+    }
+}
+
+/// Detaches a value from the temporary [`JsonEvent`] it was read through.
+fn own(v: EventValue<'_>) -> EventValue<'static> {
+    match v {
+        EventValue::Str(s) => EventValue::Str(Cow::Owned(s.into_owned())),
+        EventValue::Int(i) => EventValue::Int(i),
+        EventValue::Float(f) => EventValue::Float(f),
+        EventValue::Bool(b) => EventValue::Bool(b),
+        EventValue::Null => EventValue::Null,
+        EventValue::Array(a) => EventValue::Array(a.into_iter().map(own).collect()),
+        EventValue::Map(m) => EventValue::Map(
+            m.into_iter()
+                .map(|(k, v)| (Cow::Owned(k.into_owned()), own(v)))
+                .collect(),
+        ),
+    }
+}
+
+fn text(b: &[u8]) -> EventValue<'_> {
+    EventValue::Str(String::from_utf8_lossy(b))
+}
+
+/// argv joined by spaces, as Sigma's `CommandLine` expects.
+fn command_line(args: &[Vec<u8>]) -> EventValue<'static> {
+    let mut s = String::new();
+    for (i, a) in args.iter().enumerate() {
+        if i > 0 {
+            s.push(' ');
+        }
+        s.push_str(&String::from_utf8_lossy(a));
+    }
+    EventValue::Str(Cow::Owned(s))
+}
+
+/// `TargetFilename`: the file a call made or changed; the new name of a rename or link.
+fn target_filename(f: &FileRecord) -> &[u8] {
+    match (f.target_is_place(), &f.target) {
+        (true, Some(t)) => t,
+        _ => &f.path,
+    }
+}
+
+impl SigmaEvent for View<'_> {
+    fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
+        let ev = self.ev;
+        let p = ev.process.as_deref();
+        let parent = ev.parent.as_deref();
+        let task = ev.task.as_ref();
+        let net = match &ev.body {
+            Body::Net(n) => Some(&**n),
+            _ => None,
+        };
+        let file = match &ev.body {
+            Body::File(f) => Some(&**f),
+            _ => None,
+        };
+        let ip = |a: Option<std::net::SocketAddr>| {
+            a.map(|a| EventValue::Str(Cow::Owned(a.ip().to_string())))
+        };
+        let port = |a: Option<std::net::SocketAddr>| a.map(|a| EventValue::Int(a.port().into()));
+        let (src, dst) = net.map(|n| n.src_dst()).unwrap_or((None, None));
+        Some(match path {
+            "product" => EventValue::Str(Cow::Borrowed(self.product)),
+            "category" => EventValue::Str(Cow::Borrowed(self.category)),
+            // Lets correlation alerts name the events that made them.
+            "event_id" => EventValue::Int(self.seq? as i64),
+            "kind" => EventValue::Str(Cow::Borrowed(ev.kind_name())),
+            "Image" | "process.exe" => text(p?.exe.as_deref()?),
+            "CommandLine" | "process.command_line" => command_line(&p?.args),
+            "CurrentDirectory" | "process.cwd" => text(p?.cwd.as_deref()?),
+            "ProcessId" | "process.pid" => EventValue::Int(task?.pid.into()),
+            "User" | "process.user" => match &ev.user {
+                Some(u) => EventValue::Str(Cow::Borrowed(u)),
+                None => EventValue::Str(Cow::Owned(task?.uid.to_string())),
+            },
+            "process.uid" => EventValue::Int(task?.uid.into()),
+            "process.comm" => text(&task?.comm),
+            "ParentImage" | "parent.exe" => text(parent?.exe.as_deref()?),
+            "ParentCommandLine" | "parent.command_line" => command_line(&parent?.args),
+            "ParentProcessId" | "parent.pid" | "process.ppid" => EventValue::Int(task?.ppid.into()),
+            "TargetFilename" => text(target_filename(file?)),
+            "file.path" => text(&file?.path),
+            "DestinationIp" | "net.dst.ip" => ip(dst)?,
+            "DestinationPort" | "net.dst.port" => port(dst)?,
+            "SourceIp" | "net.src.ip" => ip(src)?,
+            "SourcePort" | "net.src.port" => port(src)?,
+            "Initiated" => EventValue::Str(Cow::Borrowed(match net?.direction? {
+                Direction::Outbound => "true",
+                Direction::Inbound => "false",
+            })),
+            "Protocol" | "net.transport" => EventValue::Str(Cow::Borrowed(net?.transport())),
+            "QueryName" | "dns.query" => EventValue::Str(Cow::Borrowed(&net?.dns.as_ref()?.query)),
+            "QueryType" | "dns.qtype" => EventValue::Str(Cow::Borrowed(&net?.dns.as_ref()?.qtype)),
+            "container.id" => EventValue::Str(Cow::Borrowed(&ev.container.as_deref()?.id)),
+            "LogonId" | "process.auid" => EventValue::Int(task?.id.auid?.into()),
+            "sha256" | "process.hash.sha256" => match p?.hash.as_deref()?.get()? {
+                HashOutcome::Sha256(h) => EventValue::Str(Cow::Borrowed(h)),
+                _ => return None,
+            },
+            // Sigma writes hashes as `SHA256=<hex>` (several joined by commas).
+            "Hashes" => match p?.hash.as_deref()?.get()? {
+                HashOutcome::Sha256(h) => EventValue::Str(Cow::Owned(format!("SHA256={}", h.to_uppercase()))),
+                _ => return None,
+            },
+            "DestinationHostname" | "net.dst.domain" => {
+                EventValue::Str(Cow::Borrowed(net?.remote_domain.as_deref()?))
+            }
+            "QueryResults" => EventValue::Array(
+                net?.dns
+                    .as_ref()?
+                    .response
+                    .as_ref()?
+                    .answers
+                    .iter()
+                    .map(|a| EventValue::Str(Cow::Borrowed(a.data.as_str())))
+                    .collect(),
+            ),
+            _ => return self.json_field(path),
+        })
+    }
+
+    fn any_string_value(&self, pred: &dyn Fn(&str) -> bool) -> bool {
+        let j = JsonEvent::borrow(self.json());
+        j.any_string_value(pred)
+    }
+
+    fn all_string_values(&self) -> Vec<Cow<'_, str>> {
+        let j = JsonEvent::borrow(self.json());
+        j.all_string_values()
+            .into_iter()
+            .map(|c| Cow::Owned(c.into_owned()))
+            .collect()
+    }
+
+    fn to_json(&self) -> Value {
+        self.json().clone()
+    }
+}
