@@ -13,8 +13,8 @@ mod kernel;
 mod maps;
 mod net;
 mod process;
-mod task;
 mod security;
+mod task;
 
 #[cfg(not(test))]
 #[panic_handler]

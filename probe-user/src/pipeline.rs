@@ -127,7 +127,12 @@ impl Pipeline {
     }
 
     /// Runs `analyzer` on the events it needs; `render` gives them their native record.
-    pub fn with_analyzer(mut self, analyzer: Option<Analyzer>, alerts: bool, render: Native) -> Self {
+    pub fn with_analyzer(
+        mut self,
+        analyzer: Option<Analyzer>,
+        alerts: bool,
+        render: Native,
+    ) -> Self {
         self.set_analyzer(analyzer);
         self.alerts = alerts;
         self.render = Some(render);
@@ -331,7 +336,12 @@ impl Pipeline {
     }
 
     /// Numbers, encodes and counts one event.
-    fn write(&mut self, ev: &Event, kind: Option<probe_common::EventKind>, stop: &watch::Sender<Stop>) {
+    fn write(
+        &mut self,
+        ev: &Event,
+        kind: Option<probe_common::EventKind>,
+        stop: &watch::Sender<Stop>,
+    ) {
         self.seq += 1;
         self.encoder.encode(ev, self.seq, &mut self.buf);
         self.stats.lines.fetch_add(1, Relaxed);

@@ -32,6 +32,8 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     // security events: ptrace by a real tracer; DNS answers: dig and curl resolving through a
     // responder the test runs
     "strace",
+    // the rule pack's BPF-load rule and the security tests load a program with it
+    "bpftrace",
     "bind9-dnsutils",
     "curl",
 ];

@@ -161,7 +161,9 @@ impl SigmaEvent for View<'_> {
             },
             // Sigma writes hashes as `SHA256=<hex>` (several joined by commas).
             "Hashes" => match p?.hash.as_deref()?.get()? {
-                HashOutcome::Sha256(h) => EventValue::Str(Cow::Owned(format!("SHA256={}", h.to_uppercase()))),
+                HashOutcome::Sha256(h) => {
+                    EventValue::Str(Cow::Owned(format!("SHA256={}", h.to_uppercase())))
+                }
                 _ => return None,
             },
             "DestinationHostname" | "net.dst.domain" => {

@@ -134,6 +134,7 @@ fn scenarios(port: u16) -> Vec<Scenario> {
         // 5f1c0026 and 5f1c0027 need a container: see containers_alert_on_namespace_tools_and_package_managers.
         sc("5f1c0026", false, format!("{} --target 1 true", f("nsenter"))),
         sc("5f1c0027", false, format!("{} install curl", f("apt-get"))),
+        sc("5f1c0040", false, "nsenter -t 1 -m true".into()),
         sc("5f1c0028", true, format!("{} -s -o /tmp/tprobe-rulepack-dl http://127.0.0.1:9/", f("curl"))),
         sc("5f1c0028", false, format!("{} -s http://127.0.0.1:9/", f("curl"))),
         sc("5f1c0029", true, "mkdir -p /lib/modules/tprobe-rulepack && touch /lib/modules/tprobe-rulepack/x.ko; rm -rf /lib/modules/tprobe-rulepack".into()),
@@ -144,6 +145,20 @@ fn scenarios(port: u16) -> Vec<Scenario> {
         sc("5f1c0031", false, "touch /var/log/tprobe-rulepack.log.1; rm /var/log/tprobe-rulepack.log.1".into()),
         sc("5f1c0033", true, py_connect(25)),
         sc("5f1c0033", false, py_connect(5)),
+        sc("5f1c0034", true, "sleep 3 & strace -o /dev/null -p $! & sleep 1; kill $! 2>/dev/null; wait".into()),
+        sc("5f1c0034", false, "cat /proc/self/status > /dev/null".into()),
+        sc("5f1c0035", true, "python3 -c 'import os\nfd = os.memfd_create(\"payload\")\nos.write(fd, open(\"/bin/true\", \"rb\").read())\nos.execv(\"/proc/self/fd/%d\" % fd, [\"payload\"])'".into()),
+        sc("5f1c0035", false, "python3 -c 'import os; os.execv(\"/bin/true\", [\"true\"])'".into()),
+        sc("5f1c0036", true, "setpriv --reuid 65534 --regid 65534 --clear-groups perl -e '$< = 0; $> = 0'".into()),
+        sc("5f1c0036", false, "perl -e '$< = 0'".into()),
+        sc("5f1c0037", true, format!("bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}; exec 1>&3; exec 3>&-; true'")),
+        sc("5f1c0037", false, format!("bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}; exec 3>&-'")),
+        sc("5f1c0038", true, "python3 -c 'import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW).close()'".into()),
+        sc("5f1c0038", false, "python3 -c 'import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).close()'".into()),
+        sc("5f1c0039", true, "bpftrace -e 'BEGIN { exit(); }' > /dev/null".into()),
+        sc("5f1c0039", false, "bpftrace --version > /dev/null".into()),
+        sc("5f1c0041", true, format!("touch -d '2001-01-01' {tt}/f")),
+        sc("5f1c0041", false, format!("touch {tt}/f")),
     ]
 }
 
@@ -347,6 +362,13 @@ rule_tests! {
     pack_shell_connects_out => "5f1c0030",
     pack_log_deleted => "5f1c0031",
     pack_port_scan_correlation => "5f1c0033",
+    pack_ptrace_attach => "5f1c0034",
+    pack_fileless_exec => "5f1c0035",
+    pack_non_root_asks_root => "5f1c0036",
+    pack_socket_onto_stdio => "5f1c0037",
+    pack_packet_socket => "5f1c0038",
+    pack_bpf_program_loaded => "5f1c0039",
+    pack_timestomp => "5f1c0041",
 }
 
 /// The correlation's base rule feeds it and raises nothing of its own.
@@ -388,6 +410,7 @@ fn pack_container_rules_alert_inside_a_container_only() {
     // The host side first: the negatives of the shared run.
     check("5f1c0026");
     check("5f1c0027");
+    check("5f1c0040");
     let ctrd = Containerd::start();
     let sock = ctrd.sock.to_str().unwrap().to_owned();
     let rules = pack();
@@ -416,10 +439,10 @@ fn pack_container_rules_alert_inside_a_container_only() {
             &id,
             "sh",
             "-c",
-            "cp /bin/busybox /tmp/nsenter; cp /bin/busybox /tmp/apt-get; /tmp/nsenter --help; /tmp/apt-get --help; ls / > /dev/null; true",
+            "cp /bin/busybox /tmp/nsenter; cp /bin/busybox /tmp/apt-get; /tmp/nsenter --help; /tmp/apt-get --help; nsenter -t 1 -m true; ls / > /dev/null; sleep 2",
         ],
     );
-    for rule in ["5f1c0026", "5f1c0027"] {
+    for rule in ["5f1c0026", "5f1c0027", "5f1c0040"] {
         let a = probe
             .wait_for(tprobe_tests::WAIT, |v| {
                 v["kind"] == "alert"
@@ -433,7 +456,12 @@ fn pack_container_rules_alert_inside_a_container_only() {
                     .filter(|v| v["container"]["id"] == id.as_str())
                     .map(|v| serde_json::json!({"kind": v["kind"], "exe": v["process"]["exe"], "args": v["process"]["args"]}))
                     .collect();
-                panic!("no alert of {rule} in the container; its events: {execs:#?}")
+                let ids: std::collections::BTreeSet<String> = probe
+                    .lines()
+                    .iter()
+                    .filter_map(|v| v["container"]["id"].as_str().map(str::to_owned))
+                    .collect();
+                panic!("no alert of {rule} in the container {id}; its events: {execs:#?}; containers seen: {ids:?}; alerts: {:#?}", probe.lines().iter().filter(|v| v["kind"] == "alert").map(|v| v.to_string()).collect::<Vec<_>>())
             });
         assert_eq!(schema_violations(&a), None);
     }
