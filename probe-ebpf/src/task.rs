@@ -36,7 +36,7 @@ pub fn read_opt<T: Copy>(base: *const u8, off: u32) -> Option<T> {
 /// A pointer field, null when unknown.
 #[inline(always)]
 pub fn read_ptr(base: *const u8, off: u32) -> *const u8 {
-    read_opt::<*const u8>(base, off).unwrap_or(core::ptr::null())
+    read_opt::<*const u8>(base, off).unwrap_or_default()
 }
 
 /// The low 32 bits of `task->self_exec_id` (bumped by every exec).

@@ -135,7 +135,7 @@ fn inode_facts(ev: &mut ExecEvent, file: *const u8, f_inode: u32) {
     let inode = if file.is_null() {
         core::ptr::null()
     } else {
-        read_kernel::<*const u8>(file, f_inode).unwrap_or(core::ptr::null())
+        read_kernel::<*const u8>(file, f_inode).unwrap_or_default()
     };
     if read_opt::<u32>(inode, toff!(inode_nlink)) == Some(0) {
         ev.xflags |= EXEC_NLINK0;

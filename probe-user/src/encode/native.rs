@@ -93,7 +93,7 @@ struct ProcessV<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     source: Option<&'static str>,
     #[serde(flatten)]
-    id: Option<super::process::IdentityV<'a>>,
+    id: Option<super::process::IdentityV>,
     #[serde(flatten)]
     hash: super::process::HashFields<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]

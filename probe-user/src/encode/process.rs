@@ -99,7 +99,7 @@ pub struct NsV {
 
 /// What the kernel read about who acted, at the event.
 #[derive(Serialize)]
-pub struct IdentityV<'a> {
+pub struct IdentityV {
     euid: u32,
     egid: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -108,13 +108,11 @@ pub struct IdentityV<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     tty: Option<Box<RawValue>>,
     ns: NsV,
-    #[serde(skip)]
-    _p: std::marker::PhantomData<&'a ()>,
 }
 
-impl IdentityV<'_> {
+impl IdentityV {
     /// `None` for tasks the kernel did not describe at the event (a flow's owner from /proc).
-    pub fn of<'a>(t: &Task, ttys: &TtyNames) -> Option<IdentityV<'a>> {
+    pub fn of(t: &Task, ttys: &TtyNames) -> Option<IdentityV> {
         if t.flags & (FLAG_START_APPROX | probe_common::FLAG_NO_PROCESS) != 0 {
             return None;
         }
@@ -138,7 +136,6 @@ impl IdentityV<'_> {
                 ipc: i.ns[NS_IPC],
                 cgroup: i.ns[NS_CGROUP],
             },
-            _p: std::marker::PhantomData,
         })
     }
 }

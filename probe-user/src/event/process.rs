@@ -4,6 +4,23 @@ use std::sync::{Arc, OnceLock};
 
 use serde_json::value::RawValue;
 
+/// Stable id of a process instance: FNV-1a 64 over host name, pid and start time (ns since boot),
+/// hex encoded. Documented in docs/process.md so consumers can recompute it.
+pub fn entity_id(host: &str, pid: u32, start_ns: u64) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    eat(host.as_bytes());
+    eat(&[0]);
+    eat(&pid.to_le_bytes());
+    eat(&start_ns.to_le_bytes());
+    format!("{h:016x}")
+}
+
 /// The executed file as the kernel saw it at the exec: what the hasher checks the file it
 /// opens against.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

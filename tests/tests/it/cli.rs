@@ -628,7 +628,8 @@ fn events_schema_and_check_commands() {
         assert!(out.contains(k), "{k} in {out}");
     }
     assert!(out.contains("raw_tracepoint/sched_process_exec"));
-    assert!(out.contains("exit {code, signal, core_dumped}"));
+    assert!(out.contains("exit {code, signal, core_dumped, cpu {user_ms, system_ms}}"));
+    assert!(out.contains("process.exec_failed"));
 
     let (code, out, err) = tprobe(&["check"]);
     assert_eq!(code, 0, "{out}{err}");

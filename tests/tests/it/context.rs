@@ -479,3 +479,38 @@ fn socket_families_are_named() {
         "{binds:?}"
     );
 }
+
+/// `parent.args` and `process.ancestors` follow the real tree (parent first, each with its own
+/// command line and entity id), up to `--ancestors`.
+#[test]
+fn parent_args_and_ancestors_follow_the_tree() {
+    let probe = Probe::start(&["--events", "process.exec"]);
+    let one = Probe::start(&["--events", "process.exec", "--ancestors", "1"]);
+    let none = Probe::start(&["--events", "process.exec", "--ancestors", "0"]);
+    let m = format!("tprobe-anc-{}", std::process::id());
+    let inner = format!("/bin/true {m}; true");
+    let outer = format!("sh -c '{inner}'; true");
+    assert!(quiet(Command::new("bash").args(["-c", &outer])).success());
+    let find = |p: &Probe| {
+        let m = m.clone();
+        p.wait_for(WAIT, move |v| {
+            v["kind"] == "process.exec" && v["process"]["args"] == json!(["/bin/true", m.as_str()])
+        })
+        .expect("exec of /bin/true")
+    };
+    let ev = find(&probe);
+    assert_eq!(ev["parent"]["args"], json!(["sh", "-c", inner]));
+    let anc = ev["process"]["ancestors"].as_array().unwrap();
+    assert!(anc.len() >= 3 && anc.len() <= 5, "{anc:?}");
+    assert_eq!(anc[0]["args"], ev["parent"]["args"]);
+    assert_eq!(anc[0]["entity_id"], ev["parent"]["entity_id"]);
+    assert_eq!(anc[0]["exe"], canonical("/bin/sh"));
+    assert_eq!(anc[1]["args"], json!(["bash", "-c", outer]));
+    assert_eq!(anc[2]["pid"], std::process::id());
+    assert!(anc.iter().all(|a| a["start_time"].is_string()));
+    assert_eq!(
+        find(&one)["process"]["ancestors"].as_array().unwrap().len(),
+        1
+    );
+    assert!(find(&none)["process"]["ancestors"].is_null());
+}

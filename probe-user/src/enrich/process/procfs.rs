@@ -7,7 +7,7 @@ use std::{
 };
 
 use crate::{
-    event::process::{ProcSource, ProcessInfo},
+    event::process::{entity_id, ProcSource, ProcessInfo},
     families::process::decode::split_args,
 };
 
@@ -68,7 +68,7 @@ pub fn read(
         ppid,
         start_ns: start,
         parent_start_ns,
-        entity_id: super::entity_id(host, pid, start),
+        entity_id: entity_id(host, pid, start),
         comm,
         source: ProcSource::Procfs,
         exe,

@@ -57,10 +57,7 @@ fn bad(kind: EventKind, len: usize, want: usize) -> DecodeError {
 }
 
 /// Cuts `lens` consecutive pieces off the front of `data`.
-fn pieces<'a, const N: usize>(
-    data: &'a [u8],
-    lens: [usize; N],
-) -> Option<([&'a [u8]; N], &'a [u8])> {
+fn pieces<const N: usize>(data: &[u8], lens: [usize; N]) -> Option<([&[u8]; N], &[u8])> {
     let mut out = [&data[..0]; N];
     let mut rest = data;
     for (i, n) in lens.into_iter().enumerate() {
