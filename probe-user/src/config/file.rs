@@ -105,6 +105,7 @@ pub struct FileConfig {
     /// list (a spec has commas of its own).
     pub sinks: Option<Vec<String>>,
     pub file: Option<FileEventsFile>,
+    pub security: Option<SecurityFile>,
     pub xdp: Option<XdpFile>,
     pub service: Option<ServiceFile>,
 }
@@ -116,6 +117,14 @@ pub struct FileEventsFile {
     pub include: Option<List>,
     pub exclude: Option<List>,
     pub reads: Option<bool>,
+}
+
+/// `security:` (security events): `--signals`, `--ptrace-peeks`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityFile {
+    pub signals: Option<List>,
+    pub ptrace_peeks: Option<bool>,
 }
 
 /// `xdp:` (flow telemetry): the `--xdp-*` and `--flow-*` flags.
@@ -220,6 +229,13 @@ file:
   exclude: [/dev/null, /dev/pts]
   # Also report read-only opens (the noisiest kind; off on a busy node).
   reads: false
+
+# Security events.
+security:
+  # Signals process.signal reports (names or numbers, or `all`).
+  signals: [HUP, INT, QUIT, ABRT, KILL, TERM, STOP]
+  # Also ptrace requests that only read the tracee (a debugger makes thousands).
+  ptrace_peeks: false
 
 # XDP flow telemetry on these interfaces (add `flow` to events).
 xdp:

@@ -496,7 +496,9 @@ fn conforming(format: &str, check: fn(&Value) -> Vec<String>) {
     let d = dir.to_str().unwrap();
     run(Command::new("mount").args(["-t", "tmpfs", "tprobe-fmt", d]));
     run(Command::new("umount").arg(d));
-    run(Command::new("touch").args(["-d", "2001-01-01"]).arg(dir.join("f")));
+    run(Command::new("touch")
+        .args(["-d", "2001-01-01"])
+        .arg(dir.join("f")));
     run(Command::new("setpriv").args(["--regid", "1000", "--clear-groups", "true"]));
     python(
         "os.memfd_create('fmt')\nsocket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)",

@@ -839,16 +839,22 @@ fn flows_carry_the_domain_the_address_was_resolved_from() {
             let body = "x".repeat(5000);
             let _ = std::io::Write::write_all(
                 &mut s,
-                format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len())
-                    .as_bytes(),
+                format!(
+                    "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
             );
         }
     });
     let port = rx.recv().unwrap();
     let url = format!("http://{name}:{port}/");
-    let out = resolving(&dns.resolv_conf(), &["curl", "-s", "--noproxy", "*", "-o", "/dev/null", &url])
-        .status()
-        .unwrap();
+    let out = resolving(
+        &dns.resolv_conf(),
+        &["curl", "-s", "--noproxy", "*", "-o", "/dev/null", &url],
+    )
+    .status()
+    .unwrap();
     assert!(out.success());
     server.join().unwrap();
     let flow = probe
