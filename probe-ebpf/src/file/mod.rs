@@ -22,13 +22,10 @@ mod attrs;
 mod names;
 mod open;
 mod prefix;
-mod record;
+pub(crate) mod record;
 mod times;
-mod walk;
-
-// For the security hooks: user strings and fd paths read the way file events read them.
-pub(crate) use record::read_user_path;
-pub(crate) use walk::resolve_base;
+// Also for the security hooks: user strings and fd paths read the way file events read them.
+pub(crate) mod walk;
 
 /// File-specific settings written by userspace.
 #[map]

@@ -77,7 +77,7 @@ pub(super) fn connect_to_dns(uaddr: u64, len: u64) {
 #[inline(always)]
 fn dns_client() -> bool {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    let Some(t) = (unsafe { DNS_CLIENTS.get(&tgid) }) else {
+    let Some(t) = (unsafe { DNS_CLIENTS.get(tgid) }) else {
         return false;
     };
     unsafe { bpf_ktime_get_ns() }.wrapping_sub(*t) < CLIENT_WINDOW_NS
