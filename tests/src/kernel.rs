@@ -105,7 +105,7 @@ pub fn unavailable() -> Option<String> {
             "qemu-system-x86_64 is not installed (`cargo xtask setup` installs it)".into(),
         );
     }
-    for var in ["TPROBE_KERNELS", "TPROBE_STATIC_BIN"] {
+    for var in ["TPROBE_KERNELS", "TPROBE_STATIC_BIN", "TPROBE_GUEST_HELPER"] {
         if std::env::var_os(var).is_none() {
             return Some(format!(
                 "{var} is not set: run through `cargo xtask test` or `cargo xtask kernel-test`"
@@ -296,8 +296,13 @@ impl Cpio {
     }
 }
 
-/// The initramfs: busybox, tprobe and `/init`.
-pub fn initramfs(busybox: &Path, tprobe: &Path, init: &str) -> std::io::Result<Vec<u8>> {
+/// The initramfs: busybox, tprobe, the syscall helper (`tests/guest/kt_helper.rs`) and `/init`.
+pub fn initramfs(
+    busybox: &Path,
+    tprobe: &Path,
+    helper: &Path,
+    init: &str,
+) -> std::io::Result<Vec<u8>> {
     let mut c = Cpio::default();
     for d in ["bin", "dev", "etc", "proc", "root", "sys", "tmp"] {
         c.dir(d);
@@ -307,6 +312,7 @@ pub fn initramfs(busybox: &Path, tprobe: &Path, init: &str) -> std::io::Result<V
     c.file("init", 0o755, init.as_bytes());
     c.file("bin/busybox", 0o755, &std::fs::read(busybox)?);
     c.file("bin/tprobe", 0o755, &std::fs::read(tprobe)?);
+    c.file("bin/kt-helper", 0o755, &std::fs::read(helper)?);
     Ok(c.finish())
 }
 
@@ -383,6 +389,8 @@ pub fn boot(kernel: &Kernel, initrd: &Path, timeout: Duration) -> Result<GuestRu
 /// Writes the initramfs for `checks` to a unique file and returns its path.
 pub fn write_initramfs(checks: &[Check]) -> Result<PathBuf, String> {
     let tprobe = PathBuf::from(std::env::var_os("TPROBE_STATIC_BIN").ok_or("TPROBE_STATIC_BIN")?);
+    let helper =
+        PathBuf::from(std::env::var_os("TPROBE_GUEST_HELPER").ok_or("TPROBE_GUEST_HELPER")?);
     let busybox = Path::new("/bin/busybox");
     // A dynamically linked busybox (Debian's `busybox` rather than `busybox-static`) would
     // leave the guest without a working init.
@@ -390,7 +398,7 @@ pub fn write_initramfs(checks: &[Check]) -> Result<PathBuf, String> {
     if bb.windows(12).any(|w| w == b"/lib64/ld-li") {
         return Err("/bin/busybox is dynamically linked: install busybox-static".into());
     }
-    let data = initramfs(busybox, &tprobe, &init_script(checks))
+    let data = initramfs(busybox, &tprobe, &helper, &init_script(checks))
         .map_err(|e| format!("building the initramfs: {e}"))?;
     let path = std::env::temp_dir().join(format!("tprobe-kt-{}.cpio", std::process::id()));
     std::fs::File::create(&path)

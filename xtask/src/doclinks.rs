@@ -17,6 +17,7 @@ const PAGES: &[&str] = &[
     "process.md",
     "files.md",
     "network.md",
+    "security.md",
     "flows.md",
     "containers.md",
     "detection.md",

@@ -217,7 +217,37 @@ pub fn static_tprobe() -> Result<PathBuf> {
     Ok(out)
 }
 
-/// Environment for the matrix test: what to boot and which binary to put in the guest.
+/// The guest's helper (`tests/guest/kt_helper.rs`: the syscalls busybox cannot make), built
+/// with `rustc` alone, static for musl: std only, so no crate has to build for that target.
+pub fn guest_helper() -> Result<PathBuf> {
+    let src = util::root().join("tests/guest/kt_helper.rs");
+    let out = dir().join("kt-helper");
+    std::fs::create_dir_all(dir())?;
+    let fresh = |o: &Path| {
+        let m = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        matches!((m(o), m(&src)), (Some(a), Some(b)) if a >= b)
+    };
+    if !fresh(&out) {
+        status(
+            Command::new("rustc")
+                .args(["--edition", "2021", "--target", MUSL_TARGET])
+                .args([
+                    "-C",
+                    "opt-level=2",
+                    "-C",
+                    "panic=abort",
+                    "-C",
+                    "strip=symbols",
+                ])
+                .arg(&src)
+                .arg("-o")
+                .arg(&out),
+        )?;
+    }
+    Ok(out)
+}
+
+/// Environment for the matrix test: what to boot and which binaries to put in the guest.
 pub fn prepare(test: &mut Command) -> Result<()> {
     if !host_can_run() {
         eprintln!("xtask: kernel matrix skipped: qemu x86-64 guests need an x86-64 host");
@@ -225,5 +255,6 @@ pub fn prepare(test: &mut Command) -> Result<()> {
     }
     test.env("TPROBE_KERNELS", kernels()?);
     test.env("TPROBE_STATIC_BIN", static_tprobe()?);
+    test.env("TPROBE_GUEST_HELPER", guest_helper()?);
     Ok(())
 }

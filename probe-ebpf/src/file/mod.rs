@@ -22,7 +22,7 @@ mod attrs;
 mod names;
 mod open;
 mod prefix;
-mod record;
+pub(crate) mod record;
 mod times;
 pub(crate) mod walk;
 

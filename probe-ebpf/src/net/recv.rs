@@ -2,14 +2,18 @@
 //! process that talked DNS lately. The entry looks for the socket (a map lookup first, so
 //! every other read costs little) and keeps where the payload will land; the exit copies the
 //! bytes received, bounded, as a `net.dns` record with `NET_PAYLOAD_RECV`.
-use core::ffi::c_void;
+use core::{
+    ffi::c_void,
+    intrinsics::{atomic_xadd, AtomicOrdering},
+};
 
 use aya_ebpf::{
     helpers::{
         bpf_get_current_pid_tgid,
         generated::{bpf_ktime_get_ns, bpf_probe_read_user},
     },
-    macros::{btf_map, tracepoint},
+    macros::{btf_map, map, tracepoint},
+    maps::Array,
     programs::TracePointContext,
 };
 use probe_common::{
@@ -46,8 +50,8 @@ struct RecvPending {
     buf: u64,
     /// The sockaddr the kernel fills with the sender (unconnected sockets), or 0.
     addr: u64,
-    /// recvmmsg: the first message's `msg_len`.
-    msg_len: u64,
+    /// recvmmsg: where the first message's `msg_len` is (user memory), else 0.
+    msg_len_at: u64,
     /// 1 when the socket is connected to port 53; else the sender's port decides at exit.
     peer_ok: u32,
     protocol: u32,
@@ -77,7 +81,7 @@ pub(super) fn connect_to_dns(uaddr: u64, len: u64) {
 #[inline(always)]
 fn dns_client() -> bool {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    let Some(t) = (unsafe { DNS_CLIENTS.get(&tgid) }) else {
+    let Some(t) = (unsafe { DNS_CLIENTS.get(tgid) }) else {
         return false;
     };
     unsafe { bpf_ktime_get_ns() }.wrapping_sub(*t) < CLIENT_WINDOW_NS
@@ -85,12 +89,12 @@ fn dns_client() -> bool {
 
 /// The entry of a receive of `fd` into `buf`, the sender written to `addr` (0: none).
 #[inline(always)]
-fn recv_enter(call: u32, fd: u64, buf: u64, addr: u64, msg_len: u64) {
+fn recv_enter(call: u32, fd: u64, buf: u64, addr: u64, msg_len_at: u64) {
     // Nothing more for everyone else: not even a disarm (an exit re-checks the socket).
     if !dns_client() || enabled(EventKind::NetDns).is_none() {
         return;
     }
-    if !dns_socket(call, fd as i32, buf, addr, msg_len) {
+    if !dns_socket(call, fd as i32, buf, addr, msg_len_at) {
         disarm();
     }
 }
@@ -98,14 +102,32 @@ fn recv_enter(call: u32, fd: u64, buf: u64, addr: u64, msg_len: u64) {
 #[inline(always)]
 fn disarm() {
     if let Some(p) = NET_RECV.current() {
-        unsafe { (*p).call = 0 };
+        let p = unsafe { &mut *p };
+        if p.call != 0 {
+            p.call = 0;
+            inflight_add(u64::MAX); // -1
+        }
+    }
+}
+
+/// Receives armed and not yet completed, over all threads: while there are none (nearly
+/// always), the exit of every `read` returns after one array load, without a task-storage
+/// lookup. A thread that dies between an armed entry and its exit leaves the count above
+/// zero for good, which only brings that lookup back.
+#[map]
+static NET_RECV_INFLIGHT: Array<u64> = Array::with_max_entries(1, 0);
+
+#[inline(always)]
+fn inflight_add(n: u64) {
+    if let Some(c) = NET_RECV_INFLIGHT.get_ptr_mut(0) {
+        unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(c, n) };
     }
 }
 
 /// Arms the pending receive when `fd` is a UDP or TCP socket whose peer is port 53, or an
 /// unconnected UDP socket told where to write the sender.
 #[inline(always)]
-fn dns_socket(call: u32, fd: i32, buf: u64, addr: u64, msg_len: u64) -> bool {
+fn dns_socket(call: u32, fd: i32, buf: u64, addr: u64, msg_len_at: u64) -> bool {
     let off = offsets();
     let Some(file) = file_of_fd(fd as i64, &off) else {
         return false;
@@ -135,9 +157,12 @@ fn dns_socket(call: u32, fd: i32, buf: u64, addr: u64, msg_len: u64) -> bool {
     p.fd = fd;
     p.buf = buf;
     p.addr = addr;
-    p.msg_len = msg_len;
+    p.msg_len_at = msg_len_at;
     p.peer_ok = peer_ok as u32;
     p.protocol = protocol as u32;
+    if p.call == 0 {
+        inflight_add(1);
+    }
     p.call = call;
     true
 }
@@ -145,6 +170,9 @@ fn dns_socket(call: u32, fd: i32, buf: u64, addr: u64, msg_len: u64) -> bool {
 /// The exit of a receive: copies what arrived from a port-53 peer into a `net.dns` record.
 #[inline(always)]
 fn recv_exit(ctx: &TracePointContext, call: u32) {
+    if NET_RECV_INFLIGHT.get(0).is_none_or(|n| *n == 0) {
+        return;
+    }
     let Some(p) = NET_RECV.current() else {
         return;
     };
@@ -153,6 +181,7 @@ fn recv_exit(ctx: &TracePointContext, call: u32) {
         return;
     }
     p.call = 0;
+    inflight_add(u64::MAX);
     let _ = try_recv_exit(ctx, p);
 }
 
@@ -163,9 +192,9 @@ fn try_recv_exit(ctx: &TracePointContext, p: &RecvPending) -> Option<()> {
         return None;
     }
     let mut len = ret as u64;
-    if p.msg_len != 0 {
+    if p.msg_len_at != 0 {
         // recvmmsg returns a message count; the first message's length is in its header.
-        len = read_user::<u32>(p.msg_len)? as u64;
+        len = read_user::<u32>(p.msg_len_at)? as u64;
     }
     if len < DNS_HEADER {
         return None;

@@ -22,7 +22,7 @@ use probe_common::{
 };
 
 use crate::common::{count_loss, emit_bytes, enabled, fill_header, kind_enabled, sys_arg, sys_ret};
-use crate::file::{read_user_path, resolve_base};
+use crate::file::{record::read_user_path, walk::resolve_base};
 use crate::kernel::{current_task, offsets};
 use crate::maps::TaskStorage;
 

@@ -106,6 +106,7 @@ pub struct FileConfig {
     pub sinks: Option<Vec<String>>,
     pub file: Option<FileEventsFile>,
     pub process: Option<ProcessFile>,
+    pub security: Option<SecurityFile>,
     pub xdp: Option<XdpFile>,
     pub service: Option<ServiceFile>,
     pub analyze: Option<AnalyzeFile>,
@@ -136,6 +137,14 @@ pub struct ProcessFile {
     pub hash: Option<bool>,
     pub hash_max_size: Option<Scalar>,
     pub hash_wait: Option<Scalar>,
+}
+
+/// `security:` (security events): `--signals`, `--ptrace-peeks`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityFile {
+    pub signals: Option<List>,
+    pub ptrace_peeks: Option<bool>,
 }
 
 /// `xdp:` (flow telemetry): the `--xdp-*` and `--flow-*` flags.
@@ -251,6 +260,13 @@ process:
   hash_max_size: 64M
   # Longest time an exec event waits for its hash.
   hash_wait: 200ms
+
+# Security events.
+security:
+  # Signals process.signal reports (names or numbers, or `all`).
+  signals: [HUP, INT, QUIT, ABRT, KILL, TERM, STOP]
+  # Also ptrace requests that only read the tracee (a debugger makes thousands).
+  ptrace_peeks: false
 
 # XDP flow telemetry on these interfaces (add `flow` to events).
 xdp:

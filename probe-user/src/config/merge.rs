@@ -179,6 +179,14 @@ fn merge(args: &RunArgs, given: &Given) -> Result<RunConfig, ConfigError> {
                 parse_duration(&v.0).map_err(|e| file_err(p, "process.hash_wait", e))?;
         }
     }
+    if let Some(s) = &file.security {
+        if let (Some(v), true) = (&s.signals, take("signals")) {
+            a.security.signals = v.0.clone();
+        }
+        if let (Some(v), true) = (s.ptrace_peeks, take("ptrace_peeks")) {
+            a.security.ptrace_peeks = v;
+        }
+    }
     if let Some(x) = &file.xdp {
         if let (Some(v), true) = (&x.ifaces, take("xdp_iface")) {
             a.xdp_iface = v.0.clone();
@@ -534,5 +542,13 @@ mod tests {
         assert!(msg(with_file("sinks: [\"ftp:x\"]\n", &[])).contains("`sinks`"));
         assert!(msg(with_file("service:\n  metrics_addr: here\n", &[])).contains("metrics_addr"));
         assert!(msg(with_file("file:\n  colour: red\n", &[])).contains("colour"));
+        let c = with_file(
+            "security:\n  signals: [KILL, USR1]\n  ptrace_peeks: true\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.security.signals, (1 << 9) | (1 << 10));
+        assert!(c.security.ptrace_peeks);
+        assert!(msg(with_file("security:\n  signals: [BOGUS]\n", &[])).contains("BOGUS"));
     }
 }

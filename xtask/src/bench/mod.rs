@@ -61,6 +61,51 @@ pub fn bench(tprobe: &Path, opts: &Opts) -> Result<()> {
         });
     }
 
+    if opts.wants("w7") {
+        // W7: the busiest new hook: sys_{enter,exit}_read for DNS responses, on every read.
+        let n = 2_000_000 / scale;
+        let per_op = |w: Work| w.run(n, &dir).as_secs_f64() * 1e9 / n as f64;
+        let (mut base, mut empty, mut with, mut client) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for round in 0..opts.rounds {
+            eprintln!("bench: W7 round {}/{}", round + 1, opts.rounds);
+            base.push(per_op(Work::Read));
+            {
+                let _e = empty::EmptyTracepoints::attach(&[
+                    "syscalls/sys_enter_read",
+                    "syscalls/sys_exit_read",
+                ])?;
+                empty.push(per_op(Work::Read));
+            }
+            let t = Tracer::start(TracerKind::Tprobe, tprobe, &all_events(), "")?;
+            with.push(per_op(Work::Read));
+            client.push(per_op(Work::ReadDnsClient));
+            t.stop("")?;
+        }
+        let (b, e, w, c) = (
+            median(&mut base),
+            median(&mut empty),
+            median(&mut with),
+            median(&mut client),
+        );
+        rows.push(Row {
+            name: "W7 read tax (DNS receive hooks on every read, all events on)".into(),
+            values: vec![
+                ("no probe".into(), format!("{b:.0} ns/op")),
+                (
+                    "empty programs on sys_{enter,exit}_read".into(),
+                    format!("{e:.0} ns/op (the hooks' own floor: {:.0} ns)", e - b),
+                ),
+                ("tprobe".into(), format!("{w:.0} ns/op")),
+                ("tax".into(), format!("{:.0} ns", w - b)),
+                (
+                    "tax for a process that just sent a DNS query".into(),
+                    format!("{:.0} ns (its reads get the socket check)", c - b),
+                ),
+            ],
+        });
+    }
+
     let scaled = |n: u64| n / scale;
     let w2 = opts.wants("w2").then(|| storm(
         tprobe,

@@ -17,6 +17,10 @@ pub(super) enum Work {
     Exec,
     Connect,
     UdpSend,
+    /// 1-byte reads of /dev/zero: every `read` passes the DNS receive hooks.
+    Read,
+    /// The same, by a process that just sent a DNS query (its reads get the socket check).
+    ReadDnsClient,
 }
 
 impl Work {
@@ -50,6 +54,20 @@ impl Work {
                 let t = Instant::now();
                 for _ in 0..n {
                     let _ = Command::new("/bin/true").status();
+                }
+                t.elapsed()
+            }
+            Work::Read | Work::ReadDnsClient => {
+                if matches!(self, Work::ReadDnsClient) {
+                    // Any datagram to port 53 marks the sender a DNS client; none need answer.
+                    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind loopback");
+                    let _ = s.send_to(b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01x\x00\x00\x01\x00\x01", "127.0.0.1:53");
+                }
+                let mut f = std::fs::File::open("/dev/zero").expect("open /dev/zero");
+                let mut b = [0u8; 1];
+                let t = Instant::now();
+                for _ in 0..n {
+                    let _ = f.read(&mut b);
                 }
                 t.elapsed()
             }

@@ -9,6 +9,7 @@ use tprobe_tests::kernel::{self, Check, GuestRun, Kernel};
 mod file;
 mod net;
 mod process;
+mod security;
 
 /// Every check, in the order the guest runs them.
 fn checks() -> Vec<Check> {
@@ -16,6 +17,7 @@ fn checks() -> Vec<Check> {
     all.extend(process::checks());
     all.extend(file::checks());
     all.extend(net::checks());
+    all.extend(security::checks());
     all
 }
 
