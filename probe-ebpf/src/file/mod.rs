@@ -24,11 +24,8 @@ mod open;
 mod prefix;
 pub(crate) mod record;
 mod times;
+// Also for the security hooks: user strings and fd paths read the way file events read them.
 pub(crate) mod walk;
-
-// For the security hooks: user strings and fd paths read the way file events read them.
-pub(crate) use record::read_user_path;
-pub(crate) use walk::resolve_base;
 
 /// File-specific settings written by userspace.
 #[map]
