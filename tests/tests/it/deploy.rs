@@ -776,8 +776,12 @@ fn image_runs_like_the_daemonset() {
             .unwrap();
         assert_eq!(start["probe"]["pid"], host_pid, "{mode}");
         let hooks = start["probe"]["hooks"].as_array().unwrap();
+        // Every hook, but the module hooks of a kernel without module support (this one).
         assert!(
-            hooks.iter().all(|h| h["attached"] == true),
+            hooks.iter().all(|h| h["attached"] == true
+                || h["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("without module support"))),
             "{mode}: {hooks:?}"
         );
 

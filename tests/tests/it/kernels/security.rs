@@ -22,7 +22,7 @@ pub fn checks() -> Vec<Check> {
         Check {
             name: "tampering",
             category: "process",
-            guest: "/bin/kt-helper tamper; /bin/sleep 30 & KT_T=$!; sleep 0.3; kill -TERM $KT_T; wait $KT_T; true",
+            guest: "/bin/kt-helper tamper; /bin/sleep 31 & KT_T=$!; sleep 0.3; kill -TERM $KT_T; wait $KT_T; true",
             verify: tampering,
         },
         Check {
@@ -144,8 +144,8 @@ fn tampering(run: &GuestRun) -> Result<(), String> {
     // busybox kill from the guest's shell: SIGTERM to the sleep, with its exe.
     let sleep = run
         .of_kind("process.exec")
-        .find(|v| v["process"]["args"] == json!(["/bin/sleep", "30"]))
-        .ok_or("no exec of sleep 30")?;
+        .find(|v| v["process"]["args"] == json!(["/bin/sleep", "31"]))
+        .ok_or("no exec of sleep 31")?;
     let t = run
         .of_kind("process.signal")
         .find(|v| {
