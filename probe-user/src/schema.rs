@@ -147,34 +147,47 @@ static SCHEMA: std::sync::LazyLock<serde_json::Value> =
 /// schema describes: what a rule may name. Maps (labels) take any key.
 pub fn has_field(path: &str) -> bool {
     let root = &*SCHEMA;
+    // `$ref` chains are short; the bound keeps a bad schema from looping.
     let resolve = |mut n: &'static serde_json::Value| {
-        // `$ref` chains are short; the bound keeps a bad schema from looping.
         for _ in 0..8 {
-            match n.get("$ref").and_then(|r| r.as_str()) {
-                Some(r) => match r
-                    .strip_prefix("#/$defs/")
-                    .and_then(|d| root["$defs"].get(d))
-                {
-                    Some(t) => n = t,
-                    None => return n,
-                },
-                None => return n,
+            match n
+                .get("$ref")
+                .and_then(|r| r.as_str())
+                .and_then(|r| r.strip_prefix("#/$defs/"))
+                .and_then(|d| root["$defs"].get(d))
+            {
+                Some(t) => n = t,
+                None => break,
             }
         }
         n
     };
-    let mut node: &'static serde_json::Value = resolve(root);
-    for seg in path.split('.') {
-        if let Some(items) = node.get("items") {
-            node = resolve(items);
+    // A schema and the alternatives it allows (`anyOf` / `oneOf`, e.g. an object or null).
+    let variants = |n: &'static serde_json::Value| -> Vec<&'static serde_json::Value> {
+        let n = resolve(n);
+        let mut v = vec![n];
+        for k in ["anyOf", "oneOf"] {
+            if let Some(a) = n.get(k).and_then(|a| a.as_array()) {
+                v.extend(a.iter().map(resolve));
+            }
         }
-        node = match node.get("properties").and_then(|p| p.get(seg)) {
-            Some(n) => resolve(n),
-            None => match node.get("additionalProperties") {
-                Some(a) if a.is_object() => resolve(a),
-                _ => return false,
-            },
-        };
+        v
+    };
+    let mut nodes = variants(root);
+    for seg in path.split('.') {
+        let mut next = Vec::new();
+        for n in nodes {
+            let n = n.get("items").map(resolve).unwrap_or(n);
+            if let Some(c) = n.get("properties").and_then(|p| p.get(seg)) {
+                next.extend(variants(c));
+            } else if let Some(a) = n.get("additionalProperties").filter(|a| a.is_object()) {
+                next.extend(variants(a));
+            }
+        }
+        if next.is_empty() {
+            return false;
+        }
+        nodes = next;
     }
     true
 }

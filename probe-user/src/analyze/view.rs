@@ -179,7 +179,11 @@ impl SigmaEvent for View<'_> {
                     .map(|a| EventValue::Str(Cow::Borrowed(a.data.as_str())))
                     .collect(),
             ),
-            _ => return self.json_field(path),
+            // The native record is rendered only for a schema field the fast path leaves out
+            // (rules are checked against the schema at load); names the engine itself probes,
+            // such as timestamp and id fields, are not ours and cost nothing.
+            p if p.contains('.') && crate::schema::has_field(p) => return self.json_field(p),
+            _ => return None,
         })
     }
 
