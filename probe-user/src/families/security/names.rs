@@ -2,6 +2,9 @@
 //! namespace and clone flags, mount and umount flags, memfd flags, BPF program types, and the
 //! protocols of raw and packet sockets. Tables, so longer than a module of logic.
 
+// Capability names by number: the process family's table (`capability.h`).
+use crate::families::process::names::CAPS;
+
 /// Signal name (`SIGKILL`), `SIGRTMIN+n` for real-time signals, `SIG<n>` past them.
 pub fn signal_name(sig: u64) -> String {
     const NAMES: [&str; 32] = [
@@ -98,51 +101,6 @@ pub fn ptrace_request(req: u64) -> String {
     };
     format!("PTRACE_{n}")
 }
-
-/// Capability names, by number (`capability.h`).
-const CAPS: [&str; 41] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
 
 /// The names of the capabilities set in `bits` (`CAP_<n>` for numbers past the table).
 pub fn cap_names(bits: u64) -> Vec<String> {
