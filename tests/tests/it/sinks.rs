@@ -212,7 +212,17 @@ fn otlp_without_spool_reports_the_exact_loss() {
     // A small queue and a short retry budget, so the outage loses records.
     let sink =
         format!("otlp:http://127.0.0.1:{port},batch_timeout=100ms,batch=8,queue=10,retry_max=1s");
-    let probe = Probe::start(&["--events", "process", "--sink", "stdout", "--sink", &sink]);
+    // Records of the size this outage was sized for (ancestors make each several KB).
+    let probe = Probe::start(&[
+        "--events",
+        "process",
+        "--ancestors",
+        "0",
+        "--sink",
+        "stdout",
+        "--sink",
+        &sink,
+    ]);
     let marker = format!("nospool-{}", std::process::id());
     activity(&marker, 30);
     let loss = probe.wait_for(WAIT, |v| {
