@@ -22,6 +22,9 @@ pub struct View<'a> {
     pub seq: Option<u64>,
     pub render: &'a dyn Render,
     json: OnceCell<Value>,
+    /// argv joined, made once: many rules read `CommandLine`.
+    command_line: OnceCell<String>,
+    parent_command_line: OnceCell<String>,
 }
 
 impl<'a> View<'a> {
@@ -39,6 +42,8 @@ impl<'a> View<'a> {
             seq,
             render,
             json: OnceCell::new(),
+            command_line: OnceCell::new(),
+            parent_command_line: OnceCell::new(),
         }
     }
 
@@ -83,7 +88,7 @@ fn text(b: &[u8]) -> EventValue<'_> {
 }
 
 /// argv joined by spaces, as Sigma's `CommandLine` expects.
-fn command_line(args: &[Vec<u8>]) -> EventValue<'static> {
+fn command_line(args: &[Vec<u8>]) -> String {
     let mut s = String::new();
     for (i, a) in args.iter().enumerate() {
         if i > 0 {
@@ -91,7 +96,7 @@ fn command_line(args: &[Vec<u8>]) -> EventValue<'static> {
         }
         s.push_str(&String::from_utf8_lossy(a));
     }
-    EventValue::Str(Cow::Owned(s))
+    s
 }
 
 /// `TargetFilename`: the file a call made or changed; the new name of a rename or link.
@@ -128,7 +133,12 @@ impl SigmaEvent for View<'_> {
             "event_id" => EventValue::Int(self.seq? as i64),
             "kind" => EventValue::Str(Cow::Borrowed(ev.kind_name())),
             "Image" | "process.exe" => text(p?.exe.as_deref()?),
-            "CommandLine" | "process.command_line" => command_line(&p?.args),
+            "CommandLine" | "process.command_line" => {
+                let args = &p?.args;
+                EventValue::Str(Cow::Borrowed(
+                    self.command_line.get_or_init(|| command_line(args)),
+                ))
+            }
             "CurrentDirectory" | "process.cwd" => text(p?.cwd.as_deref()?),
             "ProcessId" | "process.pid" => EventValue::Int(task?.pid.into()),
             "User" | "process.user" => match &ev.user {
@@ -138,7 +148,12 @@ impl SigmaEvent for View<'_> {
             "process.uid" => EventValue::Int(task?.uid.into()),
             "process.comm" => text(&task?.comm),
             "ParentImage" | "parent.exe" => text(parent?.exe.as_deref()?),
-            "ParentCommandLine" | "parent.command_line" => command_line(&parent?.args),
+            "ParentCommandLine" | "parent.command_line" => {
+                let args = &parent?.args;
+                EventValue::Str(Cow::Borrowed(
+                    self.parent_command_line.get_or_init(|| command_line(args)),
+                ))
+            }
             "ParentProcessId" | "parent.pid" | "process.ppid" => EventValue::Int(task?.ppid.into()),
             "TargetFilename" => text(target_filename(file?)),
             "file.path" => text(&file?.path),
