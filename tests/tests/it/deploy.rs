@@ -335,7 +335,8 @@ fn shutdown_with_a_stuck_output_ends_within_the_budget() {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let (st, took) = wait_exit(&mut child, Duration::from_secs(15));
     let err = stderr_of(&mut child);
-    assert!(took < Duration::from_secs(5), "took {took:?}");
+    // The budget is 2 s; the rest is slack for a busy machine (5 s was once missed by 10 ms).
+    assert!(took < Duration::from_secs(8), "took {took:?}");
     assert_eq!(st.code(), Some(1), "{err}");
     assert!(err.contains("shutdown took longer than 2s"), "{err}");
 }
