@@ -58,6 +58,16 @@ pub fn activity_of(
     }
 }
 
+/// `file` of a process object: its executable, a regular file.
+fn exe_file(p: &mut Map<String, Value>, exe: &str) {
+    set(p, "file.path", exe);
+    let (name, dir) = base_dir(exe);
+    set(p, "file.name", name);
+    set(p, "file.parent_folder", dir);
+    set(p, "file.type_id", 1);
+    set(p, "file.type", "Regular File");
+}
+
 fn process_obj(v: &Value) -> Option<Value> {
     get(v, "process")?;
     let mut p = Map::new();
@@ -67,12 +77,7 @@ fn process_obj(v: &Value) -> Option<Value> {
     copy(&mut p, v, "process.entity_id", "uid");
     copy(&mut p, v, "process.cwd", "working_directory");
     if let Some(exe) = get_str(v, "process.exe") {
-        set(&mut p, "file.path", exe);
-        let (name, dir) = base_dir(exe);
-        set(&mut p, "file.name", name);
-        set(&mut p, "file.parent_folder", dir);
-        set(&mut p, "file.type_id", 1);
-        set(&mut p, "file.type", "Regular File");
+        exe_file(&mut p, exe);
         if let Some(h) = get_str(v, "process.hash.sha256") {
             set(&mut p, "file.hashes", sha256_fingerprint(h));
         }
@@ -168,12 +173,7 @@ fn target_obj(v: &Value) -> Option<Value> {
     copy(&mut p, t, "comm", "name");
     copy(&mut p, t, "entity_id", "uid");
     if let Some(exe) = get_str(t, "exe") {
-        set(&mut p, "file.path", exe);
-        let (name, dir) = base_dir(exe);
-        set(&mut p, "file.name", name);
-        set(&mut p, "file.parent_folder", dir);
-        set(&mut p, "file.type_id", 1);
-        set(&mut p, "file.type", "Regular File");
+        exe_file(&mut p, exe);
     }
     Some(Value::Object(p))
 }

@@ -47,14 +47,8 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         return Ok(Event::flow(*rec));
     }
     Ok(Event {
-        ts_ns: h.ts_ns,
         task: Some(task(&h, kind)),
-        body,
-        process: None,
-        parent: None,
-        ancestors: None,
-        user: None,
-        container: None,
+        ..Event::probe(h.ts_ns, body)
     })
 }
 
