@@ -143,9 +143,38 @@ pub fn events_listing() -> String {
 static SCHEMA: std::sync::LazyLock<serde_json::Value> =
     std::sync::LazyLock::new(|| serde_json::from_str(JSON_SCHEMA).unwrap_or_default());
 
+/// The top-level objects of a record (`process`, `file`, `bpf`, ...).
+pub fn top_level_objects() -> &'static [String] {
+    static KEYS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+        SCHEMA["properties"]
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default()
+    });
+    &KEYS
+}
+
 /// Whether a dotted field (`process.exe`, `container.labels.app`, `net.dst.port`) is one the
-/// schema describes: what a rule may name. Maps (labels) take any key.
+/// schema describes: what a rule may name. Maps (labels) take any key. Answers are remembered:
+/// the Sigma engine asks about the same few names for every event it evaluates.
 pub fn has_field(path: &str) -> bool {
+    use std::{collections::HashMap, sync::RwLock};
+    // Bounded so that names from untrusted input (a rule being checked) cannot grow it forever.
+    const MEMO_MAX: usize = 4096;
+    static MEMO: std::sync::LazyLock<RwLock<HashMap<Box<str>, bool>>> =
+        std::sync::LazyLock::new(Default::default);
+    if let Some(&known) = MEMO.read().unwrap_or_else(|e| e.into_inner()).get(path) {
+        return known;
+    }
+    let answer = walk_schema(path);
+    let mut memo = MEMO.write().unwrap_or_else(|e| e.into_inner());
+    if memo.len() < MEMO_MAX {
+        memo.insert(path.into(), answer);
+    }
+    answer
+}
+
+fn walk_schema(path: &str) -> bool {
     let root = &*SCHEMA;
     // `$ref` chains are short; the bound keeps a bad schema from looping.
     let resolve = |mut n: &'static serde_json::Value| {

@@ -28,8 +28,8 @@ pub const PROCESS_FIELDS: &[&str] = &[
     "sha256",
 ];
 
-const FILE_FIELDS: &[&str] = &["TargetFilename"];
-const NET_FIELDS: &[&str] = &[
+pub const FILE_FIELDS: &[&str] = &["TargetFilename"];
+pub const NET_FIELDS: &[&str] = &[
     "DestinationIp",
     "DestinationPort",
     "DestinationHostname",
@@ -38,7 +38,7 @@ const NET_FIELDS: &[&str] = &[
     "Initiated",
     "Protocol",
 ];
-const DNS_FIELDS: &[&str] = &["QueryName", "QueryType", "QueryResults"];
+pub const DNS_FIELDS: &[&str] = &["QueryName", "QueryType", "QueryResults"];
 
 /// Sigma categories with a source here (product `linux`, or none).
 pub const CATEGORIES: &[Category] = &[

@@ -174,11 +174,16 @@ impl Analyzer {
             let views = fields::categories_of(ev, kind)
                 .map(|c| ("linux", c))
                 .chain(std::iter::once((OWN_PRODUCT, own)));
+            let made = view::Made::default();
+            let table = rules.probe_keys();
+            let keys = table
+                .get(crate::event::objects::body_class(&ev.body))
+                .map_or(&[][..], Vec::as_slice);
             for (product, category) in views {
                 if !rules.reads(product, category) {
                     continue;
                 }
-                let view = View::new(ev, product, category, seq, render);
+                let view = View::new(ev, product, category, seq, render, &made, keys);
                 for r in rules.evaluate(&view, ts_secs) {
                     let info = rules.info(&r);
                     let (group, contributing) = match r.as_correlation() {
@@ -328,7 +333,11 @@ mod tests {
     use std::{net::SocketAddr, sync::Arc};
 
     use super::*;
-    use crate::event::{net::NetBody, process::ProcessInfo, Task};
+    use crate::event::{
+        net::NetBody,
+        process::{ExecRecord, ProcessInfo},
+        Task,
+    };
 
     struct NoJson;
     impl Render for NoJson {
@@ -382,6 +391,111 @@ mod tests {
             ancestors: None,
             user: None,
             container: None,
+        }
+    }
+
+    fn exec(i: u32) -> Event {
+        let args: Vec<Vec<u8>> = vec![
+            b"/usr/bin/true".to_vec(),
+            format!("arg-{i}").into_bytes(),
+            b"--flag".to_vec(),
+        ];
+        Event {
+            ts_ns: 1,
+            task: Some(Task {
+                kind: EventKind::ProcessExec,
+                flags: 0,
+                ts_ns: 1,
+                pid: 1000 + i,
+                tid: 1000 + i,
+                ppid: 999,
+                uid: 0,
+                gid: 0,
+                cgroup_id: 1,
+                start_ns: 1,
+                parent_start_ns: 1,
+                comm: b"true".to_vec(),
+                exec_id: 0,
+                id: Default::default(),
+            }),
+            body: Body::Exec(Box::new(ExecRecord {
+                filename: b"/usr/bin/true".to_vec(),
+                interp: b"/usr/bin/true".to_vec(),
+                exe: b"/usr/bin/true".to_vec(),
+                exe_truncated: false,
+                exe_pseudo: false,
+                cwd: Some(b"/tmp".to_vec()),
+                cwd_truncated: false,
+                cwd_deleted: false,
+                args: args.clone(),
+                args_truncated: false,
+                nlink0: false,
+                inode: None,
+            })),
+            process: Some(Arc::new(ProcessInfo {
+                pid: 1000 + i,
+                exe: Some(b"/usr/bin/true".to_vec()),
+                cwd: Some(b"/tmp".to_vec()),
+                args,
+                ..Default::default()
+            })),
+            parent: Some(Arc::new(ProcessInfo {
+                pid: 999,
+                exe: Some(b"/usr/bin/bash".to_vec()),
+                args: vec![b"bash".to_vec()],
+                ..Default::default()
+            })),
+            ancestors: None,
+            user: Some("root".into()),
+            container: None,
+        }
+    }
+
+    /// The names offered to the engine's index cover every name an event can answer: a flat
+    /// Sigma name the view gives a value for, and every object of its native record.
+    #[test]
+    fn probe_keys_cover_what_each_event_can_answer() {
+        use super::fields::{DNS_FIELDS, FILE_FIELDS, NET_FIELDS, PROCESS_FIELDS};
+        use crate::{encode::native::Native, event::objects::body_class};
+        use rsigma_eval::event::Event as _;
+        let flat: Vec<&str> = [PROCESS_FIELDS, FILE_FIELDS, NET_FIELDS, DNS_FIELDS].concat();
+        let native = Native::new("h".into(), crate::clock::BootClock::measure());
+        let mut dns = connect(8, 53);
+        if let Body::Net(n) = &mut dns.body {
+            n.dns = Some(crate::event::net::DnsQuery {
+                query: "example.org".into(),
+                qtype: "A".into(),
+                id: 1,
+                response: Some(crate::event::net::DnsResponse {
+                    rcode: "NOERROR".into(),
+                    answers: Vec::new(),
+                }),
+            });
+        }
+        for ev in [exec(1), connect(7, 80), dns] {
+            let json = native.render(&ev);
+            let mut used: std::collections::BTreeSet<String> =
+                flat.iter().map(|s| s.to_string()).collect();
+            used.extend(json.as_object().unwrap().keys().cloned());
+            let keys = view::probe_keys(body_class(&ev.body), &used);
+            let made = view::Made::default();
+            let v = View::new(&ev, "linux", "x", Some(1), &native, &made, &keys);
+            for f in &flat {
+                if v.get_field(f).is_some() {
+                    assert!(
+                        keys.contains(f),
+                        "{} answers {f} but does not offer it",
+                        ev.kind_name()
+                    );
+                }
+            }
+            for k in json.as_object().unwrap().keys() {
+                assert!(
+                    keys.contains(&k.as_str()),
+                    "{} has {k} but does not offer it",
+                    ev.kind_name()
+                );
+            }
         }
     }
 

@@ -334,6 +334,8 @@ pub struct RuleSet {
     max_groups: usize,
     /// Correlation groups dropped because the cap was reached.
     pub evicted: u64,
+    /// Per body class, the top-level names the engine's index may probe (`view::probe_keys`).
+    probe_keys: Arc<[Vec<&'static str>]>,
 }
 
 impl RuleSet {
@@ -359,8 +361,20 @@ impl RuleSet {
         let mut kinds = BTreeSet::new();
         let mut refused = Vec::new();
         let mut rule_count = 0;
+        // Top-level names the rules read: a flat Sigma name, or the first part of a dotted one.
+        let mut used = BTreeSet::new();
         for (file, coll) in &loaded.rules {
             for r in &coll.rules {
+                let mut names = BTreeSet::new();
+                for d in r.detection.named.values() {
+                    // Checked at load: a modifier it refuses never gets here.
+                    let _ = collect_fields(d, &mut names);
+                }
+                used.extend(
+                    names
+                        .into_iter()
+                        .map(|n| n.split_once('.').map_or(n.clone(), |(t, _)| t.to_owned())),
+                );
                 let info = rule_info(
                     r.id.as_deref(),
                     &r.title,
@@ -425,7 +439,17 @@ impl RuleSet {
             correlations: loaded.correlations,
             max_groups,
             evicted: 0,
+            probe_keys: (0..crate::event::objects::BODY_CLASSES)
+                .map(|c| super::view::probe_keys(c, &used))
+                .collect::<Vec<_>>()
+                .into(),
         })
+    }
+
+    /// Per body class (`event::objects::body_class`), the top-level names to offer the
+    /// engine for an event.
+    pub fn probe_keys(&self) -> Arc<[Vec<&'static str>]> {
+        self.probe_keys.clone()
     }
 
     /// Whether any rule reads this logsource.

@@ -21,8 +21,48 @@ pub struct View<'a> {
     /// The seq the event will be written with; `None` when it is analysed but not emitted.
     pub seq: Option<u64>,
     pub render: &'a dyn Render,
+    made: &'a Made,
+    /// The top-level names to offer the engine's index, from [`probe_keys`].
+    keys: &'a [&'static str],
+}
+
+/// The top-level names an event of body class `class` (`event::objects::body_class`) can
+/// answer, kept to those in `used` (the top-level names the loaded rules read). A superset is
+/// safe; a name left out is a rule that never matches.
+pub fn probe_keys(class: usize, used: &std::collections::BTreeSet<String>) -> Vec<&'static str> {
+    use super::fields::{DNS_FIELDS, FILE_FIELDS, NET_FIELDS, PROCESS_FIELDS};
+    use crate::event::objects::{class_objects, COMMON_OBJECTS};
+    let flat: &[&[&'static str]] = match (class, class_objects(class)) {
+        (_, None) => &[PROCESS_FIELDS, FILE_FIELDS, NET_FIELDS, DNS_FIELDS],
+        (_, Some(o)) if o.contains(&"file") => &[PROCESS_FIELDS, FILE_FIELDS],
+        (_, Some(o)) if o.contains(&"net") => &[PROCESS_FIELDS, NET_FIELDS, DNS_FIELDS],
+        _ => &[PROCESS_FIELDS],
+    };
+    let objects: Vec<&'static str> = match class_objects(class) {
+        Some(o) => o.to_vec(),
+        None => crate::schema::top_level_objects()
+            .iter()
+            .map(String::as_str)
+            .collect(),
+    };
+    flat.iter()
+        .copied()
+        .flatten()
+        .copied()
+        .chain(["product", "category", "kind"])
+        .chain(COMMON_OBJECTS.iter().copied())
+        .chain(objects)
+        .filter(|k| used.contains(*k))
+        .collect()
+}
+
+/// What the views of one event make on first use and share: the event is evaluated once per
+/// logsource it belongs to, and most of them read the same few fields.
+#[derive(Default)]
+pub struct Made {
+    /// The native record (rendered only for a field the fast path leaves out).
     json: OnceCell<Value>,
-    /// argv joined, made once: many rules read `CommandLine`.
+    /// argv joined: many rules read `CommandLine`.
     command_line: OnceCell<String>,
     parent_command_line: OnceCell<String>,
 }
@@ -34,6 +74,8 @@ impl<'a> View<'a> {
         category: &'static str,
         seq: Option<u64>,
         render: &'a dyn Render,
+        made: &'a Made,
+        keys: &'a [&'static str],
     ) -> Self {
         View {
             ev,
@@ -41,20 +83,28 @@ impl<'a> View<'a> {
             category,
             seq,
             render,
-            json: OnceCell::new(),
-            command_line: OnceCell::new(),
-            parent_command_line: OnceCell::new(),
+            made,
+            keys,
         }
     }
 
     fn json(&self) -> &Value {
-        self.json.get_or_init(|| {
+        self.made.json.get_or_init(|| {
             let mut v = self.render.render(self.ev);
             // Correlations remember their events by `event_id`: the seq they are written with.
             if let (Some(o), Some(seq)) = (v.as_object_mut(), self.seq) {
                 o.insert("seq".into(), seq.into());
                 o.insert("event_id".into(), seq.into());
             }
+            // The list the fast path trusts must cover what the encoder writes.
+            debug_assert!(
+                v.as_object().is_none_or(|o| o
+                    .keys()
+                    .all(|k| crate::event::objects::may_have(&self.ev.body, k))),
+                "native record of {} has objects outside body_objects: {:?}",
+                self.ev.kind_name(),
+                v.as_object().map(|o| o.keys().collect::<Vec<_>>())
+            );
             v
         })
     }
@@ -136,7 +186,7 @@ impl SigmaEvent for View<'_> {
             "CommandLine" | "process.command_line" => {
                 let args = &p?.args;
                 EventValue::Str(Cow::Borrowed(
-                    self.command_line.get_or_init(|| command_line(args)),
+                    self.made.command_line.get_or_init(|| command_line(args)),
                 ))
             }
             "CurrentDirectory" | "process.cwd" => text(p?.cwd.as_deref()?),
@@ -151,7 +201,9 @@ impl SigmaEvent for View<'_> {
             "ParentCommandLine" | "parent.command_line" => {
                 let args = &parent?.args;
                 EventValue::Str(Cow::Borrowed(
-                    self.parent_command_line.get_or_init(|| command_line(args)),
+                    self.made
+                        .parent_command_line
+                        .get_or_init(|| command_line(args)),
                 ))
             }
             "ParentProcessId" | "parent.pid" | "process.ppid" => EventValue::Int(task?.ppid.into()),
@@ -168,6 +220,11 @@ impl SigmaEvent for View<'_> {
             "Protocol" | "net.transport" => EventValue::Str(Cow::Borrowed(net?.transport())),
             "QueryName" | "dns.query" => EventValue::Str(Cow::Borrowed(&net?.dns.as_ref()?.query)),
             "QueryType" | "dns.qtype" => EventValue::Str(Cow::Borrowed(&net?.dns.as_ref()?.qtype)),
+            // Written only when true, as in the native record.
+            "exec.fileless" => match (&ev.body, p?.fileless) {
+                (Body::Exec(_), true) => EventValue::Bool(true),
+                _ => return None,
+            },
             "container.id" => EventValue::Str(Cow::Borrowed(&ev.container.as_deref()?.id)),
             "LogonId" | "process.auid" => EventValue::Int(task?.id.auid?.into()),
             "sha256" | "process.hash.sha256" => match p?.hash.as_deref()?.get()? {
@@ -195,11 +252,26 @@ impl SigmaEvent for View<'_> {
                     .collect(),
             ),
             // The native record is rendered only for a schema field the fast path leaves out
-            // (rules are checked against the schema at load); names the engine itself probes,
-            // such as timestamp and id fields, are not ours and cost nothing.
-            p if p.contains('.') && crate::schema::has_field(p) => return self.json_field(p),
+            // (rules are checked against the schema at load) that this kind's record can hold:
+            // the engine probes every field its index knows (`bpf.command` on an exec) and names
+            // of its own, such as timestamp and id fields, which are not ours and cost nothing.
+            p if p.contains('.')
+                && crate::event::objects::may_have(&ev.body, p)
+                && crate::schema::has_field(p) =>
+            {
+                return self.json_field(p)
+            }
             _ => return None,
         })
+    }
+
+    /// The names this event can answer that some rule reads (see [`probe_keys`]): the engine's
+    /// index then probes only those, not every field it knows (`bpf.command` of an exec).
+    fn visit_top_level_keys(&self, visit: &mut dyn FnMut(&str)) -> bool {
+        for k in self.keys {
+            visit(k);
+        }
+        true
     }
 
     fn any_string_value(&self, pred: &dyn Fn(&str) -> bool) -> bool {

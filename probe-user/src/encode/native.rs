@@ -372,6 +372,8 @@ impl Encoder for Native {
 
 impl Native {
     /// The kind's own objects of `body` (for an alert: its own, then the matched event's).
+    /// `event::objects` lists them per body class for the analyze stage: keep the two in step
+    /// (a debug assertion in the analyze stage and its tests check it).
     fn fill<'a>(&self, line: &mut Line<'a>, ev: &'a Event, body: &'a Body) {
         match body {
             Body::Exec(x) => {

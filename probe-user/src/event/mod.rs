@@ -9,6 +9,7 @@ pub mod container;
 pub mod file;
 pub mod flow;
 pub mod net;
+pub mod objects;
 pub mod process;
 pub mod security;
 
