@@ -71,6 +71,8 @@ pub struct Pipeline {
     /// The native record of an event, for the fields rules read through it.
     render: Option<Native>,
     alert_buf: Vec<Event>,
+    /// `probe.stop`, written last, once every other record has reached the sinks.
+    stop_event: Option<Event>,
 }
 
 /// New settings for a running pipeline (SIGHUP). Applied between two batches, right after
@@ -123,6 +125,7 @@ impl Pipeline {
             analyzed: Vec::new(),
             render: None,
             alert_buf: Vec::new(),
+            stop_event: None,
         }
     }
 
@@ -304,6 +307,10 @@ impl Pipeline {
         if wanted && !shown {
             self.stats.filtered.fetch_add(1, Relaxed);
         }
+        if shown && matches!(ev.body, Body::Probe { stop: true, .. }) {
+            self.stop_event = Some(ev);
+            return;
+        }
         // Analysis sees every event it needs; the output shows only what was asked.
         let mut alerts = std::mem::take(&mut self.alert_buf);
         if let (Some(a), Some(r), Some(_)) = (&mut self.analyzer, &self.render, kind) {
@@ -311,9 +318,6 @@ impl Pipeline {
             a.analyze(&ev, seq, r.epoch_secs(ev.ts_ns), r, &mut alerts);
         }
         if shown {
-            if let Body::Probe { stop: true, info } = &mut ev.body {
-                self.stop_report(info);
-            }
             self.write(&ev, kind, stop);
         }
         for a in alerts.drain(..) {
@@ -351,6 +355,27 @@ impl Pipeline {
             if self.limit_reached() {
                 let _ = stop.send(Stop::CountReached);
             }
+        }
+    }
+
+    /// Writes `probe.stop` after everything else has been handed to the sinks, so its counters
+    /// and a last `probe.loss` (sink losses since the run loop's last poll) cover every other
+    /// record. The two go out past the network sinks' queue bounds: the records that account
+    /// for losses are never lost to a full queue themselves.
+    fn write_stop(&mut self, mut ev: Event, stop: &watch::Sender<Stop>) -> Result<(), SinkError> {
+        let now = crate::clock::BootClock::now_boot_ns();
+        for (sink, source, count) in self.stats.sinks.poll() {
+            self.write(&Event::loss(now, source, sink, count, now), None, stop);
+        }
+        if let Body::Probe { info, .. } = &mut ev.body {
+            self.stop_report(info);
+        }
+        self.write(&ev, None, stop);
+        let r = self.sink.write_final(&self.buf);
+        self.buf.clear();
+        match r {
+            Ok(()) | Err(SinkError::Closed) => Ok(()),
+            Err(e) => Err(e),
         }
     }
 
@@ -405,6 +430,10 @@ impl Pipeline {
                             Ok(()) | Err(SinkError::Closed) => {}
                             Err(e) => return Err(e),
                         }
+                        self.buf.clear();
+                    }
+                    if let Some(ev) = self.stop_event.take() {
+                        self.write_stop(ev, &stop)?;
                     }
                     break;
                 }

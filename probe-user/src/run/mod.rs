@@ -49,8 +49,6 @@ use reload::Reloader;
 struct LossTracker {
     /// Totals already reported, by (source, kind).
     last: HashMap<(&'static str, String), u64>,
-    /// Sink losses already reported, by (sink, source).
-    sink_last: HashMap<(String, &'static str), u64>,
     since_ns: u64,
 }
 
@@ -92,7 +90,7 @@ impl LossTracker {
             stats.ringbuf_lost.fetch_add(grown, Relaxed);
             prom::loss("ringbuf", &name).inc_by(grown);
         }
-        for (sink, source, count) in stats.sinks.poll(&mut self.sink_last) {
+        for (sink, source, count) in stats.sinks.poll() {
             out.push(Event::loss(now, source, sink, count, self.since_ns));
         }
         let grown = self.report(&mut out, now, "follow", "process", probe.follow_losses());
@@ -416,7 +414,6 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     let mut loss_tick = tokio::time::interval(Duration::from_secs(1));
     let mut losses = LossTracker {
         last: HashMap::new(),
-        sink_last: HashMap::new(),
         since_ns: start_ns,
     };
     // Zero-valued loss series from the start, so rate() works before the first loss.

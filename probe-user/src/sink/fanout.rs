@@ -12,9 +12,13 @@ use super::{
     syslog, Sink, SinkError,
 };
 
-/// The loss counters of every sink, for `probe.loss` and `probe.stop`.
+type Reported = std::collections::HashMap<(String, &'static str), u64>;
+
+/// The loss counters of every sink, for `probe.loss` and `probe.stop`, and how much of each
+/// has been reported in `probe.loss` events already (the run loop polls it every second, the
+/// pipeline once more before `probe.stop`).
 #[derive(Default)]
-pub struct SinkLossRegistry(Mutex<Vec<(String, Arc<LossCounters>)>>);
+pub struct SinkLossRegistry(Mutex<Vec<(String, Arc<LossCounters>)>>, Mutex<Reported>);
 
 impl SinkLossRegistry {
     pub fn register(&self, name: String) -> Arc<LossCounters> {
@@ -45,10 +49,8 @@ impl SinkLossRegistry {
     }
 
     /// Growth since the last call: (sink name, source, count) for `probe.loss` events.
-    pub fn poll(
-        &self,
-        last: &mut std::collections::HashMap<(String, &'static str), u64>,
-    ) -> Vec<(String, &'static str, u64)> {
+    pub fn poll(&self) -> Vec<(String, &'static str, u64)> {
+        let mut last = self.1.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = Vec::new();
         for (name, src, total) in self.totals() {
             let prev = last.insert((name.clone(), src), total).unwrap_or(0);
@@ -73,6 +75,20 @@ impl Sink for Fanout {
                 // A reader that left (`| head`) ends only its own sink while others remain.
                 Err(SinkError::Closed) if self.sinks.len() > 1 => {
                     log::info!("{}: reader gone, sink closed", self.sinks[i].0);
+                    self.sinks.remove(i);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn write_final(&mut self, records: &[u8]) -> Result<(), SinkError> {
+        let mut i = 0;
+        while i < self.sinks.len() {
+            match self.sinks[i].1.write_final(records) {
+                Ok(()) => i += 1,
+                Err(SinkError::Closed) if self.sinks.len() > 1 => {
                     self.sinks.remove(i);
                 }
                 Err(e) => return Err(e),

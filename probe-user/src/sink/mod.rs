@@ -25,6 +25,12 @@ impl SinkError {
 pub trait Sink: Send {
     /// Writes whole records and makes them visible to the reader (flushes).
     fn write_batch(&mut self, records: &[u8]) -> Result<(), SinkError>;
+
+    /// The run's last records (`probe.stop` and the losses it accounts for): a queued sink
+    /// takes them past its bound, which a normal batch would overflow.
+    fn write_final(&mut self, records: &[u8]) -> Result<(), SinkError> {
+        self.write_batch(records)
+    }
 }
 
 // Sinks and fan-out (issue 7).

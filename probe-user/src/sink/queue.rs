@@ -58,10 +58,19 @@ impl Queue {
 
     /// Queues each `\n`-terminated record of `batch`; returns how many did not fit.
     pub fn push_lines(&self, batch: &[u8]) -> u64 {
+        self.push(batch, self.cap)
+    }
+
+    /// Queues every record of `batch`, over the bound if need be (the run's last records).
+    pub fn push_final(&self, batch: &[u8]) {
+        self.push(batch, usize::MAX);
+    }
+
+    fn push(&self, batch: &[u8], cap: usize) -> u64 {
         let mut dropped = 0;
         let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
         for rec in batch.split(|&b| b == b'\n').filter(|r| !r.is_empty()) {
-            if g.items.len() >= self.cap {
+            if g.items.len() >= cap {
                 dropped += 1;
             } else {
                 g.items.push_back(rec.to_vec());
@@ -173,6 +182,11 @@ impl Sink for Threaded {
             self.losses.queue.fetch_add(dropped, Relaxed);
             log::debug!("{}: queue full, {dropped} records dropped", self.name);
         }
+        Ok(())
+    }
+
+    fn write_final(&mut self, records: &[u8]) -> Result<(), SinkError> {
+        self.queue.push_final(records);
         Ok(())
     }
 }

@@ -206,8 +206,6 @@ fn otlp_spool_delivers_every_event_after_an_outage() {
 }
 
 #[test]
-#[ignore = "open bug: with the larger process records of this wave a few records go missing beyond the \
-            counted loss (e.g. 418 missing, 412 reported); see the session notes"]
 fn otlp_without_spool_reports_the_exact_loss() {
     let dir = temp_dir("nospool");
     let port = free_port();
@@ -300,7 +298,7 @@ module(load="imtcp")
 module(load="imudp")
 module(load="imuxsock" SysSock.Use="off")
 input(type="imtcp" port="{port}" address="127.0.0.1")
-input(type="imudp" port="{port}" address="127.0.0.1")
+input(type="imudp" port="{port}" address="127.0.0.1" rcvbufSize="8m")
 input(type="imuxsock" Socket="{sock}" UseSpecialParser="off" ParseHostname="on")
 template(name="t" type="string" string="%inputname%|%pri%|%protocol-version%|%hostname%|%app-name%|%procid%|%msgid%|%msg%\n")
 action(type="omfile" file="{out}" template="t")
@@ -311,6 +309,8 @@ action(type="omfile" file="{out}" template="t")
         ),
     )
     .unwrap();
+    // UDP drops what a busy receiver has no room for: the big buffer keeps a loaded machine
+    // from failing a test of the encoding.
     let child = Command::new("rsyslogd")
         .arg("-n")
         .arg("-f")
@@ -441,10 +441,11 @@ fn file_rotation_keeps_n_files_and_loses_no_line() {
     let dir = temp_dir("rotate");
     let plain = dir.join("events.json");
     let gz = dir.join("events-gz.json");
-    // Process events carry ancestors and capabilities (a few KiB each for root): 32K files
-    // hold enough of them to see the order across rotations.
-    let s1 = format!("file:{},max_size=32K,keep=3", plain.display());
-    let s2 = format!("file:{},max_size=32K,keep=2,gzip", gz.display());
+    // Process events carry ancestors and capabilities (a few KiB each for root): 64K files
+    // keep more than ten of them, enough to see the order across rotations, even when the
+    // ancestors carry long argv.
+    let s1 = format!("file:{},max_size=64K,keep=3", plain.display());
+    let s2 = format!("file:{},max_size=64K,keep=2,gzip", gz.display());
     let probe = Probe::start(&[
         "--events", "process", "--sink", "stdout", "--sink", &s1, "--sink", &s2,
     ]);
@@ -469,7 +470,7 @@ fn file_rotation_keeps_n_files_and_loses_no_line() {
             if ext.is_empty() {
                 // Every file but a single oversized record stays within the size.
                 assert!(
-                    meta.len() <= 32768 || lines.len() == 1,
+                    meta.len() <= 65536 || lines.len() == 1,
                     "{f:?} is {} bytes",
                     meta.len()
                 );
