@@ -161,7 +161,10 @@ const WRITE_FLAGS: &[&str] = &["O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_AP
 fn is_write_open(v: &Value) -> bool {
     get(v, "file.flags")
         .and_then(Value::as_array)
-        .is_some_and(|f| f.iter().any(|x| x.as_str().is_some_and(|s| WRITE_FLAGS.contains(&s))))
+        .is_some_and(|f| {
+            f.iter()
+                .any(|x| x.as_str().is_some_and(|s| WRITE_FLAGS.contains(&s)))
+        })
 }
 
 /// The group an event belongs to, if any.
@@ -217,7 +220,9 @@ fn what(kind: &str, group: &str, v: &Value) -> String {
             let t = get_str(v, "net.transport").unwrap_or("");
             let peer = match action {
                 "accept" => endpoint(get(v, "net.src")),
-                "bind" | "listen" => endpoint(get(v, "net.src")).or_else(|| endpoint(get(v, "net.dst"))),
+                "bind" | "listen" => {
+                    endpoint(get(v, "net.src")).or_else(|| endpoint(get(v, "net.dst")))
+                }
                 _ => endpoint(get(v, "net.dst")),
             }
             .or_else(|| get_str(v, "net.path").map(str::to_owned))
@@ -283,7 +288,15 @@ impl Activity {
 
 /// Top-level keys every event shares (left out of a description).
 const ENVELOPE: &[&str] = &[
-    "ts", "kind", "seq", "host", "schema", "process", "parent", "container", "result",
+    "ts",
+    "kind",
+    "seq",
+    "host",
+    "schema",
+    "process",
+    "parent",
+    "container",
+    "result",
 ];
 
 fn flat(v: &Value, prefix: &str, out: &mut Vec<String>) {
@@ -303,7 +316,10 @@ fn flat(v: &Value, prefix: &str, out: &mut Vec<String>) {
         Value::Array(a) => out.push(format!(
             "{prefix}={}",
             a.iter()
-                .map(|x| x.as_str().map(str::to_owned).unwrap_or_else(|| x.to_string()))
+                .map(|x| x
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| x.to_string()))
                 .collect::<Vec<_>>()
                 .join(",")
         )),
@@ -326,7 +342,9 @@ pub fn describe(v: &Value) -> String {
         },
         "process.fork" => format!(
             "child {}",
-            get(v, "child.pid").map(|p| p.to_string()).unwrap_or_default()
+            get(v, "child.pid")
+                .map(|p| p.to_string())
+                .unwrap_or_default()
         ),
         "alert" => format!(
             "[{}] {} ({})",
@@ -354,7 +372,10 @@ pub fn describe(v: &Value) -> String {
         }
     };
     match get(v, "result.ok").and_then(Value::as_bool) {
-        Some(false) => format!("{text} ({})", get_str(v, "result.error").unwrap_or("failed")),
+        Some(false) => format!(
+            "{text} ({})",
+            get_str(v, "result.error").unwrap_or("failed")
+        ),
         _ => text,
     }
 }
@@ -376,17 +397,26 @@ mod tests {
                 2,
             );
         }
-        a.add(&json!({"ts": "t9", "kind": "file.unlink", "file": {"path": "/tmp/f0"}}), 2);
+        a.add(
+            &json!({"ts": "t9", "kind": "file.unlink", "file": {"path": "/tmp/f0"}}),
+            2,
+        );
         a.add(
             &json!({"ts": "t9", "kind": "net.connect",
                     "net": {"transport": "tcp", "dst": {"ip": "127.0.0.1", "port": 80, "domain": "example.test"}},
                     "result": {"ok": false, "error": "ECONNREFUSED"}}),
             2,
         );
-        a.add(&json!({"ts": "t9", "kind": "net.dns", "dns": {"query": "example.test",
-                      "answers": [{"data": "127.0.0.1"}]}}), 2);
-        a.add(&json!({"ts": "t9", "kind": "process.ptrace",
-                      "ptrace": {"request": "PTRACE_ATTACH", "target": {"pid": 7}}}), 2);
+        a.add(
+            &json!({"ts": "t9", "kind": "net.dns", "dns": {"query": "example.test",
+                      "answers": [{"data": "127.0.0.1"}]}}),
+            2,
+        );
+        a.add(
+            &json!({"ts": "t9", "kind": "process.ptrace",
+                      "ptrace": {"request": "PTRACE_ATTACH", "target": {"pid": 7}}}),
+            2,
+        );
         let w = &a.groups["files_written"];
         assert_eq!(w.total, 5);
         assert_eq!(w.items.len(), 2);

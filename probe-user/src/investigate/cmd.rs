@@ -93,7 +93,10 @@ impl InvestigateArgs {
 }
 
 /// Runs an investigation; stderr gets the notes and the one line of input problems.
-pub fn investigate(args: &InvestigateArgs, progress: &Progress) -> Result<Report, InvestigateError> {
+pub fn investigate(
+    args: &InvestigateArgs,
+    progress: &Progress,
+) -> Result<Report, InvestigateError> {
     let target = args.target();
     if let Target::Pid { at: Some(at), .. } = &target {
         // A bad time is a usage error before any reading.
@@ -102,7 +105,15 @@ pub fn investigate(args: &InvestigateArgs, progress: &Progress) -> Result<Report
     let mut problems = InputProblems::default();
     let mut inputs = open_all(&args.files, &mut problems, progress)?;
     if inputs.is_empty() {
-        report_problems(&summary(&problems, &[], 0, Default::default(), 0, None, None));
+        report_problems(&summary(
+            &problems,
+            &[],
+            0,
+            Default::default(),
+            0,
+            None,
+            None,
+        ));
         return Err(InvestigateError::NoInput);
     }
     let mut ix = index(&mut inputs, progress);
@@ -130,7 +141,10 @@ pub fn investigate(args: &InvestigateArgs, progress: &Progress) -> Result<Report
         .iter()
         .map(|c| subtree(c.node, &children, args.max_processes.max(1)))
         .collect();
-    let mut all: Vec<usize> = subtrees.iter().flat_map(|(m, _)| m.iter().copied()).collect();
+    let mut all: Vec<usize> = subtrees
+        .iter()
+        .flat_map(|(m, _)| m.iter().copied())
+        .collect();
     all.sort_unstable();
     all.dedup();
     let want_timeline = args.timeline || args.format == OutFormat::Html;
@@ -232,7 +246,10 @@ pub fn run(args: &InvestigateArgs) -> u8 {
         Ok(r) => {
             let out = render(args, &r);
             let mut stdout = std::io::stdout().lock();
-            match stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()) {
+            match stdout
+                .write_all(out.as_bytes())
+                .and_then(|()| stdout.flush())
+            {
                 Ok(()) => 0,
                 // A closed pipe (`| head`) is the reader's choice, not a failure.
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,

@@ -39,6 +39,7 @@ li.ancestor>details>summary{color:#6b7480} li.target>details>summary{background:
 .act{margin:2px 0 2px 18px} .act b{color:#0b6b82;font-weight:600}
 .alert{display:inline-block;background:#c62828;color:#fff;border-radius:4px;padding:1px 6px;margin:2px 0 2px 18px;font-weight:600}
 .alert.low{background:#b26a00} .alert.medium{background:#d84315}
+.alert .eid{color:#ffe9c4}
 .resp{display:inline-block;background:#6a1b9a;color:#fff;border-radius:4px;padding:1px 6px;margin:2px 0 2px 18px}
 .loss{background:#fff3cd;border:1px solid #e0b400;border-radius:4px;padding:4px 8px;margin:6px 0}
 .bad{color:#b00020} table{border-collapse:collapse;width:100%} td,th{padding:2px 8px;text-align:left;vertical-align:top;border-bottom:1px solid #eef0f2}
@@ -80,7 +81,11 @@ fn activity(out: &mut String, a: &Activity) {
             r#"<div class="resp">RESPONSE {} {}{} {}</div>"#,
             esc(&r.kind),
             esc(clock(&r.ts)),
-            if r.dry_run == Some(true) { " (dry run)" } else { "" },
+            if r.dry_run == Some(true) {
+                " (dry run)"
+            } else {
+                ""
+            },
             esc(ok.trim())
         );
     }
@@ -163,12 +168,7 @@ fn storyline(out: &mut String, s: &Storyline, k: usize) {
         r#"<section class="storyline" id="storyline-{k}" data-target="{}">"#,
         esc(&t.entity_id)
     );
-    let _ = writeln!(
-        out,
-        "<h1>Storyline of {}[{}]</h1>",
-        esc(t.name()),
-        t.pid
-    );
+    let _ = writeln!(out, "<h1>Storyline of {}[{}]</h1>", esc(t.name()), t.pid);
     for a in &s.because {
         let _ = writeln!(
             out,

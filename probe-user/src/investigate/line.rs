@@ -106,8 +106,8 @@ fn classify(v: &Value) -> Result<(), Bad> {
     if o.contains_key("class_uid") || o.contains_key("category_uid") {
         return Err(Bad::Ocsf);
     }
-    let native = o.get("kind").is_some_and(Value::is_string)
-        && o.get("ts").is_some_and(Value::is_string);
+    let native =
+        o.get("kind").is_some_and(Value::is_string) && o.get("ts").is_some_and(Value::is_string);
     if !native {
         return Err(Bad::Foreign);
     }
@@ -138,7 +138,10 @@ mod tests {
         );
         // Another order, a cut line, an escaped id: the full parse decides.
         assert_eq!(quick(br#"{"kind":"file.open","ts":"t"}"#), None);
-        assert_eq!(quick(br#"{"ts":"t","kind":"file.open","process":{"entity_id":"a"#), None);
+        assert_eq!(
+            quick(br#"{"ts":"t","kind":"file.open","process":{"entity_id":"a"#),
+            None
+        );
         assert_eq!(
             quick(br#"{"ts":"t","kind":"x","process":{"entity_id":"a\u0041"}}"#),
             None

@@ -87,7 +87,11 @@ pub fn open_all(
 ) -> Result<Vec<Input>, InvestigateError> {
     let mut inputs = Vec::new();
     let mut stdin_seen = false;
-    let files: Vec<PathBuf> = paths.iter().filter(|p| p.as_os_str() != "-").cloned().collect();
+    let files: Vec<PathBuf> = paths
+        .iter()
+        .filter(|p| p.as_os_str() != "-")
+        .cloned()
+        .collect();
     if paths.iter().any(|p| p.as_os_str() == "-") {
         stdin_seen = true;
     }
@@ -105,7 +109,9 @@ pub fn open_all(
         let mut spool = tempfile::tempfile().map_err(InvestigateError::Spool)?;
         let copied = progress.spool(&mut std::io::stdin().lock(), &mut spool);
         let size = copied.map_err(InvestigateError::Spool)?;
-        spool.seek(SeekFrom::Start(0)).map_err(InvestigateError::Spool)?;
+        spool
+            .seek(SeekFrom::Start(0))
+            .map_err(InvestigateError::Spool)?;
         inputs.push(Input {
             name: "-".into(),
             file: spool,
@@ -138,11 +144,7 @@ pub enum End {
 
 /// Calls `f` with every line (without its newline) of `input`, from the start. Returns the
 /// number of lines and how the file ended.
-pub fn lines(
-    input: &mut Input,
-    progress: &Progress,
-    mut f: impl FnMut(&[u8]),
-) -> (u64, End) {
+pub fn lines(input: &mut Input, progress: &Progress, mut f: impl FnMut(&[u8])) -> (u64, End) {
     if let Err(e) = input.file.seek(SeekFrom::Start(0)) {
         return (0, End::Cut(e));
     }
@@ -235,7 +237,8 @@ mod tests {
         })
         .unwrap();
         for i in 0..12 {
-            f.write_batch(format!("{{\"n\":{i:03}}}\n").as_bytes()).unwrap();
+            f.write_batch(format!("{{\"n\":{i:03}}}\n").as_bytes())
+                .unwrap();
         }
         drop(f);
         let mut names: Vec<PathBuf> = std::fs::read_dir(&d)
@@ -248,7 +251,9 @@ mod tests {
         let mut inputs = open_all(&names, &mut problems, &progress).unwrap();
         let mut got = Vec::new();
         for i in &mut inputs {
-            let (_, end) = lines(i, &progress, |l| got.push(String::from_utf8_lossy(l).into_owned()));
+            let (_, end) = lines(i, &progress, |l| {
+                got.push(String::from_utf8_lossy(l).into_owned())
+            });
             assert!(matches!(end, End::Whole));
         }
         let want: Vec<String> = (0..12).map(|i| format!("{{\"n\":{i:03}}}")).collect();

@@ -58,9 +58,6 @@ fn teaches(kind: &[u8]) -> bool {
         || kind.starts_with(b"response.")
 }
 
-/// Lines between progress updates.
-const TICK: u64 = 16_384;
-
 fn widen(from: &mut Option<String>, to: &mut Option<String>, ts: &str) {
     if ts.is_empty() {
         return;
@@ -81,9 +78,6 @@ pub fn index(inputs: &mut [Input], progress: &Progress) -> Index {
     for input in inputs.iter_mut() {
         let (n, end) = lines(input, progress, |l| {
             ix.lines += 1;
-            if ix.lines % TICK == 0 {
-                progress.tick();
-            }
             if let Some(q) = quick(l) {
                 // The record's time span: the first line's time and every line's is cheap to
                 // compare as bytes (RFC 3339 UTC of one width sorts as text).
@@ -196,7 +190,10 @@ pub fn collect(
     progress: &Progress,
 ) -> Collected {
     let mut out = Collected::default();
-    let ids: Vec<&str> = chosen.iter().map(|&i| tree.nodes[i].entity_id.as_str()).collect();
+    let ids: Vec<&str> = chosen
+        .iter()
+        .map(|&i| tree.nodes[i].entity_id.as_str())
+        .collect();
     let Ok(ac) = AhoCorasick::new(&ids) else {
         return out;
     };
@@ -206,13 +203,8 @@ pub fn collect(
         .collect();
     let total: u64 = inputs.iter().map(|i| i.size).sum();
     progress.pass("collecting activity (2/2)", total, 2);
-    let mut n = 0u64;
     for input in inputs.iter_mut() {
         lines(input, progress, |l| {
-            n += 1;
-            if n % TICK == 0 {
-                progress.tick();
-            }
             if !ac.is_match(l) {
                 return;
             }

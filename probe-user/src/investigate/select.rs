@@ -69,8 +69,11 @@ pub fn resolve(target: &Target, ix: &Index) -> Result<Vec<Chosen>, InvestigateEr
             match at {
                 Some(at) => {
                     let t = parse_at(at)?;
-                    let alive: Vec<usize> =
-                        all.iter().copied().filter(|&i| tree.nodes[i].alive_at(t)).collect();
+                    let alive: Vec<usize> = all
+                        .iter()
+                        .copied()
+                        .filter(|&i| tree.nodes[i].alive_at(t))
+                        .collect();
                     match latest(&alive) {
                         Some(i) => one(i),
                         None => Err(InvestigateError::NoPidAt {
@@ -97,7 +100,11 @@ pub fn resolve(target: &Target, ix: &Index) -> Result<Vec<Chosen>, InvestigateEr
             }
         }
         Target::Alert(seq) => {
-            let hits: Vec<_> = ix.alerts.iter().filter(|(a, _)| a.seq == Some(*seq)).collect();
+            let hits: Vec<_> = ix
+                .alerts
+                .iter()
+                .filter(|(a, _)| a.seq == Some(*seq))
+                .collect();
             if hits.is_empty() {
                 return Err(InvestigateError::NoAlert(*seq));
             }
@@ -192,11 +199,16 @@ mod tests {
         };
         // pid 100 used twice: the first instance exits at :05.
         ix.tree.ingest(&p(1, "init", "2026-01-01T00:00:00Z", None));
-        ix.tree.ingest(&p(100, "first", "2026-01-01T00:00:01Z", Some("init")));
-        ix.tree.ingest(&json!({"ts": "2026-01-01T00:00:05Z", "kind": "process.exit",
-            "process": {"pid": 100, "tid": 100, "entity_id": "first"}, "exit": {"code": 0}}));
-        ix.tree.ingest(&p(100, "second", "2026-01-01T00:00:09Z", Some("init")));
-        ix.tree.ingest(&p(200, "kid", "2026-01-01T00:00:10Z", Some("second")));
+        ix.tree
+            .ingest(&p(100, "first", "2026-01-01T00:00:01Z", Some("init")));
+        ix.tree.ingest(
+            &json!({"ts": "2026-01-01T00:00:05Z", "kind": "process.exit",
+            "process": {"pid": 100, "tid": 100, "entity_id": "first"}, "exit": {"code": 0}}),
+        );
+        ix.tree
+            .ingest(&p(100, "second", "2026-01-01T00:00:09Z", Some("init")));
+        ix.tree
+            .ingest(&p(200, "kid", "2026-01-01T00:00:10Z", Some("second")));
         let alert = |seq: u64, rule: &str| AlertMark {
             seq: Some(seq),
             ts: "2026-01-01T00:00:11Z".into(),
@@ -216,7 +228,9 @@ mod tests {
     }
 
     fn eid(ix: &Index, c: &[Chosen]) -> Vec<String> {
-        c.iter().map(|c| ix.tree.nodes[c.node].entity_id.clone()).collect()
+        c.iter()
+            .map(|c| ix.tree.nodes[c.node].entity_id.clone())
+            .collect()
     }
 
     #[test]
@@ -240,16 +254,29 @@ mod tests {
         assert_eq!(eid(&ix, &r(Target::Alert(9)).unwrap()), ["first"]);
         let rule = r(Target::Rule("r1".into())).unwrap();
         assert_eq!(eid(&ix, &rule), ["kid", "first"]);
-        assert_eq!(rule[0].alerts.len(), 2, "two alerts of one process: one storyline");
+        assert_eq!(
+            rule[0].alerts.len(),
+            2,
+            "two alerts of one process: one storyline"
+        );
         let e = r(Target::Entity("nope".into())).unwrap_err().to_string();
         assert_eq!(e, "no process with entity_id nope in these files");
-        assert!(matches!(r(Target::Alert(1)), Err(InvestigateError::NoAlert(1))));
+        assert!(matches!(
+            r(Target::Alert(1)),
+            Err(InvestigateError::NoAlert(1))
+        ));
         assert!(matches!(
             r(Target::Alert(10)),
             Err(InvestigateError::AlertWithoutProcess(10))
         ));
-        assert!(matches!(r(Target::Rule("x".into())), Err(InvestigateError::NoRule(_))));
-        assert!(matches!(r(Target::Pid { pid: 5, at: None }), Err(InvestigateError::NoPid(5))));
+        assert!(matches!(
+            r(Target::Rule("x".into())),
+            Err(InvestigateError::NoRule(_))
+        ));
+        assert!(matches!(
+            r(Target::Pid { pid: 5, at: None }),
+            Err(InvestigateError::NoPid(5))
+        ));
         assert!(parse_at("yesterday").is_err());
     }
 

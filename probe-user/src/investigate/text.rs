@@ -156,7 +156,11 @@ fn response_line(r: &ResponseMark, paint: Paint) -> String {
         (None, Some(rule)) => format!(" for rule {rule}"),
         _ => String::new(),
     };
-    s = format!("{} {} {outcome}{trigger}", paint.on("1;35", s.trim_end()), clock(&r.ts));
+    s = format!(
+        "{} {} {outcome}{trigger}",
+        paint.on("1;35", s.trim_end()),
+        clock(&r.ts)
+    );
     s
 }
 
@@ -247,9 +251,17 @@ fn node(out: &mut String, n: &Node, prefix: &str, last: bool, root: bool, paint:
     } else {
         ("├─ ", "│  ")
     };
-    let _ = writeln!(out, "{prefix}{branch}{}", proc_line(&n.proc, n.target, paint));
+    let _ = writeln!(
+        out,
+        "{prefix}{branch}{}",
+        proc_line(&n.proc, n.target, paint)
+    );
     let inner = format!("{prefix}{cont}");
-    let bar = if n.children.is_empty() { "   " } else { "│  " };
+    let bar = if n.children.is_empty() {
+        "   "
+    } else {
+        "│  "
+    };
     let mut detail = vec![facts(&n.proc, paint)];
     detail.extend(images(&n.proc, paint));
     if let Some(a) = &n.activity {

@@ -164,7 +164,11 @@ fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
         .map(|a| {
             a.iter()
-                .map(|x| x.as_str().map(str::to_owned).unwrap_or_else(|| x.to_string()))
+                .map(|x| {
+                    x.as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| x.to_string())
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -348,7 +352,8 @@ impl Tree {
         }
         if kind == "process.fork" {
             let child = v.get("child");
-            let is_thread = child.and_then(|c| c.get("thread")).and_then(Value::as_bool) == Some(true);
+            let is_thread =
+                child.and_then(|c| c.get("thread")).and_then(Value::as_bool) == Some(true);
             if let (Some(c), false) = (child, is_thread) {
                 if let Some(ce) = get_str(c, "entity_id").filter(|e| !e.is_empty()) {
                     let fresh = self.get(ce).is_none();
@@ -463,7 +468,11 @@ mod tests {
                                  {"pid": 1, "exe": "/sbin/init", "args": ["init"], "entity_id": "init"}]}),
         ));
         let kid = t.get("kid").unwrap();
-        assert_eq!(t.nodes[kid].exe.as_deref(), Some("/bin/p10"), "inherits the image");
+        assert_eq!(
+            t.nodes[kid].exe.as_deref(),
+            Some("/bin/p10"),
+            "inherits the image"
+        );
         assert_eq!(t.nodes[kid].seen, Seen::Forked);
         let mut exec = line("process.exec", "2026-01-01T00:00:02Z", 11, "kid", json!({}));
         exec["process"]["exe"] = "/usr/bin/touch".into();

@@ -50,7 +50,11 @@ pub fn line(v: &Value, color: bool) -> String {
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     if !techniques.is_empty() {
-        parts.push(paint(&format!("att&ck={}", techniques.join(",")), "2", color));
+        parts.push(paint(
+            &format!("att&ck={}", techniques.join(",")),
+            "2",
+            color,
+        ));
     }
     parts.join(" ")
 }

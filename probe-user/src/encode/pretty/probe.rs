@@ -16,32 +16,8 @@ pub fn start(v: &Value, color: bool) -> String {
         format!("tprobe {}", get_str(v, "probe.version").unwrap_or("?")),
         format!("kernel {}", get_str(v, "probe.kernel").unwrap_or("?")),
     ];
-    let hooks = get(v, "probe.hooks").and_then(Value::as_array);
-    if let Some(h) = hooks {
-        let attached = |x: &&Value| x.get("attached").and_then(Value::as_bool) == Some(true);
-        let n = h.iter().filter(attached).count();
-        let skipped: Vec<&str> = h
-            .iter()
-            .filter(|x| !attached(x))
-            .map(|x| {
-                let hook = get_str(x, "hook").unwrap_or("?");
-                // `tracepoint/syscalls/sys_enter_x` → `sys_enter_x`: the name says it.
-                hook.rsplit('/').next().unwrap_or(hook)
-            })
-            .collect();
-        let mut s = format!("hooks {n} attached");
-        if !skipped.is_empty() {
-            s.push_str(&format!(
-                ", {} skipped ({})",
-                skipped.len(),
-                skipped.join(", ")
-            ));
-        }
-        parts.push(if skipped.is_empty() {
-            s
-        } else {
-            paint(&s, "33", color)
-        });
+    if let Some(h) = get(v, "probe.hooks").and_then(Value::as_array) {
+        parts.push(hooks(h, color));
     }
     if let Some(r) = get(v, "probe.analyze.rules").and_then(Value::as_u64) {
         parts.push(format!("rules {r}"));
@@ -51,6 +27,39 @@ pub fn start(v: &Value, color: bool) -> String {
         None => parts.push("metrics off".into()),
     }
     parts.join(" ")
+}
+
+/// The reason `load` gives a hook no enabled kind needs: left unattached by choice, so only
+/// counted (the others could not be attached here and are named).
+const NOT_NEEDED: &str = "no enabled event kind needs it";
+
+fn hooks(h: &[Value], color: bool) -> String {
+    let attached = |x: &&Value| x.get("attached").and_then(Value::as_bool) == Some(true);
+    let not_needed = |x: &&Value| get_str(x, "reason") == Some(NOT_NEEDED);
+    let n = h.iter().filter(attached).count();
+    let idle = h.iter().filter(|x| !attached(x) && not_needed(x)).count();
+    let skipped: Vec<&str> = h
+        .iter()
+        .filter(|x| !attached(x) && !not_needed(x))
+        .map(|x| {
+            let hook = get_str(x, "hook").unwrap_or("?");
+            // `tracepoint/syscalls/sys_enter_x` → `sys_enter_x`: the name says it.
+            hook.rsplit('/').next().unwrap_or(hook)
+        })
+        .collect();
+    let mut s = format!("hooks {n} attached");
+    if idle > 0 {
+        s.push_str(&format!(", {idle} not needed"));
+    }
+    if skipped.is_empty() {
+        return s;
+    }
+    s.push_str(&format!(
+        ", {} skipped ({})",
+        skipped.len(),
+        skipped.join(", ")
+    ));
+    paint(&s, "33", color)
 }
 
 pub fn stop(v: &Value, color: bool) -> String {

@@ -9,6 +9,8 @@ fn stream() -> Vec<serde_json::Value> {
                "probe": {"version": "0.1.0", "kernel": "6.18.0", "pid": 42,
                          "hooks": [{"hook": "raw_tracepoint/sched_process_exec", "program": "a", "attached": true},
                                    {"hook": "tracepoint/syscalls/sys_enter_openat", "program": "b", "attached": true},
+                                   {"hook": "tracepoint/syscalls/sys_enter_bpf", "program": "d", "attached": false,
+                                    "reason": "no enabled event kind needs it"},
                                    {"hook": "tracepoint/syscalls/sys_enter_init_module", "program": "c", "attached": false,
                                     "reason": "this kernel is built without module support"}],
                          "features": [{"feature": "ringbuf", "available": true, "needed_for": "every event"}],
@@ -45,7 +47,7 @@ fn stream() -> Vec<serde_json::Value> {
 }
 
 const EXPECTED: &str = "\
-06:00:00.000 probe.start    tprobe 0.1.0 kernel 6.18.0 hooks 2 attached, 1 skipped (sys_enter_init_module) rules 40 metrics http://127.0.0.1:9810/metrics
+06:00:00.000 probe.start    tprobe 0.1.0 kernel 6.18.0 hooks 2 attached, 1 not needed, 1 skipped (sys_enter_init_module) rules 40 metrics http://127.0.0.1:9810/metrics
 06:00:01.250 process.exec   touch[7] user=root touch -d 2001-01-01 \"/tmp/x y\"
 06:00:01.260 file.utime     touch[7] file.path=\"/tmp/x y\" file.syscall=\"utimensat\"
 06:00:01.261 ALERT low      File times set by hand with touch — touch[7] user=root touch -d 2001-01-01 \"/tmp/x y\" rule=5f1c0012 on=process.exec att&ck=T1070.006
@@ -56,10 +58,7 @@ const EXPECTED: &str = "\
 
 #[test]
 fn a_fixed_stream_reads_as_expected() {
-    let got: String = stream()
-        .iter()
-        .map(|v| line(v, false) + "\n")
-        .collect();
+    let got: String = stream().iter().map(|v| line(v, false) + "\n").collect();
     if got != EXPECTED {
         // The whole text on failure, so the difference is easy to see.
         panic!("got:\n{got}\nexpected:\n{EXPECTED}");
@@ -72,7 +71,10 @@ fn colour_only_when_asked_and_alerts_stand_out() {
     assert!(!line(&s[3], false).contains('\x1b'));
     let alert = line(&s[3], true);
     assert!(alert.contains("\x1b[1;33mALERT low"), "{alert}");
-    assert!(alert.contains("\x1b[1mFile times set by hand with touch\x1b[0m"), "{alert}");
+    assert!(
+        alert.contains("\x1b[1mFile times set by hand with touch\x1b[0m"),
+        "{alert}"
+    );
     assert!(line(&s[6], true).contains("\x1b[1;31mLOST 2"));
     assert!(line(&s[1], true).contains("\x1b[1;32m"));
 }
