@@ -2,7 +2,7 @@
 //! what was touched, the rule id and ATT&CK techniques.
 use serde_json::Value;
 
-use super::{paint, short_time, who};
+use super::style::{paint, short_time, who};
 use crate::encode::json::{command_line, get, get_str};
 
 pub fn line(v: &Value, color: bool) -> String {

@@ -4,18 +4,12 @@
 //! lines are summaries (probe.rs) and alerts stand out (alert.rs).
 mod alert;
 mod probe;
+mod style;
 
 use serde_json::Value;
 
+use self::style::{paint, short_time, who};
 use super::json::{command_line, get, get_str, split_kind};
-
-fn paint(s: &str, code: &str, color: bool) -> String {
-    if color {
-        format!("\x1b[{code}m{s}\x1b[0m")
-    } else {
-        s.to_owned()
-    }
-}
 
 /// Keys whose `false` is news (everything else's `false` is its default and left out).
 const FALSE_IS_NEWS: &[&str] = &["path_resolved", "target_path_resolved", "ok"];
@@ -98,30 +92,6 @@ pub fn line(v: &Value, color: bool) -> String {
     }
     parts.extend(rest);
     parts.join(" ")
-}
-
-/// hh:mm:ss.mmm of the RFC 3339 time.
-fn short_time(ts: &str) -> &str {
-    ts.get(11..23).unwrap_or(ts)
-}
-
-/// `comm[pid]`, the user, a different euid and the container.
-fn who(v: &Value) -> Vec<String> {
-    let mut parts = Vec::new();
-    if let Some(pid) = get(v, "process.pid") {
-        let comm = get_str(v, "process.comm").unwrap_or("");
-        parts.push(format!("{comm}[{pid}]"));
-        if let Some(u) = get_str(v, "process.user") {
-            parts.push(format!("user={u}"));
-        }
-        if let Some(e) = get(v, "process.euid").filter(|e| Some(*e) != get(v, "process.uid")) {
-            parts.push(format!("euid={e}"));
-        }
-    }
-    if let Some(c) = get_str(v, "container.name").or_else(|| get_str(v, "container.id")) {
-        parts.push(format!("container={c}"));
-    }
-    parts
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{paint, short_time};
+use super::style::{paint, short_time};
 use crate::encode::json::{get, get_str};
 
 pub fn start(v: &Value, color: bool) -> String {
