@@ -241,3 +241,63 @@ pub fn collect(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::investigate::read::{open_all, InputProblems};
+
+    /// Both passes over a small file: the tree, an alert and a loss from pass one; pass two
+    /// keeps only the chosen processes' events, and marks a response (which names its target,
+    /// not an acting process) on the process it acted on.
+    #[test]
+    fn two_passes_collect_the_chosen_only() {
+        let lines = [
+            r#"{"ts":"2026-01-01T00:00:01Z","kind":"process.exec","seq":1,"host":{"name":"h"},"schema":"tprobe/1","process":{"pid":10,"tid":10,"args":["sh"],"start_time":"2026-01-01T00:00:01Z","entity_id":"aaaa"},"parent":{"pid":1,"entity_id":"init"}}"#,
+            r#"{"ts":"2026-01-01T00:00:02Z","kind":"process.exec","seq":2,"host":{"name":"h"},"schema":"tprobe/1","process":{"pid":11,"tid":11,"args":["curl"],"start_time":"2026-01-01T00:00:02Z","entity_id":"bbbb"},"parent":{"pid":10,"entity_id":"aaaa"}}"#,
+            r#"{"ts":"2026-01-01T00:00:03Z","kind":"net.connect","seq":3,"host":{"name":"h"},"schema":"tprobe/1","process":{"pid":11,"tid":11,"entity_id":"bbbb"},"net":{"transport":"tcp","dst":{"ip":"10.0.0.1","port":443,"domain":"x.test"}},"result":{"ok":true}}"#,
+            r#"{"ts":"2026-01-01T00:00:03Z","kind":"file.open","seq":4,"host":{"name":"h"},"schema":"tprobe/1","process":{"pid":99,"tid":99,"entity_id":"other"},"file":{"path":"/etc/x","flags":["O_WRONLY"]}}"#,
+            r#"{"ts":"2026-01-01T00:00:04Z","kind":"alert","seq":5,"host":{"name":"h"},"schema":"tprobe/1","alert":{"rule":{"id":"r","title":"T","level":"high"},"matched":{"kind":"net.connect","seq":3}},"process":{"pid":11,"tid":11,"entity_id":"bbbb"}}"#,
+            r#"{"ts":"2026-01-01T00:00:05Z","kind":"response.kill","seq":6,"host":{"name":"h"},"schema":"tprobe/1","response":{"action":"kill","target":{"pid":11,"entity_id":"bbbb"},"trigger":{"rule_id":"r","alert_seq":5},"dry_run":false,"ok":true}}"#,
+            r#"{"ts":"2026-01-01T00:00:06Z","kind":"probe.loss","seq":7,"host":{"name":"h"},"schema":"tprobe/1","loss":{"source":"ringbuf","kind":"file.open","count":3,"since":"2026-01-01T00:00:02Z"}}"#,
+        ];
+        let d = std::env::temp_dir().join(format!("tprobe-inv-scan-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let p = d.join("rec.json");
+        std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+        let progress = Progress::hidden();
+        let mut problems = InputProblems::default();
+        let mut inputs = open_all(&[p], &mut problems, &progress).unwrap();
+        let ix = index(&mut inputs, &progress);
+        assert_eq!(ix.lines, 7);
+        assert_eq!(ix.bad.total(), 0);
+        assert_eq!(ix.alerts.len(), 1);
+        assert_eq!(ix.alerts[0].1.as_deref(), Some("bbbb"));
+        assert_eq!(ix.losses[0].count, 3);
+        let (a, b) = (ix.tree.get("aaaa").unwrap(), ix.tree.get("bbbb").unwrap());
+        let got = collect(
+            &mut inputs,
+            &ix.tree,
+            &[a, b],
+            &Limits {
+                items: 10,
+                events: 100,
+            },
+            &progress,
+        );
+        let curl = &got.activity[&b];
+        assert_eq!(
+            curl.groups["connections"].items[0].what,
+            "connect tcp 10.0.0.1:443 (x.test)"
+        );
+        assert_eq!(curl.alerts[0].title.as_deref(), Some("T"));
+        assert_eq!(curl.responses[0].action.as_deref(), Some("kill"));
+        assert_eq!(curl.responses[0].alert_seq, Some(5));
+        assert!(got
+            .timeline
+            .iter()
+            .all(|e| e.entity_id.as_deref() != Some("other")));
+        assert_eq!(got.timeline.len(), 5, "{:?}", got.timeline);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}
