@@ -121,11 +121,14 @@ fn activity(out: &mut String, a: &Activity) {
 }
 
 fn summary(p: &Proc) -> String {
+    let cmd = command(p);
+    // The whole command line on hover when the shown one is cut.
     format!(
-        r#"<span class="who">{}[{}]</span> <span class="cmd">{}</span>"#,
+        r#"<span class="who">{}[{}]</span> <span class="cmd" title="{}">{}</span>"#,
         esc(p.name()),
         p.pid,
-        esc(&short(&command(p), CMD_MAX))
+        esc(&cmd),
+        esc(&short(&cmd, CMD_MAX))
     )
 }
 

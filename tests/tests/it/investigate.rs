@@ -318,6 +318,31 @@ fn text_tree_shows_the_story() {
     assert!(out.contains(&format!("127.0.0.1:{}", r.port)), "{out}");
     assert!(out.contains("exit 0"), "{out}");
     assert!(out.contains("losses: none reported"), "{out}");
+    // On a terminal (`script` gives one) colours by default, none with NO_COLOR set.
+    let files: Vec<String> = r.files.iter().map(|f| f.display().to_string()).collect();
+    let cmd = format!(
+        "{} investigate --entity {} {}",
+        tprobe_bin().display(),
+        r.outer,
+        files.join(" ")
+    );
+    let on_tty = |no_color: bool| {
+        let mut c = Command::new("script");
+        c.args(["-qec", &cmd, "/dev/null"]).stdin(Stdio::null());
+        if no_color {
+            c.env("NO_COLOR", "1");
+        } else {
+            c.env_remove("NO_COLOR");
+        }
+        String::from_utf8_lossy(&c.output().unwrap().stdout).into_owned()
+    };
+    let tty = on_tty(false);
+    assert!(tty.contains("\x1b[1;4m▶"), "{tty:.2000}");
+    let plain = on_tty(true);
+    assert!(
+        plain.contains("Storyline of") && !plain.contains('\x1b'),
+        "{plain:.2000}"
+    );
     // Colour when asked; NO_COLOR wins over a terminal (auto) but not over --color always.
     let (_, coloured, _) = investigate(&["--entity", &r.outer, "--color", "always"], &r.files);
     assert!(coloured.contains("\x1b["));
