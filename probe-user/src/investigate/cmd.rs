@@ -117,7 +117,10 @@ pub fn investigate(
         return Err(InvestigateError::NoInput);
     }
     let mut ix = index(&mut inputs, progress);
-    ix.problems.unreadable = std::mem::take(&mut problems.unreadable);
+    // Files that could not be opened first, then those that failed while being read.
+    let mut unreadable = std::mem::take(&mut problems.unreadable);
+    unreadable.append(&mut ix.problems.unreadable);
+    ix.problems.unreadable = unreadable;
     let names: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
     let input = summary(
         &ix.problems,

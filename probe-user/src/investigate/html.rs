@@ -195,6 +195,14 @@ fn storyline(out: &mut String, s: &Storyline, k: usize) {
             String::new()
         }
     );
+    for g in &s.gaps {
+        let _ = writeln!(
+            out,
+            r#"<div class="loss"><b>probe not running {} … {}</b>: events in that time are missing.</div>"#,
+            esc(&g.from),
+            esc(g.to.as_deref().unwrap_or("the end of the record"))
+        );
+    }
     if s.losses.is_empty() {
         out.push_str("<p class=\"meta\">losses: none reported in this time</p>\n");
     } else {

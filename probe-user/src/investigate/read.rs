@@ -96,11 +96,14 @@ pub fn open_all(
         stdin_seen = true;
     }
     for p in order(&files) {
-        match File::open(&p).and_then(|f| f.metadata().map(|m| (f, m.len()))) {
-            Ok((file, size)) => inputs.push(Input {
+        match File::open(&p).and_then(|f| f.metadata().map(|m| (f, m))) {
+            Ok((_, m)) if m.is_dir() => problems
+                .unreadable
+                .push(format!("{}: is a directory", p.display())),
+            Ok((file, m)) => inputs.push(Input {
                 name: p.display().to_string(),
                 file,
-                size,
+                size: m.len(),
             }),
             Err(e) => problems.unreadable.push(format!("{}: {e}", p.display())),
         }
@@ -138,15 +141,17 @@ impl<R: Read> Read for Counting<R> {
 /// How a pass over the inputs ended for one file.
 pub enum End {
     Whole,
-    /// The data ended early or could not be read further (gzip truncated, I/O error).
-    Cut(std::io::Error),
+    /// The gzip data ended early or is damaged.
+    CutGzip(std::io::Error),
+    /// The file could not be read further.
+    Failed(std::io::Error),
 }
 
 /// Calls `f` with every line (without its newline) of `input`, from the start. Returns the
 /// number of lines and how the file ended.
 pub fn lines(input: &mut Input, progress: &Progress, mut f: impl FnMut(&[u8])) -> (u64, End) {
     if let Err(e) = input.file.seek(SeekFrom::Start(0)) {
-        return (0, End::Cut(e));
+        return (0, End::Failed(e));
     }
     let counted = Counting {
         inner: &input.file,
@@ -155,7 +160,7 @@ pub fn lines(input: &mut Input, progress: &Progress, mut f: impl FnMut(&[u8])) -
     let mut raw = BufReader::with_capacity(1 << 18, counted);
     let gzip = match raw.fill_buf() {
         Ok(b) => b.starts_with(&[0x1f, 0x8b]),
-        Err(e) => return (0, End::Cut(e)),
+        Err(e) => return (0, End::Failed(e)),
     };
     let mut reader: Box<dyn BufRead + '_> = if gzip {
         Box::new(BufReader::with_capacity(
@@ -179,7 +184,8 @@ pub fn lines(input: &mut Input, progress: &Progress, mut f: impl FnMut(&[u8])) -
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return (n, End::Cut(e)),
+            Err(e) if gzip => return (n, End::CutGzip(e)),
+            Err(e) => return (n, End::Failed(e)),
         }
     }
 }
@@ -279,7 +285,7 @@ mod tests {
         let mut n = 0;
         let (count, end) = lines(&mut inputs[0], &progress, |_| n += 1);
         assert!(count > 0 && count < 2000, "{count}");
-        assert!(matches!(end, End::Cut(_)));
+        assert!(matches!(end, End::CutGzip(_)));
         let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -29,6 +29,15 @@ pub struct Loss {
     pub count: u64,
 }
 
+/// A time the probe was not running: from a `probe.stop` to the next `probe.start` (None: the
+/// record ends stopped).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Gap {
+    pub from: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+}
+
 /// Losses and alerts kept from the first pass; beyond this they are counted only.
 const MAX_KEPT: usize = 100_000;
 
@@ -41,6 +50,8 @@ pub struct Index {
     pub alerts_more: u64,
     pub losses: Vec<Loss>,
     pub losses_more: u64,
+    /// `probe.start` and `probe.stop` times (bounded like the losses).
+    pub runs: Vec<(bool, String)>,
     pub lines: u64,
     pub bad: BadCounts,
     pub problems: InputProblems,
@@ -125,6 +136,9 @@ pub fn index(inputs: &mut [Input], progress: &Progress) -> Index {
                         ix.alerts_more += 1;
                     }
                 }
+                k @ ("probe.start" | "probe.stop") if ix.runs.len() < MAX_KEPT => {
+                    ix.runs.push((k == "probe.start", ts.to_owned()));
+                }
                 "probe.loss" => {
                     if ix.losses.len() < MAX_KEPT {
                         ix.losses.push(Loss {
@@ -141,12 +155,36 @@ pub fn index(inputs: &mut [Input], progress: &Progress) -> Index {
                 _ => {}
             }
         });
-        if let End::Cut(e) = end {
-            log::debug!("{}: {e}", input.name);
-            ix.problems.truncated_gzip.push((input.name.clone(), n));
+        match end {
+            End::Whole => {}
+            End::CutGzip(e) => {
+                log::debug!("{}: {e}", input.name);
+                ix.problems.truncated_gzip.push((input.name.clone(), n));
+            }
+            End::Failed(e) => ix
+                .problems
+                .unreadable
+                .push(format!("{} (after {n} lines): {e}", input.name)),
         }
     }
     ix
+}
+
+impl Index {
+    /// The times the probe was not running between runs in the record.
+    pub fn gaps(&self) -> Vec<Gap> {
+        let mut runs = self.runs.clone();
+        runs.sort_by_key(|(_, t)| super::tree::ns(t).unwrap_or(i64::MIN));
+        let mut out: Vec<Gap> = Vec::new();
+        for (start, ts) in runs {
+            match (start, out.last_mut()) {
+                (true, Some(g)) if g.to.is_none() => g.to = Some(ts),
+                (false, _) => out.push(Gap { from: ts, to: None }),
+                _ => {}
+            }
+        }
+        out
+    }
 }
 
 /// One timeline entry.
@@ -259,6 +297,8 @@ mod tests {
             r#"{"ts":"2026-01-01T00:00:03Z","kind":"file.open","seq":4,"host":{"name":"h"},"schema":"tprobe/1","process":{"pid":99,"tid":99,"entity_id":"other"},"file":{"path":"/etc/x","flags":["O_WRONLY"]}}"#,
             r#"{"ts":"2026-01-01T00:00:04Z","kind":"alert","seq":5,"host":{"name":"h"},"schema":"tprobe/1","alert":{"rule":{"id":"r","title":"T","level":"high"},"matched":{"kind":"net.connect","seq":3}},"process":{"pid":11,"tid":11,"entity_id":"bbbb"}}"#,
             r#"{"ts":"2026-01-01T00:00:05Z","kind":"response.kill","seq":6,"host":{"name":"h"},"schema":"tprobe/1","response":{"action":"kill","target":{"pid":11,"entity_id":"bbbb"},"trigger":{"rule_id":"r","alert_seq":5},"dry_run":false,"ok":true}}"#,
+            r#"{"ts":"2026-01-01T00:00:05.5Z","kind":"probe.stop","seq":7,"host":{"name":"h"},"schema":"tprobe/1","probe":{}}"#,
+            r#"{"ts":"2026-01-01T00:00:05.8Z","kind":"probe.start","seq":1,"host":{"name":"h"},"schema":"tprobe/1","probe":{}}"#,
             r#"{"ts":"2026-01-01T00:00:06Z","kind":"probe.loss","seq":7,"host":{"name":"h"},"schema":"tprobe/1","loss":{"source":"ringbuf","kind":"file.open","count":3,"since":"2026-01-01T00:00:02Z"}}"#,
         ];
         let d = std::env::temp_dir().join(format!("tprobe-inv-scan-{}", std::process::id()));
@@ -269,7 +309,14 @@ mod tests {
         let mut problems = InputProblems::default();
         let mut inputs = open_all(&[p], &mut problems, &progress).unwrap();
         let ix = index(&mut inputs, &progress);
-        assert_eq!(ix.lines, 7);
+        assert_eq!(ix.lines, 9);
+        assert_eq!(
+            ix.gaps(),
+            vec![Gap {
+                from: "2026-01-01T00:00:05.5Z".into(),
+                to: Some("2026-01-01T00:00:05.8Z".into())
+            }]
+        );
         assert_eq!(ix.bad.total(), 0);
         assert_eq!(ix.alerts.len(), 1);
         assert_eq!(ix.alerts[0].1.as_deref(), Some("bbbb"));

@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::{
     activity::{Activity, AlertMark},
     line::BadCounts,
-    scan::{Collected, Entry, Index, Loss},
+    scan::{Collected, Entry, Gap, Index, Loss},
     select::Chosen,
     tree::{ns, Proc, Tree},
 };
@@ -113,6 +113,9 @@ pub struct Storyline {
     pub covered: Span,
     /// `probe.loss` reports that overlap the covered time: events may be missing there.
     pub losses: Vec<Loss>,
+    /// Times within the covered time the probe was not running (a stop, then a start).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<Gap>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeline: Option<Vec<Entry>>,
     #[serde(skip_serializing_if = "is_zero")]
@@ -201,6 +204,17 @@ impl Builder<'_> {
             })
             .cloned()
             .collect();
+        let gaps: Vec<Gap> = self
+            .ix
+            .gaps()
+            .into_iter()
+            .filter(|g| {
+                let start = ns(&g.from);
+                let end = g.to.as_deref().and_then(ns);
+                f.is_none_or(|f| end.is_none_or(|e| e >= f))
+                    && t.is_none_or(|t| start.is_none_or(|s| s <= t))
+            })
+            .collect();
         let covered = Span {
             from: from.map(str::to_owned),
             to: to.map(str::to_owned),
@@ -243,6 +257,7 @@ impl Builder<'_> {
             processes_more: more,
             covered,
             losses,
+            gaps,
             timeline,
             timeline_more,
         }

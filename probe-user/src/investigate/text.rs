@@ -304,6 +304,20 @@ pub fn header(s: &Storyline, paint: Paint) -> String {
             String::new()
         }
     );
+    for g in &s.gaps {
+        let _ = writeln!(
+            out,
+            "  {}",
+            paint.on(
+                "1;33",
+                &format!(
+                    "probe not running {} … {}: events in that time are missing",
+                    g.from,
+                    g.to.as_deref().unwrap_or("the end of the record")
+                )
+            )
+        );
+    }
     if s.losses.is_empty() {
         let _ = writeln!(out, "  losses: none reported in this time");
     } else {
