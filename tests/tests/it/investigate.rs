@@ -759,3 +759,54 @@ fn pretty_lines_for_people() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A process that lives across a probe restart: two runs append to one file, and the
+/// storyline says when the probe was not running.
+#[test]
+fn a_probe_restart_inside_a_storyline_shows_as_a_gap() {
+    let dir = std::env::temp_dir().join(format!("tprobe-investigate-gap-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let rec = dir.join("gap.json");
+    let sink = format!("file:{}", rec.display());
+    let args = ["--events", "process", "--sink", "stdout", "--sink", &sink];
+    let first = Probe::start(&args);
+    let go = dir.join("go");
+    let script = format!(
+        "while [ ! -e {} ]; do sleep 0.1; done; touch {}/after",
+        go.display(),
+        dir.display()
+    );
+    let mut child = Command::new("/bin/sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    assert!(first
+        .wait_for(WAIT, |v| v["kind"] == "process.exec"
+            && v["process"]["pid"] == pid)
+        .is_some());
+    assert!(first.stop().status.success());
+    let second = Probe::start(&args);
+    std::fs::write(&go, "").unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(second
+        .wait_for(WAIT, |v| v["kind"] == "process.exit"
+            && v["process"]["pid"] == pid)
+        .is_some());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(second.stop().status.success());
+    let doc = json_of(&["--pid", &pid.to_string()], &[rec.clone()]);
+    let s = &doc["storylines"][0];
+    assert_eq!(s["tree"]["exit"]["code"], 0, "{}", s["tree"]);
+    let gaps = s["gaps"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no gaps: {s}"));
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert!(gaps[0]["from"].is_string() && gaps[0]["to"].is_string());
+    let (code, out, err) = investigate(&["--pid", &pid.to_string(), "--color", "never"], &[rec]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("probe not running"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
