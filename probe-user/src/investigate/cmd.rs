@@ -122,7 +122,7 @@ pub fn investigate(
     unreadable.append(&mut ix.problems.unreadable);
     ix.problems.unreadable = unreadable;
     let names: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
-    let input = summary(
+    let mut input = summary(
         &ix.problems,
         &names,
         ix.lines,
@@ -157,6 +157,7 @@ pub fn investigate(
     };
     let mut collected = collect(&mut inputs, &ix.tree, &all, &limits, progress);
     progress.finish();
+    input.damaged = collected.damaged;
     for c in &chosen {
         if let Some(n) = &c.note {
             eprintln!("tprobe investigate: {n}");
@@ -204,6 +205,7 @@ fn summary(
             })
             .collect(),
         processes,
+        damaged: 0,
         from,
         to,
     }

@@ -210,6 +210,8 @@ pub struct Collected {
     pub timeline: Vec<Entry>,
     /// Events left out of the timeline by `max_events`.
     pub timeline_more: u64,
+    /// Lines that name a chosen process but do not parse (pass one only looked at their start).
+    pub damaged: u64,
 }
 
 pub struct Limits {
@@ -246,8 +248,16 @@ pub fn collect(
             if !ac.is_match(l) {
                 return;
             }
-            // Bad lines were counted in pass one.
-            let Ok(v) = parse(l) else { return };
+            let v = match parse(l) {
+                Ok(v) => v,
+                // Pass one counted it, unless its quick look passed (a line damaged inside).
+                Err(_) => {
+                    if quick(l).is_some() {
+                        out.damaged += 1;
+                    }
+                    return;
+                }
+            };
             let kind = get_str(&v, "kind").unwrap_or("");
             let actor = get_str(&v, "process.entity_id").and_then(|e| member.get(e));
             // A response is marked on the process it acted on.
@@ -294,6 +304,8 @@ mod tests {
             r#"{"ts":"2026-01-01T00:00:01Z","kind":"process.exec","seq":1,"host":{"name":"h"},"schema":"tprobe/1","process":{"pid":10,"tid":10,"args":["sh"],"start_time":"2026-01-01T00:00:01Z","entity_id":"aaaa"},"parent":{"pid":1,"entity_id":"init"}}"#,
             r#"{"ts":"2026-01-01T00:00:02Z","kind":"process.exec","seq":2,"host":{"name":"h"},"schema":"tprobe/1","process":{"pid":11,"tid":11,"args":["curl"],"start_time":"2026-01-01T00:00:02Z","entity_id":"bbbb"},"parent":{"pid":10,"entity_id":"aaaa"}}"#,
             r#"{"ts":"2026-01-01T00:00:03Z","kind":"net.connect","seq":3,"host":{"name":"h"},"schema":"tprobe/1","process":{"pid":11,"tid":11,"entity_id":"bbbb"},"net":{"transport":"tcp","dst":{"ip":"10.0.0.1","port":443,"domain":"x.test"}},"result":{"ok":true}}"#,
+            // Damaged inside, whole at both ends: only pass two can tell.
+            r#"{"ts":"2026-01-01T00:00:03Z","kind":"file.open","seq":3,"host":{"name":"h"},"schema":"tprobe/1","process":{"pid":11,"tid":11,"entity_id":"bbbb"},"file":{"path":"/x" "garbage"}}"#,
             r#"{"ts":"2026-01-01T00:00:03Z","kind":"file.open","seq":4,"host":{"name":"h"},"schema":"tprobe/1","process":{"pid":99,"tid":99,"entity_id":"other"},"file":{"path":"/etc/x","flags":["O_WRONLY"]}}"#,
             r#"{"ts":"2026-01-01T00:00:04Z","kind":"alert","seq":5,"host":{"name":"h"},"schema":"tprobe/1","alert":{"rule":{"id":"r","title":"T","level":"high"},"matched":{"kind":"net.connect","seq":3}},"process":{"pid":11,"tid":11,"entity_id":"bbbb"}}"#,
             r#"{"ts":"2026-01-01T00:00:05Z","kind":"response.kill","seq":6,"host":{"name":"h"},"schema":"tprobe/1","response":{"action":"kill","target":{"pid":11,"entity_id":"bbbb"},"trigger":{"rule_id":"r","alert_seq":5},"dry_run":false,"ok":true}}"#,
@@ -309,7 +321,7 @@ mod tests {
         let mut problems = InputProblems::default();
         let mut inputs = open_all(&[p], &mut problems, &progress).unwrap();
         let ix = index(&mut inputs, &progress);
-        assert_eq!(ix.lines, 9);
+        assert_eq!(ix.lines, 10);
         assert_eq!(
             ix.gaps(),
             vec![Gap {
@@ -345,6 +357,7 @@ mod tests {
             .iter()
             .all(|e| e.entity_id.as_deref() != Some("other")));
         assert_eq!(got.timeline.len(), 5, "{:?}", got.timeline);
+        assert_eq!(got.damaged, 1);
         let _ = std::fs::remove_dir_all(&d);
     }
 }

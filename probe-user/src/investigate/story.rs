@@ -37,6 +37,9 @@ pub struct InputSummary {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub truncated: Vec<Truncated>,
     pub processes: usize,
+    /// Lines of the chosen processes that looked whole but did not parse.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub damaged: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -60,6 +63,12 @@ impl InputSummary {
         let mut out = Vec::new();
         if !parts.is_empty() {
             out.push(format!("skipped {} lines: {}", s.total(), parts.join(", ")));
+        }
+        if self.damaged > 0 {
+            out.push(format!(
+                "{} lines of these processes are damaged (not JSON) and left out",
+                self.damaged
+            ));
         }
         for t in &self.truncated {
             out.push(format!(
