@@ -797,7 +797,7 @@ fn a_probe_restart_inside_a_storyline_shows_as_a_gap() {
         .is_some());
     std::thread::sleep(Duration::from_millis(300));
     assert!(second.stop().status.success());
-    let doc = json_of(&["--pid", &pid.to_string()], &[rec.clone()]);
+    let doc = json_of(&["--pid", &pid.to_string()], std::slice::from_ref(&rec));
     let s = &doc["storylines"][0];
     assert_eq!(s["tree"]["exit"]["code"], 0, "{}", s["tree"]);
     let gaps = s["gaps"]
