@@ -9,6 +9,7 @@ pub mod enrich;
 pub mod event;
 pub mod families;
 pub mod filter;
+pub mod investigate;
 pub mod kernel;
 pub mod pipeline;
 pub mod run;

@@ -78,6 +78,7 @@ fn main() -> ExitCode {
                 },
             }
         }
+        Command::Investigate(a) => ExitCode::from(probe_user::investigate::cmd::run(&a)),
         Command::Check(a) => ExitCode::from(probe_user::kernel::check::check(&a.btf)),
         Command::Config(a) => {
             if a.default {

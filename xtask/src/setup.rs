@@ -36,6 +36,8 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "bpftrace",
     "bind9-dnsutils",
     "curl",
+    // investigate: the HTML storyline opened in a real headless browser
+    "chromium",
 ];
 
 /// PyPI tools the tests use: (package, pinned version). `rotel` ships an OTLP collector binary.

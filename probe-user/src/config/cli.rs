@@ -43,6 +43,9 @@ pub enum Command {
     /// Sigma rules: `check` validates without loading any program, `list` shows them.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Storylines from recorded events: a process's ancestors, its descendants and what each
+    /// did, as a tree, JSON or an HTML page.
+    Investigate(crate::investigate::cmd::InvestigateArgs),
 }
 
 #[derive(Subcommand, Debug)]

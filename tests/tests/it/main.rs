@@ -8,6 +8,7 @@ mod detection;
 mod dns;
 mod file;
 mod hashes;
+mod investigate;
 mod kernels;
 mod lifecycle;
 mod net;

@@ -7,6 +7,7 @@
 mod analyze;
 mod common;
 mod empty;
+mod investigate;
 mod rate;
 mod report;
 mod storm;
@@ -188,6 +189,15 @@ pub fn bench(tprobe: &Path, opts: &Opts) -> Result<()> {
             rows.push(Row {
                 name: "W8 analyze stage".into(),
                 values: vec![("error".into(), e.to_string())],
+            });
+        }
+    }
+
+    if opts.wants("w9") {
+        if let Err(e) = investigate::w9(tprobe, &dir, opts, &mut rows) {
+            rows.push(Row {
+                name: "W9 investigate".into(),
+                values: vec![("error".into(), format!("{e:#}"))],
             });
         }
     }

@@ -1,18 +1,23 @@
 //! `--pretty`: one readable line per event, coloured on a terminal. Built from the native
-//! record, so new kinds show their own objects without code here.
+//! record, so new kinds show their own objects without code here. Values that only restate a
+//! default (`core_dumped=false`, a null signal, `*_truncated=false`) are left out; `probe.*`
+//! lines are summaries (probe.rs) and alerts stand out (alert.rs).
+mod alert;
+mod probe;
+mod style;
+
 use serde_json::Value;
 
+use self::style::{paint, short_time, who};
 use super::json::{command_line, get, get_str, split_kind};
 
-fn paint(s: &str, code: &str, color: bool) -> String {
-    if color {
-        format!("\x1b[{code}m{s}\x1b[0m")
-    } else {
-        s.to_owned()
-    }
-}
+/// Keys whose `false` is news (everything else's `false` is its default and left out).
+const FALSE_IS_NEWS: &[&str] = &["path_resolved", "target_path_resolved", "ok"];
+/// Keys whose `true` is the default.
+const TRUE_IS_DEFAULT: &[&str] = &["path_resolved", "target_path_resolved"];
 
 fn flat(v: &Value, prefix: &str, out: &mut Vec<String>) {
+    let key = prefix.rsplit('.').next().unwrap_or(prefix);
     match v {
         Value::Object(o) => {
             for (k, x) in o {
@@ -25,6 +30,9 @@ fn flat(v: &Value, prefix: &str, out: &mut Vec<String>) {
             }
         }
         Value::Null => {}
+        Value::Array(a) if a.is_empty() => {}
+        Value::Bool(false) if !FALSE_IS_NEWS.contains(&key) => {}
+        Value::Bool(true) if TRUE_IS_DEFAULT.contains(&key) => {}
         Value::String(s) => out.push(format!("{prefix}={s:?}")),
         other => out.push(format!("{prefix}={other}")),
     }
@@ -32,35 +40,28 @@ fn flat(v: &Value, prefix: &str, out: &mut Vec<String>) {
 
 /// The readable line (no newline).
 pub fn line(v: &Value, color: bool) -> String {
-    let (category, _) = split_kind(v);
     let kind = get_str(v, "kind").unwrap_or("?");
+    match kind {
+        "probe.start" => return probe::start(v, color),
+        "probe.stop" => return probe::stop(v, color),
+        "alert" => return alert::line(v, color),
+        _ => {}
+    }
+    let (category, _) = split_kind(v);
     let ts = get_str(v, "ts").unwrap_or("");
-    // hh:mm:ss.mmm of the RFC 3339 time
-    let short = ts.get(11..23).unwrap_or(ts);
     let code = match category {
         "process" => "32",
         "file" => "36",
         "net" => "35",
         "flow" => "34",
+        "response" => "1;35",
         _ => "33",
     };
     let mut parts = vec![
-        paint(short, "2", color),
+        paint(short_time(ts), "2", color),
         paint(&format!("{kind:<14}"), &format!("1;{code}"), color),
     ];
-    if let Some(pid) = get(v, "process.pid") {
-        let comm = get_str(v, "process.comm").unwrap_or("");
-        parts.push(format!("{comm}[{pid}]"));
-        if let Some(u) = get_str(v, "process.user") {
-            parts.push(format!("user={u}"));
-        }
-        if let Some(e) = get(v, "process.euid").filter(|e| Some(*e) != get(v, "process.uid")) {
-            parts.push(format!("euid={e}"));
-        }
-    }
-    if let Some(c) = get_str(v, "container.name").or_else(|| get_str(v, "container.id")) {
-        parts.push(format!("container={c}"));
-    }
+    parts.extend(who(v));
     if kind == "process.exec" {
         if let Some(cl) = get(v, "process.args").and_then(command_line) {
             parts.push(cl);
@@ -94,19 +95,4 @@ pub fn line(v: &Value, color: bool) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn readable() {
-        let v = serde_json::json!({
-            "ts": "2024-01-02T03:04:05.123456789Z", "kind": "process.exit", "seq": 1,
-            "process": {"pid": 5, "comm": "sh"}, "exit": {"code": 1, "signal": null}
-        });
-        assert_eq!(
-            line(&v, false),
-            "03:04:05.123 process.exit   sh[5] exit.code=1"
-        );
-        assert!(line(&v, true).contains("\x1b[1;32m"));
-    }
-}
+mod tests;
