@@ -78,6 +78,7 @@ fn main() -> ExitCode {
                 },
             }
         }
+        Command::Respond(c) => ExitCode::from(probe_user::analyze::respond::control::client(c)),
         Command::Check(a) => ExitCode::from(probe_user::kernel::check::check(&a.btf)),
         Command::Config(a) => {
             if a.default {

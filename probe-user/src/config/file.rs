@@ -110,6 +110,7 @@ pub struct FileConfig {
     pub xdp: Option<XdpFile>,
     pub service: Option<ServiceFile>,
     pub analyze: Option<AnalyzeFile>,
+    pub respond: Option<crate::analyze::respond::config::RespondFile>,
 }
 
 /// `analyze:`: Sigma rules and IoC lists (`--rules`, `--ioc`).

@@ -10,6 +10,7 @@ pub mod file;
 pub mod flow;
 pub mod net;
 pub mod process;
+pub mod response;
 pub mod security;
 
 use container::ContainerInfo;
@@ -149,6 +150,8 @@ pub enum Body {
     },
     /// `alert`: a detection made by the analyze stage.
     Alert(Box<Alert>),
+    /// `response.<action>`: an action of the respond stage (done, refused, failed, dry run).
+    Response(Box<response::Response>),
     /// `probe.loss`.
     Loss {
         source: &'static str,
@@ -204,6 +207,7 @@ impl Event {
             Body::Flow(f) => f.kind.name(),
             Body::Reload { .. } => "probe.reload",
             Body::Alert(_) => "alert",
+            Body::Response(r) => r.action.kind(),
             _ => self
                 .task
                 .as_ref()
@@ -217,6 +221,7 @@ impl Event {
     pub fn data_kind(&self) -> Option<EventKind> {
         match &self.body {
             Body::Flow(f) => Some(f.kind),
+            Body::Response(_) => None,
             _ => self.task.as_ref().map(|t| t.kind),
         }
     }

@@ -1,0 +1,705 @@
+//! The respond stage: actions bound to rules (kill, kill-tree, freeze, isolate), the exec deny
+//! list, and the console's requests, each one a `response.<action>` event whatever became of
+//! it (done, refused, failed, dry run). It runs on the pipeline thread right after the analyzer.
+//! Its rooms: `config` (flags and file), `actions` (pidfds, cgroups), `safety` (protect list,
+//! rate limits), `deny` (the exec deny list and its kernel map), `isolate` (the TC programs),
+//! `control` (the unix socket and `tprobe respond`), `held` (what is frozen or isolated).
+pub mod actions;
+pub mod config;
+pub mod control;
+pub mod deny;
+pub mod held;
+pub mod isolate;
+pub mod safety;
+
+use std::{
+    collections::HashMap,
+    os::unix::ffi::OsStrExt as _,
+    path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicU64, Ordering::Relaxed},
+        Arc,
+    },
+};
+
+use probe_common::EventKind;
+
+use crate::event::{
+    process::{HashOutcome, ProcessInfo},
+    response::{Action, Response, Target, Trigger},
+    Alert, Body, Event,
+};
+use actions::{Proc, Procs};
+use config::{Binding, RespondConfig, RuleMatch};
+use held::{Held, HeldKind};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RespondError {
+    #[error(transparent)]
+    Config(#[from] config::RespondConfigError),
+    #[error(transparent)]
+    Deny(#[from] deny::DenyError),
+    #[error(transparent)]
+    Isolate(#[from] isolate::IsolateError),
+    #[error("control socket {0}: {1}")]
+    Socket(PathBuf, std::io::Error),
+}
+
+/// Counters for `probe.stop`.
+#[derive(Debug, Default)]
+pub struct RespondStats {
+    pub actions: AtomicU64,
+    pub refused: AtomicU64,
+    pub failed: AtomicU64,
+    pub dry_run: AtomicU64,
+    pub in_kernel: AtomicU64,
+}
+
+/// What a process the stage saw is (for console requests by entity id).
+#[derive(Clone, Debug)]
+struct Seen {
+    proc: Proc,
+    exe: Option<Vec<u8>>,
+    container: Option<(String, Option<String>)>,
+}
+
+/// Processes remembered for the console; the map starts over when full.
+const SEEN_MAX: usize = 65_536;
+
+pub struct Responder {
+    cfg: RespondConfig,
+    procs: Procs,
+    guard: safety::Guard,
+    limiter: safety::Limiter,
+    deny: deny::DenyList,
+    held: Held,
+    isolator: Option<isolate::Isolator>,
+    seen: HashMap<String, Seen>,
+    control: Option<control::Server>,
+    pub stats: Arc<RespondStats>,
+}
+
+/// The action's time since the triggering event, in µs (0 when the clock went back).
+fn latency_us(ts_ns: u64) -> u64 {
+    crate::clock::BootClock::now_boot_ns().saturating_sub(ts_ns) / 1000
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn target_of(p: Option<&ProcessInfo>, pid: u32) -> Target {
+    Target {
+        pid: Some(pid),
+        exe: p.and_then(|p| p.exe.as_deref()).map(lossy),
+        entity_id: p.map(|p| p.entity_id.clone()),
+        ..Default::default()
+    }
+}
+
+fn sha256_of(p: &ProcessInfo) -> Option<&str> {
+    match p.hash.as_deref()?.get()? {
+        HashOutcome::Sha256(h) => Some(h),
+        _ => None,
+    }
+}
+
+impl Responder {
+    /// Checks the config and resolves the deny list; `deny_map` is the kernel's (written unless
+    /// this is a dry run), `ebpf_obj` loads the isolate programs when a binding may isolate.
+    pub fn start(
+        cfg: RespondConfig,
+        proc_root: PathBuf,
+        deny_map: Option<aya::maps::Map>,
+    ) -> Result<Responder, RespondError> {
+        let procs = Procs::new(proc_root);
+        let map = match deny_map {
+            Some(m) if !cfg.dry_run && !cfg.deny.is_empty() => {
+                Some(aya::maps::HashMap::try_from(m).map_err(deny::DenyError::Map)?)
+            }
+            _ => None,
+        };
+        let deny = deny::DenyList::new(&cfg.deny, map)?;
+        let isolator = if cfg.may_isolate() && !cfg.dry_run {
+            Some(isolate::Isolator::load(&cfg.allow)?)
+        } else {
+            None
+        };
+        let guard = safety::Guard::new(&procs, cfg.protect.clone());
+        let limiter = safety::Limiter::new(cfg.rate, cfg.rate_global);
+        Ok(Responder {
+            cfg,
+            procs,
+            guard,
+            limiter,
+            deny,
+            held: Held::default(),
+            isolator,
+            seen: HashMap::new(),
+            control: None,
+            stats: Default::default(),
+        })
+    }
+
+    /// Starts the control socket when configured; `wake` nudges the pipeline thread (which
+    /// answers the requests) with an empty batch.
+    pub fn serve(
+        &mut self,
+        wake: tokio::sync::mpsc::WeakSender<Vec<Event>>,
+    ) -> Result<(), RespondError> {
+        if let Some(path) = self.cfg.socket.clone() {
+            self.control = Some(
+                control::Server::start(&path, wake)
+                    .map_err(|e| RespondError::Socket(path.clone(), e))?,
+            );
+        }
+        Ok(())
+    }
+
+    /// The kinds the stage needs from the kernel whatever `--events` shows.
+    pub fn kinds(&self) -> Vec<EventKind> {
+        if self.deny.is_empty() {
+            Vec::new()
+        } else {
+            vec![EventKind::ProcessExec]
+        }
+    }
+
+    /// For `probe.start`.
+    pub fn summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "bindings": self.cfg.bindings.iter().map(|b| b.spec.clone()).collect::<Vec<_>>(),
+            "deny_exec": self.deny.entries.len(),
+            "deny_exec_kernel_entries": self.deny.kernel_entries(),
+            "dry_run": self.cfg.dry_run,
+            "protect": self.cfg.protect,
+            "isolate_allow": self.cfg.allow.len(),
+            "control_socket": self.cfg.socket,
+        })
+    }
+
+    /// For `probe.stop`.
+    pub fn report(&self) -> serde_json::Value {
+        let s = &self.stats;
+        serde_json::json!({
+            "actions": s.actions.load(Relaxed),
+            "refused": s.refused.load(Relaxed),
+            "rate_limited": self.limiter.refused,
+            "failed": s.failed.load(Relaxed),
+            "dry_run": s.dry_run.load(Relaxed),
+            "in_kernel": s.in_kernel.load(Relaxed),
+            "deny_exec_kernel_entries": self.deny.kernel_entries(),
+            "deny_exec_insert_failed": self.deny.insert_failed,
+            "held": self.held.len(),
+        })
+    }
+
+    /// An event that carries the target's process context and `r`.
+    fn event(&self, from: Option<&Event>, mut r: Response) -> Event {
+        let stats = &self.stats;
+        stats.actions.fetch_add(1, Relaxed);
+        if r.dry_run {
+            stats.dry_run.fetch_add(1, Relaxed);
+        } else if r.reason.is_some() && r.error.is_none() && !r.ok {
+            stats.refused.fetch_add(1, Relaxed);
+        } else if !r.ok {
+            stats.failed.fetch_add(1, Relaxed);
+        }
+        if r.in_kernel {
+            stats.in_kernel.fetch_add(1, Relaxed);
+        }
+        // A kill in the kernel happened at the event; every other action now.
+        let now = match from {
+            Some(e) if r.in_kernel => e.ts_ns,
+            _ => crate::clock::BootClock::now_boot_ns(),
+        };
+        if r.latency_us.is_none() {
+            r.latency_us = from.map(|e| latency_us(e.ts_ns));
+        }
+        let body = Body::Response(Box::new(r));
+        match from {
+            Some(e) => Event {
+                ts_ns: now,
+                task: e.task.clone(),
+                body,
+                process: e.process.clone(),
+                parent: e.parent.clone(),
+                ancestors: e.ancestors.clone(),
+                user: e.user.clone(),
+                container: e.container.clone(),
+            },
+            None => Event::probe(now, body),
+        }
+    }
+
+    /// Remembers the process of `ev` for console requests by entity id.
+    fn remember(&mut self, ev: &Event) {
+        let (Some(t), Some(p)) = (&ev.task, ev.process.as_deref()) else {
+            return;
+        };
+        if self.cfg.socket.is_none() || p.entity_id.is_empty() {
+            return;
+        }
+        if self.seen.len() >= SEEN_MAX {
+            self.seen.clear();
+        }
+        self.seen.insert(
+            p.entity_id.clone(),
+            Seen {
+                proc: Proc {
+                    pid: t.pid,
+                    start_ns: t.start_ns,
+                },
+                exe: p.exe.clone(),
+                container: ev
+                    .container
+                    .as_deref()
+                    .map(|c| (c.id.clone(), c.name.clone())),
+            },
+        );
+    }
+
+    /// Every event after analysis: denied execs (in the kernel or not yet).
+    pub fn on_event(&mut self, ev: &Event, out: &mut Vec<Event>) {
+        let Body::Exec(x) = &ev.body else {
+            return;
+        };
+        self.remember(ev);
+        if self.deny.is_empty() {
+            return;
+        }
+        let (Some(t), p) = (&ev.task, ev.process.as_deref()) else {
+            return;
+        };
+        let sha = p.and_then(sha256_of);
+        let entry = self.deny.matches(Some(&x.exe), sha);
+        let rule_id = entry
+            .and_then(|i| self.deny.entry(i))
+            .map(|e| e.rule_id())
+            .unwrap_or_else(|| "deny-exec".into());
+        let trigger = Trigger {
+            rule_id,
+            alert_seq: None,
+        };
+        let target = target_of(p, t.pid);
+        if x.kernel_deny == Some(true) {
+            let mut r = Response::new(Action::Kill, target, trigger, false);
+            r.ok = true;
+            r.in_kernel = true;
+            // The signal was sent in the exec tracepoint that made the event.
+            r.latency_us = Some(0);
+            r.reason = Some("exec denied at sched_process_exec".into());
+            out.push(self.event(Some(ev), r));
+            return;
+        }
+        let Some(entry) = entry else {
+            return;
+        };
+        // Hashed (or replaced since start): from now on the kernel knows this file.
+        if let (Some(ino), false) = (x.inode.filter(|i| i.ino != 0), self.cfg.dry_run) {
+            if let Err(e) = self.deny.learn(ino.dev, ino.ino, entry) {
+                log::warn!("deny-exec: cannot add a file to the kernel map: {e}");
+            }
+        }
+        let mut r = Response::new(Action::Kill, target, trigger, self.cfg.dry_run);
+        if x.kernel_deny == Some(false) {
+            r.reason =
+                Some("bpf_send_signal failed in the exec hook; killed from userspace".into());
+        }
+        let exe = p
+            .and_then(|p| p.exe.as_deref())
+            .map(std::ffi::OsStr::from_bytes);
+        let proc = Proc {
+            pid: t.pid,
+            start_ns: t.start_ns,
+        };
+        let r = self.do_kill(r, proc, exe.map(Path::new), false);
+        out.push(self.event(Some(ev), r));
+    }
+
+    /// Whether a binding answers this alert.
+    fn bound(b: &Binding, a: &Alert) -> bool {
+        use crate::event::alert::AlertSource;
+        match &b.rule {
+            RuleMatch::Id(id) => a.rule.id == *id || (id == "ioc" && a.source == AlertSource::Ioc),
+            RuleMatch::Baseline => a.source == AlertSource::Baseline,
+            RuleMatch::BaselineWorkload(w) => {
+                a.source == AlertSource::Baseline && held::alert_workload(a) == Some(w.as_str())
+            }
+        }
+    }
+
+    /// An alert as written (`seq`): the actions bound to its rule.
+    pub fn on_alert(&mut self, ev: &Event, seq: Option<u64>, out: &mut Vec<Event>) {
+        let Body::Alert(a) = &ev.body else {
+            return;
+        };
+        self.remember(ev);
+        let bound: Vec<Binding> = self
+            .cfg
+            .bindings
+            .iter()
+            .filter(|b| Self::bound(b, a))
+            .cloned()
+            .collect();
+        for b in bound {
+            let trigger = Trigger {
+                rule_id: a.rule.id.clone(),
+                alert_seq: seq,
+            };
+            let r = self.act(b.action, &b.spec, ev, trigger);
+            out.push(self.event(Some(ev), r));
+        }
+    }
+
+    /// One bound action on the process (or container) of `ev`.
+    fn act(&mut self, action: Action, spec: &str, ev: &Event, trigger: Trigger) -> Response {
+        let p = ev.process.as_deref();
+        let Some(t) = &ev.task else {
+            return Response::new(action, Target::default(), trigger, self.cfg.dry_run)
+                .refused("the alert names no process");
+        };
+        let proc = Proc {
+            pid: t.pid,
+            start_ns: t.start_ns,
+        };
+        let container = ev.container.as_deref();
+        let mut target = target_of(p, t.pid);
+        if matches!(action, Action::Freeze | Action::Isolate) {
+            if let Some(c) = container {
+                target = Target {
+                    container: Some(c.id.clone()),
+                    ..Default::default()
+                };
+            }
+        }
+        let r = Response::new(action, target, trigger, self.cfg.dry_run);
+        if let Some(why) = self.limiter.take(spec) {
+            return r.refused(why);
+        }
+        let exe = p
+            .and_then(|p| p.exe.as_deref())
+            .map(|e| Path::new(std::ffi::OsStr::from_bytes(e)));
+        match action {
+            Action::Kill => self.do_kill(r, proc, exe, false),
+            Action::KillTree => self.do_kill(r, proc, exe, true),
+            Action::Freeze => self.do_freeze(
+                r,
+                proc,
+                exe,
+                container.map(|c| (c.id.as_str(), c.name.as_deref())),
+            ),
+            Action::Isolate => self.do_isolate(
+                r,
+                proc,
+                exe,
+                container.map(|c| (c.id.as_str(), c.name.as_deref())),
+            ),
+            Action::Release => {
+                r.refused("release is asked for on the console, not bound to a rule")
+            }
+        }
+    }
+
+    fn fail(mut r: Response, f: actions::Failure) -> Response {
+        r.ok = false;
+        r.error = Some(f.name());
+        r.reason = Some(f.reason);
+        r
+    }
+
+    fn do_kill(&mut self, r: Response, p: Proc, exe: Option<&Path>, tree: bool) -> Response {
+        let mut r = r;
+        if tree {
+            r.action = Action::KillTree;
+        }
+        if let Some(why) = self.guard.refuse_process(&self.procs, p.pid, exe) {
+            return r.refused(why);
+        }
+        if r.dry_run {
+            // Nothing is done; a process already gone is still reported as such.
+            return match self.procs.open(p) {
+                Ok(_) => {
+                    r.ok = true;
+                    r
+                }
+                Err(f) => Self::fail(r, f),
+            };
+        }
+        let done = if tree {
+            let (guard, procs) = (&self.guard, &self.procs);
+            actions::kill_tree(&self.procs, p, &|pid| {
+                guard.refuse_process(procs, pid, None)
+            })
+            .map(|pids| r.pids = pids)
+        } else {
+            actions::kill(&self.procs, p)
+        };
+        match done {
+            Ok(()) => {
+                r.ok = true;
+                r
+            }
+            Err(f) => Self::fail(r, f),
+        }
+    }
+
+    fn do_freeze(
+        &mut self,
+        mut r: Response,
+        p: Proc,
+        exe: Option<&Path>,
+        container: Option<(&str, Option<&str>)>,
+    ) -> Response {
+        if let Some(why) = self.guard.refuse_process(&self.procs, p.pid, exe) {
+            return r.refused(why);
+        }
+        if let Some(why) = container.and_then(|(_, n)| self.guard.refuse_container(n)) {
+            return r.refused(why);
+        }
+        let key = match container {
+            Some((id, _)) => held::Key::Container(id.to_owned()),
+            None => held::Key::Process(p.pid, p.start_ns),
+        };
+        if self.held.get(&key, HeldKind::Freeze).is_some() {
+            return r.refused("already frozen");
+        }
+        // Opened (and checked) even in a dry run: a process already gone is reported so.
+        let fd = match self.procs.open(p) {
+            Ok(fd) => fd,
+            Err(f) => return Self::fail(r, f),
+        };
+        if r.dry_run {
+            r.ok = true;
+            return r;
+        }
+        let how = match container {
+            Some(_) => match actions::cgroup_dir(&self.procs, p.pid)
+                .and_then(|d| actions::set_frozen(&d, true).map(|()| d))
+            {
+                Ok(d) => held::How::Cgroup(d),
+                Err(f) => return Self::fail(r, f),
+            },
+            None => match actions::signal(&fd, rustix::process::Signal::STOP) {
+                Ok(()) => held::How::Stopped(fd),
+                Err(f) => return Self::fail(r, f),
+            },
+        };
+        self.held.add(key, HeldKind::Freeze, r.target.clone(), how);
+        r.ok = true;
+        r
+    }
+
+    fn do_isolate(
+        &mut self,
+        mut r: Response,
+        p: Proc,
+        exe: Option<&Path>,
+        container: Option<(&str, Option<&str>)>,
+    ) -> Response {
+        if let Some(why) = self.guard.refuse_process(&self.procs, p.pid, exe) {
+            return r.refused(why);
+        }
+        if let Some(why) = container.and_then(|(_, n)| self.guard.refuse_container(n)) {
+            return r.refused(why);
+        }
+        let key = match container {
+            Some((id, _)) => held::Key::Container(id.to_owned()),
+            None => held::Key::Process(p.pid, p.start_ns),
+        };
+        if self.held.get(&key, HeldKind::Isolate).is_some() {
+            return r.refused("already isolated");
+        }
+        if let Err(f) = self.procs.open(p) {
+            return Self::fail(r, f);
+        }
+        let link = match isolate::host_side(&self.procs, p.pid) {
+            Ok(l) => l,
+            Err(isolate::Refusal::Refused(why)) => return r.refused(why),
+            Err(isolate::Refusal::Failed(f)) => return Self::fail(r, f),
+        };
+        r.target.iface = Some(link.name.clone());
+        if r.dry_run {
+            r.ok = true;
+            return r;
+        }
+        let Some(iso) = &mut self.isolator else {
+            return r.refused("the isolate programs are not loaded");
+        };
+        match iso.isolate(&link) {
+            Ok(()) => {
+                self.held.add(
+                    key,
+                    HeldKind::Isolate,
+                    r.target.clone(),
+                    held::How::Iface(link),
+                );
+                r.ok = true;
+                r
+            }
+            Err(f) => Self::fail(r, f),
+        }
+    }
+
+    /// Lifts one hold: a thaw, a SIGCONT, or the end of an isolation.
+    fn release(&mut self, item: held::Item) -> Response {
+        let trigger = Trigger {
+            rule_id: "console".into(),
+            alert_seq: None,
+        };
+        let mut r = Response::new(
+            Action::Release,
+            item.target.clone(),
+            trigger,
+            self.cfg.dry_run,
+        );
+        let done = match &item.how {
+            held::How::Cgroup(d) => actions::set_frozen(d, false),
+            held::How::Stopped(fd) => actions::signal(fd, rustix::process::Signal::CONT),
+            held::How::Iface(l) => match &mut self.isolator {
+                Some(i) => i.release(l),
+                None => Ok(()),
+            },
+        };
+        match done {
+            Ok(()) => {
+                r.ok = true;
+                r.reason = Some(format!("released {}", item.kind.as_str()));
+                r
+            }
+            Err(f) => Self::fail(r, f),
+        }
+    }
+
+    /// Answers the console's requests, if any came (pipeline thread, between batches).
+    pub fn poll_control(&mut self, out: &mut Vec<Event>) {
+        let reqs = match &self.control {
+            Some(c) => c.pending(),
+            None => return,
+        };
+        for (req, reply) in reqs {
+            let answer = self.answer(req, out);
+            let _ = reply.send(answer);
+        }
+    }
+
+    fn answer(&mut self, req: control::Request, out: &mut Vec<Event>) -> control::Reply {
+        match req {
+            control::Request::List => control::Reply::ok(self.held.list()),
+            control::Request::Release { target } => {
+                let items = self.held.take_matching(&target);
+                if items.is_empty() {
+                    return control::Reply::err(format!(
+                        "nothing is held for {target:?} (see `tprobe respond list`)"
+                    ));
+                }
+                let mut done = Vec::new();
+                for item in items {
+                    let r = self.release(item);
+                    done.push(serde_json::to_value(&r).unwrap_or_default());
+                    out.push(self.event(None, r));
+                }
+                control::Reply::ok(done.into())
+            }
+            control::Request::Kill { target } => self.console_kill(&target, out),
+        }
+    }
+
+    /// A kill asked for on the console: a process entity id (or `pid:N`), or a container id
+    /// (every process of its cgroup, through `cgroup.kill`).
+    fn console_kill(&mut self, target: &str, out: &mut Vec<Event>) -> control::Reply {
+        let trigger = Trigger {
+            rule_id: "console".into(),
+            alert_seq: None,
+        };
+        let seen = self.seen.get(target).cloned().or_else(|| {
+            let pid: u32 = target.strip_prefix("pid:")?.parse().ok()?;
+            Some(Seen {
+                proc: Proc {
+                    pid,
+                    start_ns: self.procs.start_ns(pid)?,
+                },
+                exe: None,
+                container: None,
+            })
+        });
+        if let Some(s) = seen {
+            let t = Target {
+                pid: Some(s.proc.pid),
+                exe: s.exe.as_deref().map(lossy),
+                entity_id: (!target.starts_with("pid:")).then(|| target.to_owned()),
+                ..Default::default()
+            };
+            let exe = s
+                .exe
+                .as_deref()
+                .map(|e| Path::new(std::ffi::OsStr::from_bytes(e)));
+            let r = Response::new(Action::Kill, t, trigger, self.cfg.dry_run);
+            let r = self.do_kill(r, s.proc, exe, false);
+            let v = serde_json::to_value(&r).unwrap_or_default();
+            let ok = r.ok;
+            out.push(self.event(None, r));
+            return if ok {
+                control::Reply::ok(v)
+            } else {
+                control::Reply::err_with(v)
+            };
+        }
+        // A container the stage saw: any member's cgroup.
+        let member = self
+            .seen
+            .values()
+            .find(|s| {
+                s.container
+                    .as_ref()
+                    .is_some_and(|(id, _)| id.starts_with(target) && target.len() >= 12)
+            })
+            .cloned();
+        let Some(m) = member else {
+            return control::Reply::err(format!(
+                "{target:?} is neither a process entity id nor a container the probe has seen"
+            ));
+        };
+        let (id, name) = m.container.clone().unwrap_or_default();
+        let t = Target {
+            container: Some(id),
+            ..Default::default()
+        };
+        let mut r = Response::new(Action::Kill, t, trigger, self.cfg.dry_run);
+        if let Some(why) = self.guard.refuse_container(name.as_deref()) {
+            r = r.refused(why);
+        } else if !r.dry_run {
+            let done = actions::cgroup_dir(&self.procs, m.proc.pid).and_then(|d| {
+                std::fs::write(d.join("cgroup.kill"), "1").map_err(|e| {
+                    actions::Failure::new(
+                        e.raw_os_error().unwrap_or(libc::EIO),
+                        format!("cgroup.kill: {e}"),
+                    )
+                })
+            });
+            r = match done {
+                Ok(()) => Response { ok: true, ..r },
+                Err(f) => Self::fail(r, f),
+            };
+        } else {
+            r.ok = true;
+        }
+        let v = serde_json::to_value(&r).unwrap_or_default();
+        let ok = r.ok;
+        out.push(self.event(None, r));
+        if ok {
+            control::Reply::ok(v)
+        } else {
+            control::Reply::err_with(v)
+        }
+    }
+
+    /// At shutdown: every hold is lifted (a frozen container must not stay frozen because
+    /// the probe stopped), each with its event.
+    pub fn release_all(&mut self, out: &mut Vec<Event>) {
+        for item in self.held.take_all() {
+            let r = self.release(item);
+            out.push(self.event(None, r));
+        }
+    }
+}
