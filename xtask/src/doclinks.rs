@@ -27,6 +27,7 @@ const PAGES: &[&str] = &[
     "kernels.md",
     "benchmarks.md",
     "architecture.md",
+    "response.md",
 ];
 
 const README_MAX_LINES: usize = 250;

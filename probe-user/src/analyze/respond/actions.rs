@@ -184,8 +184,68 @@ pub fn cgroup_dir(procs: &Procs, pid: u32) -> Result<PathBuf, Failure> {
     Ok(root.join(rel.trim().trim_start_matches('/')))
 }
 
+/// The cgroup v2 directory whose inode is `id` (the cgroup id the kernel reports), searched
+/// breadth-first a few levels deep; a container's cgroup outlives the process that alerted.
+pub fn cgroup_by_id(id: u64) -> Result<PathBuf, Failure> {
+    use std::os::unix::fs::MetadataExt as _;
+    let root = crate::filter::cgroup2_root()
+        .ok_or_else(|| Failure::new(libc::ENOENT, "no cgroup v2 mount"))?;
+    let mut level = vec![root];
+    for _ in 0..8 {
+        let mut next = Vec::new();
+        for d in &level {
+            if std::fs::metadata(d).is_ok_and(|m| m.ino() == id) {
+                return Ok(d.clone());
+            }
+            if let Ok(rd) = std::fs::read_dir(d) {
+                next.extend(
+                    rd.flatten()
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                        .map(|e| e.path()),
+                );
+            }
+        }
+        level = next;
+    }
+    Err(Failure::new(libc::ENOENT, format!("no cgroup with id {id} (the container is gone)")))
+}
+
+/// A process of the cgroup `dir`, if any is left.
+pub fn member_of(dir: &Path) -> Option<u32> {
+    std::fs::read_to_string(dir.join("cgroup.procs"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.trim().parse().ok())
+}
+
 /// Writes `cgroup.freeze` (1: freeze, 0: thaw).
 pub fn set_frozen(dir: &Path, frozen: bool) -> Result<(), Failure> {
     std::fs::write(dir.join("cgroup.freeze"), if frozen { "1" } else { "0" })
         .map_err(|e| io_failure(e, &format!("writing {}/cgroup.freeze", dir.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gone_or_reused_pid_is_esrch_and_never_signalled() {
+        let procs = Procs::new("/proc".into());
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id();
+        let start = procs.start_ns(pid).unwrap();
+        // The same pid with another start time: another process, never touched.
+        let other = Proc {
+            pid,
+            start_ns: start + 10 * procs.tick_ns,
+        };
+        let e = kill(&procs, other).unwrap_err();
+        assert_eq!(e.name(), "ESRCH");
+        assert!(child.try_wait().unwrap().is_none(), "untouched");
+        kill(&procs, Proc { pid, start_ns: start }).unwrap();
+        let st = child.wait().unwrap();
+        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&st), Some(9));
+        // Reaped: gone.
+        assert_eq!(kill(&procs, Proc { pid, start_ns: start }).unwrap_err().name(), "ESRCH");
+    }
 }

@@ -63,6 +63,14 @@ struct Seen {
     container: Option<(String, Option<String>)>,
 }
 
+/// The container an action is aimed at.
+#[derive(Clone, Copy, Debug)]
+struct Ctr<'a> {
+    id: &'a str,
+    name: Option<&'a str>,
+    cgroup_id: u64,
+}
+
 /// Processes remembered for the console; the map starts over when full.
 const SEEN_MAX: usize = 65_536;
 
@@ -363,12 +371,16 @@ impl Responder {
             pid: t.pid,
             start_ns: t.start_ns,
         };
-        let container = ev.container.as_deref();
+        let container = ev.container.as_deref().map(|c| Ctr {
+            id: c.id.as_str(),
+            name: c.name.as_deref(),
+            cgroup_id: t.cgroup_id,
+        });
         let mut target = target_of(p, t.pid);
         if matches!(action, Action::Freeze | Action::Isolate) {
             if let Some(c) = container {
                 target = Target {
-                    container: Some(c.id.clone()),
+                    container: Some(c.id.to_owned()),
                     ..Default::default()
                 };
             }
@@ -383,18 +395,8 @@ impl Responder {
         match action {
             Action::Kill => self.do_kill(r, proc, exe, false),
             Action::KillTree => self.do_kill(r, proc, exe, true),
-            Action::Freeze => self.do_freeze(
-                r,
-                proc,
-                exe,
-                container.map(|c| (c.id.as_str(), c.name.as_deref())),
-            ),
-            Action::Isolate => self.do_isolate(
-                r,
-                proc,
-                exe,
-                container.map(|c| (c.id.as_str(), c.name.as_deref())),
-            ),
+            Action::Freeze => self.do_freeze(r, proc, exe, container),
+            Action::Isolate => self.do_isolate(r, proc, exe, container),
             Action::Release => {
                 r.refused("release is asked for on the console, not bound to a rule")
             }
@@ -444,76 +446,92 @@ impl Responder {
         }
     }
 
-    fn do_freeze(
-        &mut self,
-        mut r: Response,
-        p: Proc,
-        exe: Option<&Path>,
-        container: Option<(&str, Option<&str>)>,
-    ) -> Response {
-        if let Some(why) = self.guard.refuse_process(&self.procs, p.pid, exe) {
-            return r.refused(why);
+    /// Checks common to freeze and isolate; the key the hold is kept under.
+    fn hold_key(&self, p: Proc, exe: Option<&Path>, c: Option<Ctr>) -> Result<held::Key, String> {
+        match c {
+            Some(c) => {
+                if let Some(why) = self.guard.refuse_container(c.name) {
+                    return Err(why);
+                }
+                Ok(held::Key::Container(c.id.to_owned()))
+            }
+            None => {
+                if let Some(why) = self.guard.refuse_process(&self.procs, p.pid, exe) {
+                    return Err(why);
+                }
+                Ok(held::Key::Process(p.pid, p.start_ns))
+            }
         }
-        if let Some(why) = container.and_then(|(_, n)| self.guard.refuse_container(n)) {
-            return r.refused(why);
-        }
-        let key = match container {
-            Some((id, _)) => held::Key::Container(id.to_owned()),
-            None => held::Key::Process(p.pid, p.start_ns),
+    }
+
+    /// A container: its whole cgroup through `cgroup.freeze` (found by the event's cgroup id,
+    /// so a process that alerted and exited still names it). A host process: SIGSTOP.
+    fn do_freeze(&mut self, mut r: Response, p: Proc, exe: Option<&Path>, c: Option<Ctr>) -> Response {
+        let key = match self.hold_key(p, exe, c) {
+            Ok(k) => k,
+            Err(why) => return r.refused(why),
         };
         if self.held.get(&key, HeldKind::Freeze).is_some() {
             return r.refused("already frozen");
         }
-        // Opened (and checked) even in a dry run: a process already gone is reported so.
-        let fd = match self.procs.open(p) {
-            Ok(fd) => fd,
-            Err(f) => return Self::fail(r, f),
-        };
-        if r.dry_run {
-            r.ok = true;
-            return r;
-        }
-        let how = match container {
-            Some(_) => match actions::cgroup_dir(&self.procs, p.pid)
-                .and_then(|d| actions::set_frozen(&d, true).map(|()| d))
-            {
-                Ok(d) => held::How::Cgroup(d),
-                Err(f) => return Self::fail(r, f),
-            },
-            None => match actions::signal(&fd, rustix::process::Signal::STOP) {
-                Ok(()) => held::How::Stopped(fd),
-                Err(f) => return Self::fail(r, f),
-            },
+        let how = match c {
+            Some(c) => {
+                let dir = match actions::cgroup_by_id(c.cgroup_id) {
+                    Ok(d) => d,
+                    Err(f) => return Self::fail(r, f),
+                };
+                if r.dry_run {
+                    r.ok = true;
+                    return r;
+                }
+                if let Err(f) = actions::set_frozen(&dir, true) {
+                    return Self::fail(r, f);
+                }
+                held::How::Cgroup(dir)
+            }
+            None => {
+                // Opened (and checked) even in a dry run: a process already gone says so.
+                let fd = match self.procs.open(p) {
+                    Ok(fd) => fd,
+                    Err(f) => return Self::fail(r, f),
+                };
+                if r.dry_run {
+                    r.ok = true;
+                    return r;
+                }
+                if let Err(f) = actions::signal(&fd, rustix::process::Signal::STOP) {
+                    return Self::fail(r, f);
+                }
+                held::How::Stopped(fd)
+            }
         };
         self.held.add(key, HeldKind::Freeze, r.target.clone(), how);
         r.ok = true;
         r
     }
 
-    fn do_isolate(
-        &mut self,
-        mut r: Response,
-        p: Proc,
-        exe: Option<&Path>,
-        container: Option<(&str, Option<&str>)>,
-    ) -> Response {
-        if let Some(why) = self.guard.refuse_process(&self.procs, p.pid, exe) {
-            return r.refused(why);
-        }
-        if let Some(why) = container.and_then(|(_, n)| self.guard.refuse_container(n)) {
-            return r.refused(why);
-        }
-        let key = match container {
-            Some((id, _)) => held::Key::Container(id.to_owned()),
-            None => held::Key::Process(p.pid, p.start_ns),
+    fn do_isolate(&mut self, mut r: Response, p: Proc, exe: Option<&Path>, c: Option<Ctr>) -> Response {
+        let key = match self.hold_key(p, exe, c) {
+            Ok(k) => k,
+            Err(why) => return r.refused(why),
         };
         if self.held.get(&key, HeldKind::Isolate).is_some() {
             return r.refused("already isolated");
         }
-        if let Err(f) = self.procs.open(p) {
-            return Self::fail(r, f);
-        }
-        let link = match isolate::host_side(&self.procs, p.pid) {
+        // A container's namespace is found through any process left in its cgroup.
+        let pid = match c {
+            Some(c) => match actions::cgroup_by_id(c.cgroup_id)
+                .and_then(|d| actions::member_of(&d).ok_or_else(actions::Failure::gone))
+            {
+                Ok(pid) => pid,
+                Err(f) => return Self::fail(r, f),
+            },
+            None => match self.procs.open(p) {
+                Ok(_) => p.pid,
+                Err(f) => return Self::fail(r, f),
+            },
+        };
+        let link = match isolate::host_side(&self.procs, pid) {
             Ok(l) => l,
             Err(isolate::Refusal::Refused(why)) => return r.refused(why),
             Err(isolate::Refusal::Failed(f)) => return Self::fail(r, f),
@@ -528,12 +546,8 @@ impl Responder {
         };
         match iso.isolate(&link) {
             Ok(()) => {
-                self.held.add(
-                    key,
-                    HeldKind::Isolate,
-                    r.target.clone(),
-                    held::How::Iface(link),
-                );
+                self.held
+                    .add(key, HeldKind::Isolate, r.target.clone(), held::How::Iface(link));
                 r.ok = true;
                 r
             }
