@@ -264,12 +264,12 @@ fn response_categories(v: &Value) -> (&'static [&'static str], &'static [&'stati
     }
 }
 
-/// `event.outcome`, `error.code`, `event.reason` and the whole object under `tprobe.response`.
+/// `event.outcome`, `error.code`, `rule.id` and the whole object under `tprobe.response`.
 fn response_fields(out: &mut Map<String, Value>, v: &Value) {
     let ok = get(v, "response.ok").and_then(Value::as_bool) == Some(true);
     set(out, "event.outcome", if ok { "success" } else { "failure" });
     copy(out, v, "response.error", "error.code");
-    copy(out, v, "response.reason", "event.reason");
+    copy(out, v, "response.reason", "message");
     copy(out, v, "response.trigger.rule_id", "rule.id");
     copy(out, v, "response", "tprobe.response");
 }

@@ -187,7 +187,12 @@ fn denied_execs_never_run_by_path_and_by_hash() {
     let by_hash = unique_binary("/usr/bin/touch", &d.join("deny-hash"));
     let hash = sha256(&by_hash);
     let deny = format!("{by_path},sha256:{hash}");
-    let probe = Probe::start(&["--events", "process.exec,process.exit", "--deny-exec", &deny]);
+    let probe = Probe::start(&[
+        "--events",
+        "process.exec,process.exit",
+        "--deny-exec",
+        &deny,
+    ]);
     assert_eq!(
         probe.lines()[0]["probe"]["respond"]["deny_exec_kernel_entries"],
         1,
@@ -205,7 +210,10 @@ fn denied_execs_never_run_by_path_and_by_hash() {
         .expect("response.kill for the path");
     assert_eq!(r["response"]["in_kernel"], true, "{r}");
     assert_eq!(r["response"]["ok"], true);
-    assert_eq!(r["response"]["trigger"]["rule_id"], format!("deny-exec:{by_path}"));
+    assert_eq!(
+        r["response"]["trigger"]["rule_id"],
+        format!("deny-exec:{by_path}")
+    );
 
     // The first exec of a file known only by its hash is killed from userspace, once hashed;
     // from then on the kernel knows its (device, inode).
@@ -218,7 +226,10 @@ fn denied_execs_never_run_by_path_and_by_hash() {
         .expect("response.kill for the first exec by hash");
     assert_eq!(r["response"]["in_kernel"], false, "{r}");
     assert!(r["response"]["latency_us"].as_u64().is_some(), "{r}");
-    assert_eq!(r["response"]["trigger"]["rule_id"], format!("deny-exec:sha256:{hash}"));
+    assert_eq!(
+        r["response"]["trigger"]["rule_id"],
+        format!("deny-exec:sha256:{hash}")
+    );
 
     let m2 = d.join("marker-hash-2");
     let st = run_marker(&by_hash, &m2);
@@ -271,7 +282,10 @@ fn a_dry_run_changes_nothing_and_protected_processes_are_never_touched() {
     assert_eq!(r["response"]["dry_run"], true, "{r}");
     assert_eq!(r["response"]["in_kernel"], false, "{r}");
     std::thread::sleep(Duration::from_millis(300));
-    assert!(v.try_wait().unwrap().is_none(), "the dry run killed the victim");
+    assert!(
+        v.try_wait().unwrap().is_none(),
+        "the dry run killed the victim"
+    );
     let _ = v.kill();
     let _ = v.wait();
     let st = probe.stop();
@@ -298,11 +312,17 @@ fn a_dry_run_changes_nothing_and_protected_processes_are_never_touched() {
         .expect("a refused response");
     assert_eq!(r["response"]["ok"], false, "{r}");
     assert!(
-        r["response"]["reason"].as_str().unwrap().contains("protected"),
+        r["response"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("protected"),
         "{r}"
     );
     std::thread::sleep(Duration::from_millis(300));
-    assert!(p.try_wait().unwrap().is_none(), "a protected process was killed");
+    assert!(
+        p.try_wait().unwrap().is_none(),
+        "a protected process was killed"
+    );
     let _ = p.kill();
     let _ = p.wait();
     let st = probe.stop();
@@ -417,7 +437,10 @@ level: high
         let list = respond_cli(&sock_path, &["list"]);
         let text = String::from_utf8_lossy(&list.stdout);
         if !list.status.success() || !text.contains(&id) {
-            return Err(format!("list: {text} {}", String::from_utf8_lossy(&list.stderr)));
+            return Err(format!(
+                "list: {text} {}",
+                String::from_utf8_lossy(&list.stderr)
+            ));
         }
         let rel = respond_cli(&sock_path, &["release", &id]);
         if !rel.status.success() {
@@ -480,11 +503,21 @@ impl NetNs {
         };
         for args in [
             vec!["netns", "add", &name],
-            vec!["link", "add", &host_if, "type", "veth", "peer", "name", &ns_if],
+            vec![
+                "link", "add", &host_if, "type", "veth", "peer", "name", &ns_if,
+            ],
             vec!["link", "set", &ns_if, "netns", &name],
             vec!["addr", "add", &format!("{host_ip}/24"), "dev", &host_if],
             vec!["link", "set", &host_if, "up"],
-            vec!["-n", &name, "addr", "add", &format!("{ns_ip}/24"), "dev", &ns_if],
+            vec![
+                "-n",
+                &name,
+                "addr",
+                "add",
+                &format!("{ns_ip}/24"),
+                "dev",
+                &ns_if,
+            ],
             vec!["-n", &name, "link", "set", &ns_if, "up"],
             vec!["-n", &name, "link", "set", "lo", "up"],
         ] {
@@ -505,7 +538,15 @@ impl NetNs {
 
     fn pings(&self) -> bool {
         Command::new("ip")
-            .args(["netns", "exec", &self.name, "ping", "-c1", "-W1", &self.host_ip])
+            .args([
+                "netns",
+                "exec",
+                &self.name,
+                "ping",
+                "-c1",
+                "-W1",
+                &self.host_ip,
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -530,7 +571,10 @@ fn a_network_namespace_is_isolated_except_the_allow_list_and_released() {
         open.local_addr().unwrap().port(),
         closed.local_addr().unwrap().port(),
     );
-    assert!(ns.connects(p_closed) && ns.pings(), "the namespace reaches the host at first");
+    assert!(
+        ns.connects(p_closed) && ns.pings(),
+        "the namespace reaches the host at first"
+    );
     let trigger = unique_binary("/bin/sleep", &d.join("iso-trigger"));
     let host_trigger = unique_binary("/bin/sleep", &d.join("iso-host"));
     let rid = "7e500000-7470-4000-8000-000000000004";
@@ -574,7 +618,10 @@ fn a_network_namespace_is_isolated_except_the_allow_list_and_released() {
             })
             .ok_or("no response for the host process")?;
         if h["response"]["ok"] != false
-            || !h["response"]["reason"].as_str().unwrap_or("").contains("host network")
+            || !h["response"]["reason"]
+                .as_str()
+                .unwrap_or("")
+                .contains("host network")
         {
             return Err(format!("a host-network target must be refused: {h}"));
         }
@@ -605,4 +652,59 @@ fn a_network_namespace_is_isolated_except_the_allow_list_and_released() {
     let _ = std::fs::remove_dir_all(&d);
     result.unwrap();
     assert!(st.status.success(), "{}", st.stderr);
+}
+
+/// `response.kill` in ECS and OCSF, checked against the vendored definitions.
+#[test]
+fn responses_in_ecs_and_ocsf() {
+    use probe_user::encode::schema_check::{check_ecs, check_ocsf};
+    let d = dir("formats");
+    let bin = unique_binary("/usr/bin/touch", &d.join("fmt-denied"));
+    for format in ["ecs", "ocsf"] {
+        let ready: fn(&Value) -> bool = if format == "ecs" {
+            |v| v["event"]["action"] == "probe.start"
+        } else {
+            |v| v["metadata"]["event_code"] == "probe.start"
+        };
+        let probe = Probe::start_ready(
+            &[
+                "--events",
+                "process.exec",
+                "--deny-exec",
+                &bin,
+                "--format",
+                format,
+            ],
+            ready,
+        );
+        let st = run_marker(&bin, &d.join("fmt-marker"));
+        assert_eq!(st.signal(), Some(9));
+        let r = probe
+            .wait_for(WAIT, |v| {
+                v["event"]["action"] == "response.kill"
+                    || v["metadata"]["event_code"] == "response.kill"
+            })
+            .unwrap_or_else(|| panic!("{format}: no response.kill"));
+        let errs = if format == "ecs" {
+            check_ecs(&r)
+        } else {
+            check_ocsf(&r)
+        };
+        assert!(errs.is_empty(), "{format}: {errs:?} in {r}");
+        if format == "ecs" {
+            assert_eq!(r["event"]["kind"], "event", "{r}");
+            assert_eq!(r["event"]["category"][0], "process");
+            assert_eq!(r["event"]["type"][0], "end");
+            assert_eq!(r["event"]["outcome"], "success");
+            assert_eq!(r["tprobe"]["response"]["in_kernel"], true);
+        } else {
+            assert_eq!(r["class_uid"], 1007, "{r}");
+            assert_eq!(r["activity_id"], 2);
+            assert_eq!(r["status_id"], 1);
+            assert_eq!(r["unmapped"]["response"]["in_kernel"], true);
+        }
+        let st = probe.stop();
+        assert!(st.status.success(), "{}", st.stderr);
+    }
+    let _ = std::fs::remove_dir_all(&d);
 }

@@ -9,6 +9,7 @@ mod common;
 mod empty;
 mod rate;
 mod report;
+mod respond;
 mod storm;
 mod tracer;
 mod work;
@@ -187,6 +188,15 @@ pub fn bench(tprobe: &Path, opts: &Opts) -> Result<()> {
         if let Err(e) = analyze::w8(tprobe, &dir, opts, scale, &mut rows) {
             rows.push(Row {
                 name: "W8 analyze stage".into(),
+                values: vec![("error".into(), e.to_string())],
+            });
+        }
+    }
+
+    if opts.wants("k1") {
+        if let Err(e) = respond::k1(tprobe, &dir, opts, &mut rows) {
+            rows.push(Row {
+                name: "K1 kill latency".into(),
                 values: vec![("error".into(), e.to_string())],
             });
         }

@@ -207,7 +207,10 @@ pub fn cgroup_by_id(id: u64) -> Result<PathBuf, Failure> {
         }
         level = next;
     }
-    Err(Failure::new(libc::ENOENT, format!("no cgroup with id {id} (the container is gone)")))
+    Err(Failure::new(
+        libc::ENOENT,
+        format!("no cgroup with id {id} (the container is gone)"),
+    ))
 }
 
 /// A process of the cgroup `dir`, if any is left.
@@ -231,7 +234,10 @@ mod tests {
     #[test]
     fn a_gone_or_reused_pid_is_esrch_and_never_signalled() {
         let procs = Procs::new("/proc".into());
-        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
         let pid = child.id();
         let start = procs.start_ns(pid).unwrap();
         // The same pid with another start time: another process, never touched.
@@ -242,10 +248,28 @@ mod tests {
         let e = kill(&procs, other).unwrap_err();
         assert_eq!(e.name(), "ESRCH");
         assert!(child.try_wait().unwrap().is_none(), "untouched");
-        kill(&procs, Proc { pid, start_ns: start }).unwrap();
+        kill(
+            &procs,
+            Proc {
+                pid,
+                start_ns: start,
+            },
+        )
+        .unwrap();
         let st = child.wait().unwrap();
         assert_eq!(std::os::unix::process::ExitStatusExt::signal(&st), Some(9));
         // Reaped: gone.
-        assert_eq!(kill(&procs, Proc { pid, start_ns: start }).unwrap_err().name(), "ESRCH");
+        assert_eq!(
+            kill(
+                &procs,
+                Proc {
+                    pid,
+                    start_ns: start
+                }
+            )
+            .unwrap_err()
+            .name(),
+            "ESRCH"
+        );
     }
 }

@@ -358,3 +358,34 @@ mod tests {
         assert_eq!(Rate::parse("5/10s").unwrap().max, 5);
     }
 }
+
+#[cfg(test)]
+mod file_tests {
+    use super::*;
+
+    #[test]
+    fn the_file_fills_the_flags_not_given() {
+        let f: RespondFile = serde_norway::from_str(
+            "rules: {r1: kill, 'baseline:web': freeze}\ndeny_exec: [/bin/nc]\n\
+             isolate: {allow: ['10.0.0.1:4318']}\ncontrol_socket: /run/x.sock\n",
+        )
+        .unwrap();
+        let mut a = RespondArgs {
+            respond_rate: "10/1m".into(),
+            respond_rate_global: "100/1m".into(),
+            respond_dry_run: true,
+            ..Default::default()
+        };
+        a.fill_from(&f, |k| k == "respond_dry_run");
+        let c = a.into_config().unwrap();
+        assert_eq!(c.bindings.len(), 2);
+        assert_eq!(c.deny, vec![DenyEntry::Path("/bin/nc".into())]);
+        assert_eq!(c.allow[0].port, 4318);
+        assert!(c.dry_run, "the flag given wins");
+        assert_eq!(
+            c.socket.as_deref(),
+            Some(std::path::Path::new("/run/x.sock"))
+        );
+        assert!(serde_norway::from_str::<RespondFile>("bogus: 1").is_err());
+    }
+}

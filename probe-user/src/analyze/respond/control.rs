@@ -220,6 +220,17 @@ pub enum RespondCommand {
     },
 }
 
+fn ask(socket: &Path, req: &Request) -> std::io::Result<Reply> {
+    let mut c = UnixStream::connect(socket)?;
+    c.set_read_timeout(Some(ANSWER_WAIT + Duration::from_secs(1)))?;
+    let mut s = serde_json::to_string(req)?;
+    s.push('\n');
+    c.write_all(s.as_bytes())?;
+    let mut line = String::new();
+    BufReader::new(&c).read_line(&mut line)?;
+    Ok(serde_json::from_str(line.trim())?)
+}
+
 /// Sends one request and prints the reply; the exit code: 0 done, 1 refused or failed (the
 /// reason on stderr), 2 no probe listening.
 pub fn client(cmd: RespondCommand) -> u8 {
@@ -228,16 +239,7 @@ pub fn client(cmd: RespondCommand) -> u8 {
         RespondCommand::Release { socket, target } => (socket, Request::Release { target }),
         RespondCommand::Kill { socket, target } => (socket, Request::Kill { target }),
     };
-    let reply = (|| -> std::io::Result<Reply> {
-        let mut c = UnixStream::connect(&socket)?;
-        c.set_read_timeout(Some(ANSWER_WAIT + Duration::from_secs(1)))?;
-        let mut s = serde_json::to_string(&req)?;
-        s.push('\n');
-        c.write_all(s.as_bytes())?;
-        let mut line = String::new();
-        BufReader::new(&c).read_line(&mut line)?;
-        Ok(serde_json::from_str(line.trim())?)
-    })();
+    let reply = ask(&socket, &req);
     match reply {
         Ok(r) => {
             println!(

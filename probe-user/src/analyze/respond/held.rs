@@ -104,9 +104,8 @@ impl Held {
                     .and_then(|p| p.parse::<u32>().ok())
                     .is_some_and(|p| t.pid == Some(p))
         };
-        let (out, keep): (Vec<Item>, Vec<Item>) = std::mem::take(&mut self.items)
-            .into_iter()
-            .partition(|i| hit(i));
+        let (out, keep): (Vec<Item>, Vec<Item>) =
+            std::mem::take(&mut self.items).into_iter().partition(hit);
         self.items = keep;
         out
     }

@@ -466,7 +466,13 @@ impl Responder {
 
     /// A container: its whole cgroup through `cgroup.freeze` (found by the event's cgroup id,
     /// so a process that alerted and exited still names it). A host process: SIGSTOP.
-    fn do_freeze(&mut self, mut r: Response, p: Proc, exe: Option<&Path>, c: Option<Ctr>) -> Response {
+    fn do_freeze(
+        &mut self,
+        mut r: Response,
+        p: Proc,
+        exe: Option<&Path>,
+        c: Option<Ctr>,
+    ) -> Response {
         let key = match self.hold_key(p, exe, c) {
             Ok(k) => k,
             Err(why) => return r.refused(why),
@@ -510,7 +516,13 @@ impl Responder {
         r
     }
 
-    fn do_isolate(&mut self, mut r: Response, p: Proc, exe: Option<&Path>, c: Option<Ctr>) -> Response {
+    fn do_isolate(
+        &mut self,
+        mut r: Response,
+        p: Proc,
+        exe: Option<&Path>,
+        c: Option<Ctr>,
+    ) -> Response {
         let key = match self.hold_key(p, exe, c) {
             Ok(k) => k,
             Err(why) => return r.refused(why),
@@ -546,8 +558,12 @@ impl Responder {
         };
         match iso.isolate(&link) {
             Ok(()) => {
-                self.held
-                    .add(key, HeldKind::Isolate, r.target.clone(), held::How::Iface(link));
+                self.held.add(
+                    key,
+                    HeldKind::Isolate,
+                    r.target.clone(),
+                    held::How::Iface(link),
+                );
                 r.ok = true;
                 r
             }
