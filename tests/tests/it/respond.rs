@@ -415,8 +415,10 @@ level: high
             &id,
             "sh",
             "-c",
-            "i=0; while :; do i=$((i+1)); echo $i > /tmp/tick; \
-             [ $i = 5 ] && cat /dev/null tprobe-freeze-trigger 2>/dev/null; sleep 0.05; done",
+            // The trigger word is put together inside: `ctr`'s own command line must not
+            // match the rule (a host process would be frozen).
+            "t=tprobe-freeze; i=0; while :; do i=$((i+1)); echo $i > /tmp/tick; \
+             [ $i = 5 ] && /bin/cat /dev/null $t-trigger 2>/dev/null; sleep 0.05; done",
         ],
     );
     let pid = ctrd.task_pid(&id);
