@@ -37,7 +37,7 @@ pub fn check_exec(dev: u32, ino: u64) -> u32 {
     }
     let key = DenyKey { dev, _pad0: 0, ino };
     // SAFETY: a plain lookup; the value is not kept.
-    if unsafe { DENY_EXEC.get(&key) }.is_none() {
+    if unsafe { DENY_EXEC.get(key) }.is_none() {
         return 0;
     }
     // SAFETY: a helper call without pointers.
@@ -71,12 +71,12 @@ fn verdict(ctx: &TcContext, to_ns: bool) -> i32 {
     // SAFETY: the context pointer is the kernel's sk_buff.
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
     // SAFETY: a plain lookup.
-    if unsafe { ISOLATE_IFACES.get(&ifindex) }.is_none() {
-        return TC_ACT_OK as i32;
+    if unsafe { ISOLATE_IFACES.get(ifindex) }.is_none() {
+        return TC_ACT_OK;
     }
     match try_allowed(ctx, to_ns) {
-        Some(true) => TC_ACT_OK as i32,
-        _ => TC_ACT_SHOT as i32,
+        Some(true) => TC_ACT_OK,
+        _ => TC_ACT_SHOT,
     }
 }
 
