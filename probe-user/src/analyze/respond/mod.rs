@@ -6,6 +6,7 @@
 //! `control` (the unix socket and `tprobe respond`), `held` (what is frozen or isolated).
 pub mod actions;
 pub mod config;
+mod console;
 pub mod control;
 pub mod deny;
 pub mod held;
@@ -55,14 +56,6 @@ pub struct RespondStats {
     pub in_kernel: AtomicU64,
 }
 
-/// What a process the stage saw is (for console requests by entity id).
-#[derive(Clone, Debug)]
-struct Seen {
-    proc: Proc,
-    exe: Option<Vec<u8>>,
-    container: Option<(String, Option<String>)>,
-}
-
 /// The container an action is aimed at.
 #[derive(Clone, Copy, Debug)]
 struct Ctr<'a> {
@@ -70,9 +63,6 @@ struct Ctr<'a> {
     name: Option<&'a str>,
     cgroup_id: u64,
 }
-
-/// Processes remembered for the console; the map starts over when full.
-const SEEN_MAX: usize = 65_536;
 
 pub struct Responder {
     cfg: RespondConfig,
@@ -82,7 +72,7 @@ pub struct Responder {
     deny: deny::DenyList,
     held: Held,
     isolator: Option<isolate::Isolator>,
-    seen: HashMap<String, Seen>,
+    seen: HashMap<String, console::Seen>,
     control: Option<control::Server>,
     pub stats: Arc<RespondStats>,
 }
@@ -206,13 +196,24 @@ impl Responder {
     fn event(&self, from: Option<&Event>, mut r: Response) -> Event {
         let stats = &self.stats;
         stats.actions.fetch_add(1, Relaxed);
-        if r.dry_run {
+        let outcome = if r.dry_run {
             stats.dry_run.fetch_add(1, Relaxed);
+            "dry_run"
         } else if r.reason.is_some() && r.error.is_none() && !r.ok {
             stats.refused.fetch_add(1, Relaxed);
+            "refused"
         } else if !r.ok {
             stats.failed.fetch_add(1, Relaxed);
-        }
+            "failed"
+        } else {
+            "done"
+        };
+        crate::service::prom::counter(
+            "tprobe_responses",
+            "Actions of the respond stage, by action and outcome (done, refused, failed, dry_run)",
+            &[("action", r.action.as_str()), ("outcome", outcome)],
+        )
+        .inc();
         if r.in_kernel {
             stats.in_kernel.fetch_add(1, Relaxed);
         }
@@ -238,33 +239,6 @@ impl Responder {
             },
             None => Event::probe(now, body),
         }
-    }
-
-    /// Remembers the process of `ev` for console requests by entity id.
-    fn remember(&mut self, ev: &Event) {
-        let (Some(t), Some(p)) = (&ev.task, ev.process.as_deref()) else {
-            return;
-        };
-        if self.cfg.socket.is_none() || p.entity_id.is_empty() {
-            return;
-        }
-        if self.seen.len() >= SEEN_MAX {
-            self.seen.clear();
-        }
-        self.seen.insert(
-            p.entity_id.clone(),
-            Seen {
-                proc: Proc {
-                    pid: t.pid,
-                    start_ns: t.start_ns,
-                },
-                exe: p.exe.clone(),
-                container: ev
-                    .container
-                    .as_deref()
-                    .map(|c| (c.id.clone(), c.name.clone())),
-            },
-        );
     }
 
     /// Every event after analysis: denied execs (in the kernel or not yet).
@@ -568,168 +542,6 @@ impl Responder {
                 r
             }
             Err(f) => Self::fail(r, f),
-        }
-    }
-
-    /// Lifts one hold: a thaw, a SIGCONT, or the end of an isolation.
-    fn release(&mut self, item: held::Item) -> Response {
-        let trigger = Trigger {
-            rule_id: "console".into(),
-            alert_seq: None,
-        };
-        let mut r = Response::new(
-            Action::Release,
-            item.target.clone(),
-            trigger,
-            self.cfg.dry_run,
-        );
-        let done = match &item.how {
-            held::How::Cgroup(d) => actions::set_frozen(d, false),
-            held::How::Stopped(fd) => actions::signal(fd, rustix::process::Signal::CONT),
-            held::How::Iface(l) => match &mut self.isolator {
-                Some(i) => i.release(l),
-                None => Ok(()),
-            },
-        };
-        match done {
-            Ok(()) => {
-                r.ok = true;
-                r.reason = Some(format!("released {}", item.kind.as_str()));
-                r
-            }
-            Err(f) => Self::fail(r, f),
-        }
-    }
-
-    /// Answers the console's requests, if any came (pipeline thread, between batches).
-    pub fn poll_control(&mut self, out: &mut Vec<Event>) {
-        let reqs = match &self.control {
-            Some(c) => c.pending(),
-            None => return,
-        };
-        for (req, reply) in reqs {
-            let answer = self.answer(req, out);
-            let _ = reply.send(answer);
-        }
-    }
-
-    fn answer(&mut self, req: control::Request, out: &mut Vec<Event>) -> control::Reply {
-        match req {
-            control::Request::List => control::Reply::ok(self.held.list()),
-            control::Request::Release { target } => {
-                let items = self.held.take_matching(&target);
-                if items.is_empty() {
-                    return control::Reply::err(format!(
-                        "nothing is held for {target:?} (see `tprobe respond list`)"
-                    ));
-                }
-                let mut done = Vec::new();
-                for item in items {
-                    let r = self.release(item);
-                    done.push(serde_json::to_value(&r).unwrap_or_default());
-                    out.push(self.event(None, r));
-                }
-                control::Reply::ok(done.into())
-            }
-            control::Request::Kill { target } => self.console_kill(&target, out),
-        }
-    }
-
-    /// A kill asked for on the console: a process entity id (or `pid:N`), or a container id
-    /// (every process of its cgroup, through `cgroup.kill`).
-    fn console_kill(&mut self, target: &str, out: &mut Vec<Event>) -> control::Reply {
-        let trigger = Trigger {
-            rule_id: "console".into(),
-            alert_seq: None,
-        };
-        let seen = self.seen.get(target).cloned().or_else(|| {
-            let pid: u32 = target.strip_prefix("pid:")?.parse().ok()?;
-            Some(Seen {
-                proc: Proc {
-                    pid,
-                    start_ns: self.procs.start_ns(pid)?,
-                },
-                exe: None,
-                container: None,
-            })
-        });
-        if let Some(s) = seen {
-            let t = Target {
-                pid: Some(s.proc.pid),
-                exe: s.exe.as_deref().map(lossy),
-                entity_id: (!target.starts_with("pid:")).then(|| target.to_owned()),
-                ..Default::default()
-            };
-            let exe = s
-                .exe
-                .as_deref()
-                .map(|e| Path::new(std::ffi::OsStr::from_bytes(e)));
-            let r = Response::new(Action::Kill, t, trigger, self.cfg.dry_run);
-            let r = self.do_kill(r, s.proc, exe, false);
-            let v = serde_json::to_value(&r).unwrap_or_default();
-            let ok = r.ok;
-            out.push(self.event(None, r));
-            return if ok {
-                control::Reply::ok(v)
-            } else {
-                control::Reply::err_with(v)
-            };
-        }
-        // A container the stage saw: any member's cgroup.
-        let member = self
-            .seen
-            .values()
-            .find(|s| {
-                s.container
-                    .as_ref()
-                    .is_some_and(|(id, _)| id.starts_with(target) && target.len() >= 12)
-            })
-            .cloned();
-        let Some(m) = member else {
-            return control::Reply::err(format!(
-                "{target:?} is neither a process entity id nor a container the probe has seen"
-            ));
-        };
-        let (id, name) = m.container.clone().unwrap_or_default();
-        let t = Target {
-            container: Some(id),
-            ..Default::default()
-        };
-        let mut r = Response::new(Action::Kill, t, trigger, self.cfg.dry_run);
-        if let Some(why) = self.guard.refuse_container(name.as_deref()) {
-            r = r.refused(why);
-        } else if !r.dry_run {
-            let done = actions::cgroup_dir(&self.procs, m.proc.pid).and_then(|d| {
-                std::fs::write(d.join("cgroup.kill"), "1").map_err(|e| {
-                    actions::Failure::new(
-                        e.raw_os_error().unwrap_or(libc::EIO),
-                        format!("cgroup.kill: {e}"),
-                    )
-                })
-            });
-            r = match done {
-                Ok(()) => Response { ok: true, ..r },
-                Err(f) => Self::fail(r, f),
-            };
-        } else {
-            r.ok = true;
-        }
-        let v = serde_json::to_value(&r).unwrap_or_default();
-        let ok = r.ok;
-        out.push(self.event(None, r));
-        if ok {
-            control::Reply::ok(v)
-        } else {
-            control::Reply::err_with(v)
-        }
-    }
-
-    /// At shutdown: every hold is lifted (a frozen container must not stay frozen because
-    /// the probe stopped), each with its event.
-    pub fn release_all(&mut self, out: &mut Vec<Event>) {
-        for item in self.held.take_all() {
-            let r = self.release(item);
-            out.push(self.event(None, r));
         }
     }
 }
