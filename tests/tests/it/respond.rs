@@ -465,6 +465,25 @@ level: high
         if again.status.code() != Some(1) || !err.contains("nothing is held") {
             return Err(format!("second release: {:?} {err}", again.status));
         }
+        // A kill from the console by container id: every process of its cgroup.
+        let kill = respond_cli(&sock_path, &["kill", &id]);
+        if !kill.status.success() {
+            return Err(format!(
+                "console kill: {}",
+                String::from_utf8_lossy(&kill.stderr)
+            ));
+        }
+        if !wait_gone(pid, WAIT) {
+            return Err("the container's init survived the console kill".into());
+        }
+        let k = probe
+            .wait_for(WAIT, |v| {
+                response(v, "response.kill") && v["response"]["target"]["container"] == id.as_str()
+            })
+            .ok_or("no response.kill for the console kill")?;
+        if k["response"]["ok"] != true || k["response"]["trigger"]["rule_id"] != "console" {
+            return Err(format!("bad console kill: {k}"));
+        }
         Ok(())
     })();
     ctrd.remove(&id);

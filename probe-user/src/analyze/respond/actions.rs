@@ -171,19 +171,6 @@ pub fn kill_tree(
     Ok(killed)
 }
 
-/// The cgroup v2 directory of `pid` (its `0::` line under the v2 mount).
-pub fn cgroup_dir(procs: &Procs, pid: u32) -> Result<PathBuf, Failure> {
-    let text = std::fs::read_to_string(procs.root.join(format!("{pid}/cgroup")))
-        .map_err(|e| io_failure(e, "reading its cgroup"))?;
-    let rel = text
-        .lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .ok_or_else(|| Failure::new(libc::ENOENT, "the process has no cgroup v2 membership"))?;
-    let root = crate::filter::cgroup2_root()
-        .ok_or_else(|| Failure::new(libc::ENOENT, "no cgroup v2 mount"))?;
-    Ok(root.join(rel.trim().trim_start_matches('/')))
-}
-
 /// The cgroup v2 directory whose inode is `id` (the cgroup id the kernel reports), searched
 /// breadth-first a few levels deep; a container's cgroup outlives the process that alerted.
 pub fn cgroup_by_id(id: u64) -> Result<PathBuf, Failure> {

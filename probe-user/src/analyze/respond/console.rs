@@ -14,6 +14,7 @@ pub(super) struct Seen {
     proc: Proc,
     exe: Option<Vec<u8>>,
     container: Option<(String, Option<String>)>,
+    cgroup_id: u64,
 }
 
 /// Processes remembered for the console; the map starts over when full.
@@ -43,6 +44,7 @@ impl Responder {
                     .container
                     .as_deref()
                     .map(|c| (c.id.clone(), c.name.clone())),
+                cgroup_id: t.cgroup_id,
             },
         );
     }
@@ -127,6 +129,7 @@ impl Responder {
                 },
                 exe: None,
                 container: None,
+                cgroup_id: 0,
             })
         });
         if let Some(s) = seen {
@@ -175,7 +178,7 @@ impl Responder {
         if let Some(why) = self.guard.refuse_container(name.as_deref()) {
             r = r.refused(why);
         } else if !r.dry_run {
-            let done = actions::cgroup_dir(&self.procs, m.proc.pid).and_then(|d| {
+            let done = actions::cgroup_by_id(m.cgroup_id).and_then(|d| {
                 std::fs::write(d.join("cgroup.kill"), "1").map_err(|e| {
                     actions::Failure::new(
                         e.raw_os_error().unwrap_or(libc::EIO),
