@@ -175,10 +175,13 @@ impl Responder {
             ..Default::default()
         };
         let mut r = Response::new(Action::Kill, t, trigger, self.cfg.dry_run);
+        let dir = actions::cgroup_by_id(m.cgroup_id);
         if let Some(why) = self.guard.refuse_container(name.as_deref()) {
             r = r.refused(why);
+        } else if let Some(why) = dir.as_ref().ok().and_then(|d| self.guard.refuse_cgroup(d)) {
+            r = r.refused(why);
         } else if !r.dry_run {
-            let done = actions::cgroup_by_id(m.cgroup_id).and_then(|d| {
+            let done = dir.and_then(|d| {
                 std::fs::write(d.join("cgroup.kill"), "1").map_err(|e| {
                     actions::Failure::new(
                         e.raw_os_error().unwrap_or(libc::EIO),

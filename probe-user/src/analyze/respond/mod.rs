@@ -460,6 +460,9 @@ impl Responder {
                     Ok(d) => d,
                     Err(f) => return Self::fail(r, f),
                 };
+                if let Some(why) = self.guard.refuse_cgroup(&dir) {
+                    return r.refused(why);
+                }
                 if r.dry_run {
                     r.ok = true;
                     return r;

@@ -71,6 +71,17 @@ impl Guard {
         None
     }
 
+    /// Why the cgroup `dir` must not be frozen or killed: the probe runs in it or below it
+    /// (e.g. tprobe's own DaemonSet container), and would stop itself.
+    pub fn refuse_cgroup(&self, dir: &Path) -> Option<String> {
+        let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+        let rel = own.lines().find_map(|l| l.strip_prefix("0::"))?;
+        let root = crate::filter::cgroup2_root()?;
+        root.join(rel.trim().trim_start_matches('/'))
+            .starts_with(dir)
+            .then(|| "the probe itself runs in this cgroup; it is never frozen or killed".into())
+    }
+
     /// Why a container must not be touched, if it must not.
     pub fn refuse_container(&self, name: Option<&str>) -> Option<String> {
         let n = name?;
@@ -168,6 +179,25 @@ mod tests {
             .contains("protected"));
         assert!(g
             .refuse_process(&procs, 999_999_999, Some(Path::new("/usr/bin/y")))
+            .is_none());
+    }
+}
+
+#[cfg(test)]
+mod cgroup_tests {
+    use super::*;
+
+    #[test]
+    fn the_probes_own_cgroup_is_refused() {
+        let procs = Procs::new("/proc".into());
+        let g = Guard::new(&procs, Vec::new());
+        let Some(root) = crate::filter::cgroup2_root() else {
+            return;
+        };
+        // The root holds every cgroup, the probe's too.
+        assert!(g.refuse_cgroup(&root).is_some());
+        assert!(g
+            .refuse_cgroup(&root.join("tprobe-no-such-cgroup"))
             .is_none());
     }
 }
