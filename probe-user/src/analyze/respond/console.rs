@@ -2,20 +2,16 @@
 //! pipeline thread, and the processes remembered for them.
 use std::{os::unix::ffi::OsStrExt as _, path::Path};
 
-use super::{actions, control, held, lossy, Proc, Responder};
+use super::{
+    actions::{self, Proc},
+    control,
+    engine::{lossy, Responder, Seen},
+    held,
+};
 use crate::event::{
     response::{Action, Response, Target, Trigger},
     Event,
 };
-
-/// What a process the stage saw is (for console requests by entity id).
-#[derive(Clone, Debug)]
-pub(super) struct Seen {
-    proc: Proc,
-    exe: Option<Vec<u8>>,
-    container: Option<(String, Option<String>)>,
-    cgroup_id: u64,
-}
 
 /// Processes remembered for the console; the map starts over when full.
 const SEEN_MAX: usize = 65_536;
