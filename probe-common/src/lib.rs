@@ -496,11 +496,13 @@ mod file;
 mod flow;
 mod net;
 mod process;
+mod respond;
 mod security;
 pub use file::*;
 pub use flow::*;
 pub use net::*;
 pub use process::*;
+pub use respond::*;
 pub use security::*;
 
 #[cfg(feature = "user")]
@@ -515,6 +517,8 @@ mod user {
     unsafe impl aya::Pod for super::TaskOffsets {}
     unsafe impl aya::Pod for super::SecConfig {}
     unsafe impl aya::Pod for super::SecOffsets {}
+    unsafe impl aya::Pod for super::DenyKey {}
+    unsafe impl aya::Pod for super::IsolateAllow {}
 }
 
 // Layout checks: the two sides must agree byte for byte.

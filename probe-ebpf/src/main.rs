@@ -13,6 +13,7 @@ mod kernel;
 mod maps;
 mod net;
 mod process;
+mod respond;
 mod security;
 mod task;
 

@@ -79,6 +79,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Investigate(a) => ExitCode::from(probe_user::investigate::cmd::run(&a)),
+        Command::Respond(c) => ExitCode::from(probe_user::analyze::respond::control::client(c)),
         Command::Check(a) => ExitCode::from(probe_user::kernel::check::check(&a.btf)),
         Command::Config(a) => {
             if a.default {

@@ -73,6 +73,10 @@ pub struct Pipeline {
     alert_buf: Vec<Event>,
     /// `probe.stop`, written last, once every other record has reached the sinks.
     stop_event: Option<Event>,
+    /// Actions bound to rules and the exec deny list; `None` when none are configured.
+    pub respond: Option<crate::analyze::respond::Responder>,
+    /// Kinds the respond stage needs (kept like the analyzer's).
+    respond_kinds: Vec<probe_common::EventKind>,
 }
 
 /// New settings for a running pipeline (SIGHUP). Applied between two batches, right after
@@ -126,7 +130,16 @@ impl Pipeline {
             render: None,
             alert_buf: Vec::new(),
             stop_event: None,
+            respond: None,
+            respond_kinds: Vec::new(),
         }
+    }
+
+    /// Runs `r` on the alerts and execs (see `analyze::respond`).
+    pub fn with_responder(mut self, r: Option<crate::analyze::respond::Responder>) -> Self {
+        self.respond_kinds = r.as_ref().map(|r| r.kinds()).unwrap_or_default();
+        self.respond = r;
+        self
     }
 
     /// Runs `analyzer` on the events it needs; `render` gives them their native record.
@@ -192,7 +205,11 @@ impl Pipeline {
         self.table.enrich(&mut ev);
         crate::enrich::targets::resolve(&mut self.table, &mut ev);
         // Kinds nobody asked to see reach the rest of the stages only when rules need them.
-        if kind.is_some_and(|k| !self.emit.contains(&k) && !self.analyzed.contains(&k)) {
+        if kind.is_some_and(|k| {
+            !self.emit.contains(&k)
+                && !self.analyzed.contains(&k)
+                && !self.respond_kinds.contains(&k)
+        }) {
             return;
         }
         if !self.paths.apply(&mut ev) {
@@ -320,16 +337,42 @@ impl Pipeline {
         if shown {
             self.write(&ev, kind, stop);
         }
+        let mut responses = Vec::new();
         for a in alerts.drain(..) {
+            let mut seq = None;
             if self.alerts && !self.limit_reached() && self.passes_filter(&a) {
                 self.write(&a, None, stop);
+                seq = Some(self.seq);
                 self.data_events += 1;
                 if self.limit_reached() {
                     let _ = stop.send(Stop::CountReached);
                 }
             }
+            if let Some(r) = &mut self.respond {
+                r.on_alert(&a, seq, &mut responses);
+            }
         }
         self.alert_buf = alerts;
+        if let (Some(r), Some(_)) = (&mut self.respond, kind) {
+            r.on_event(&ev, &mut responses);
+        }
+        // Every action is written, whatever the filters and --count say.
+        for r in responses {
+            self.write(&r, None, stop);
+        }
+    }
+
+    /// The console's requests, answered between batches; at the end, every hold lifted.
+    fn respond_control(&mut self, last: bool, stop: &watch::Sender<Stop>) {
+        let Some(r) = &mut self.respond else { return };
+        let mut out = Vec::new();
+        r.poll_control(&mut out);
+        if last {
+            r.release_all(&mut out);
+        }
+        for ev in out {
+            self.write(&ev, None, stop);
+        }
     }
 
     fn passes_filter(&self, ev: &Event) -> bool {
@@ -410,6 +453,9 @@ impl Pipeline {
             if let Some(a) = &self.analyzer {
                 o.insert("analyze".into(), a.report());
             }
+            if let Some(r) = &self.respond {
+                o.insert("respond".into(), r.report());
+            }
         }
     }
 
@@ -425,6 +471,8 @@ impl Pipeline {
                 Received::Closed => {
                     // Nothing else can come: let every held event go.
                     self.release_held(true, &stop);
+                    // Holds are lifted before the last line, which counts them.
+                    self.respond_control(true, &stop);
                     if !self.buf.is_empty() {
                         match self.sink.write_batch(&self.buf) {
                             Ok(()) | Err(SinkError::Closed) => {}
@@ -448,6 +496,7 @@ impl Pipeline {
                 }
             }
             self.release_held(false, &stop);
+            self.respond_control(false, &stop);
             self.stats
                 .process_table
                 .store(self.table.len() as u64, Relaxed);

@@ -87,6 +87,9 @@ pub fn fields_of(kind: &str) -> &'static str {
         }
         ("probe", "reload") => "probe {config, warnings}: the config file was reloaded (SIGHUP)",
         ("probe", "loss") => "loss {source, kind, count, since}",
+        ("response", _) => {
+            "process, parent, container of the target; response {action, target {pid, exe, entity_id | container, iface}, trigger {rule_id, alert_seq}, dry_run, ok, error, reason, in_kernel, latency_us, pids}"
+        }
         _ => "see shared/schema.md",
     }
 }
@@ -97,6 +100,22 @@ pub const PROBE_KINDS: &[(&str, &str)] = &[
     ("probe.stop", "userspace, at exit"),
     ("probe.reload", "userspace, on SIGHUP"),
     ("probe.loss", "userspace, within a second of a loss"),
+    (
+        "response.kill",
+        "the respond stage (--respond, --deny-exec); a denied exec: the exec hook",
+    ),
+    (
+        "response.freeze",
+        "the respond stage (--respond RULE=freeze)",
+    ),
+    (
+        "response.isolate",
+        "the respond stage (--respond RULE=isolate)",
+    ),
+    (
+        "response.release",
+        "the respond stage (console, end of the run)",
+    ),
 ];
 
 /// `tprobe events`: one block per kind: name, hook(s), fields.

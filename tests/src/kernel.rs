@@ -164,7 +164,10 @@ echo 'root:x:0:' > /etc/group
 hostname kt-guest
 ip link set lo up
 echo "KT-KERNEL $(uname -r)"
-/bin/tprobe run >/tmp/tprobe.json 2>/tmp/tprobe.err &
+# The respond stage: a denied copy of busybox (it runs as `touch`), and the control socket
+# (which loads the TC isolate programs through this kernel's verifier).
+mkdir -p /tmp/ktd; cp /bin/busybox /tmp/ktd/touch
+/bin/tprobe run --deny-exec /tmp/ktd/touch --respond-socket /tmp/kt-respond.sock >/tmp/tprobe.json 2>/tmp/tprobe.err &
 TP=$!
 n=0
 while ! grep -q '"probe.start"' /tmp/tprobe.json 2>/dev/null; do

@@ -27,6 +27,7 @@ const PAGES: &[&str] = &[
     "kernels.md",
     "benchmarks.md",
     "architecture.md",
+    "response.md",
     "investigate.md",
 ];
 

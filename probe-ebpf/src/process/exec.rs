@@ -163,8 +163,31 @@ fn inode_facts(ev: &mut ExecEvent, file: *const u8, f_inode: u32) {
     }
 }
 
+/// The deny check for an exec that is not reported (filtered out): a denied file is killed
+/// whatever the filters say.
+#[inline(always)]
+fn deny_unreported(ctx: &RawTracePointContext) {
+    let off = offsets();
+    let bprm = ctx.arg::<u64>(2) as *const u8;
+    let file = read_ptr(bprm, toff!(bprm_file));
+    if file.is_null() {
+        return;
+    }
+    let inode = read_kernel::<*const u8>(file, off.file_f_inode).unwrap_or_default();
+    let sb = read_ptr(inode, toff!(inode_sb));
+    if let (Some(ino), Some(dev)) = (
+        read_opt::<u64>(inode, toff!(inode_ino)),
+        read_opt::<u32>(sb, toff!(sb_dev)),
+    ) {
+        crate::respond::check_exec(dev, ino);
+    }
+}
+
 fn try_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
-    enabled(EventKind::ProcessExec).ok_or(0)?;
+    if enabled(EventKind::ProcessExec).is_none() {
+        deny_unreported(ctx);
+        return Ok(());
+    }
     let off = offsets();
     let ev = EXEC_SCRATCH.get_ptr_mut(0).ok_or(0)?;
     let ev = unsafe { &mut *ev };
@@ -189,6 +212,9 @@ fn try_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
     let cwd_len = bound(cwd_path(ev, task, data.wrapping_add(at)) as u32, 4095) as usize;
     ev.cwd_len = cwd_len as u32;
     inode_facts(ev, file, off.file_f_inode);
+    // The deny check needs the inode just read: a denied file is killed here, before its
+    // image runs, and the event says so.
+    ev.xflags |= crate::respond::check_exec(ev.dev, ev.ino);
     let paths = at + cwd_len;
 
     // argv as the new image sees it: one NUL-separated block at mm->arg_start..arg_end.

@@ -1,10 +1,11 @@
 //! The analyze stage, between enrichment and the output filter: it reads every enriched event
 //! the loaded rules need and adds `alert` events of its own. Its rooms: `rules` (Sigma, through
 //! `rsigma-eval`), `ioc` (indicator lists), `fields` (the Sigma mapping), `view` (an event as
-//! the engine sees it), `attack` (ATT&CK from tags). Baselines and response come next.
+//! the engine sees it), `attack` (ATT&CK from tags), `respond` (actions on alerts, the exec deny list).
 pub mod attack;
 pub mod fields;
 pub mod ioc;
+pub mod respond;
 pub mod rules;
 pub mod view;
 
@@ -431,6 +432,7 @@ mod tests {
                 args_truncated: false,
                 nlink0: false,
                 inode: None,
+                kernel_deny: None,
             })),
             process: Some(Arc::new(ProcessInfo {
                 pid: 1000 + i,

@@ -46,6 +46,10 @@ pub enum Command {
     /// Storylines from recorded events: a process's ancestors, its descendants and what each
     /// did, as a tree, JSON or an HTML page.
     Investigate(crate::investigate::cmd::InvestigateArgs),
+    /// Talk to a running probe's respond socket: list what is frozen or isolated, release it,
+    /// or kill by entity id or container id.
+    #[command(subcommand)]
+    Respond(crate::analyze::respond::control::RespondCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -119,6 +123,9 @@ pub struct RunArgs {
     pub security: Box<crate::families::security::SecurityArgs>,
     #[command(flatten)]
     pub service: Box<crate::service::ServiceArgs>,
+    /// The respond stage: actions bound to rules, the exec deny list.
+    #[command(flatten)]
+    pub respond: Box<crate::analyze::respond::config::RespondArgs>,
     /// Watch received traffic on these interfaces with XDP (comma-separated): flow.* events.
     #[arg(long, value_delimiter = ',')]
     pub xdp_iface: Vec<String>,
@@ -278,6 +285,7 @@ impl RunArgs {
                 rules: self.rules,
                 ioc: self.ioc,
             },
+            respond: self.respond.into_config()?,
             format: self.format,
             pretty: self.pretty,
             sinks: self.sinks,

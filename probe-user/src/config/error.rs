@@ -16,6 +16,8 @@ pub enum ConfigError {
     FileEvents(#[from] crate::families::file::FileOptionsError),
     #[error(transparent)]
     SecurityEvents(#[from] crate::families::security::SecurityOptionsError),
+    #[error(transparent)]
+    Respond(#[from] crate::analyze::respond::config::RespondConfigError),
     /// A flag value that does not parse; `problem` says why.
     #[error("{flag}: {problem}")]
     Flag { flag: &'static str, problem: String },

@@ -110,6 +110,7 @@ pub struct FileConfig {
     pub xdp: Option<XdpFile>,
     pub service: Option<ServiceFile>,
     pub analyze: Option<AnalyzeFile>,
+    pub respond: Option<crate::analyze::respond::config::RespondFile>,
 }
 
 /// `analyze:`: Sigma rules and IoC lists (`--rules`, `--ioc`).
@@ -302,6 +303,21 @@ service:
 analyze:
   rules: []
   ioc: []
+
+# Response (docs/response.md): actions bound to rule ids (RULE: kill, kill-tree, freeze or
+# isolate; RULE a Sigma id, ioc.LIST, ioc, baseline or baseline:WORKLOAD), execs killed in the
+# kernel (absolute paths, sha256:HEX), what is never touched (exe paths or names, container
+# names), peers an isolated namespace keeps, rate limits. `control_socket: PATH` opens the
+# console of `tprobe respond` (off by default).
+respond:
+  rules: {}
+  deny_exec: []
+  dry_run: false
+  protect: [containerd, containerd-shim, containerd-shim-runc-v2, runc, kubelet, sshd, systemd]
+  isolate:
+    allow: []
+  rate: 10/1m
+  rate_global: 100/1m
 
 limits:
   # Most processes kept in the process table.

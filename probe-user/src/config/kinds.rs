@@ -12,6 +12,19 @@ pub fn is_internal(k: EventKind) -> bool {
 /// `alert`: not a kernel kind, the analyze stage's own.
 pub const ALERT: &str = "alert";
 
+/// `response.*`: the respond stage's own kinds. Every action is written whatever `--events`
+/// says; naming them is accepted (and `--events response` alone shows only them).
+pub const RESPONSE_KINDS: &[&str] = &[
+    "response.kill",
+    "response.freeze",
+    "response.isolate",
+    "response.release",
+];
+
+fn is_response(item: &str) -> bool {
+    item == "response" || RESPONSE_KINDS.contains(&item)
+}
+
 /// Whether `--events` asks for alerts: by name, or with `all`.
 pub fn wants_alerts(spec: &str) -> bool {
     spec.split(',')
@@ -29,15 +42,17 @@ pub fn known_kinds() -> String {
         .join(", ")
         + ", "
         + ALERT
+        + ", "
+        + &RESPONSE_KINDS.join(", ")
 }
 
 /// Parses `process,file.open,...`: kind names, categories (`process`) or `all`.
 pub fn parse_kinds(spec: &str) -> Result<Vec<EventKind>, ConfigError> {
     let mut out = Vec::new();
-    let mut alerts = false;
+    let mut userspace = false;
     for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        if item == ALERT {
-            alerts = true;
+        if item == ALERT || is_response(item) {
+            userspace = true;
             continue;
         }
         let matched: Vec<EventKind> = EventKind::ALL
@@ -58,7 +73,7 @@ pub fn parse_kinds(spec: &str) -> Result<Vec<EventKind>, ConfigError> {
             }
         }
     }
-    if out.is_empty() && !alerts {
+    if out.is_empty() && !userspace {
         return Err(ConfigError::NoKinds);
     }
     out.sort();

@@ -297,6 +297,14 @@ fn merge(args: &RunArgs, given: &Given) -> Result<RunConfig, ConfigError> {
             a.ioc = paths(v);
         }
     }
+    if let Some(r) = &file.respond {
+        let mut ra = (*a.respond).clone();
+        ra.fill_from(r, |k| !take(k));
+        // Checked here so the message names the file.
+        ra.into_config()
+            .map_err(|e| file_err(p, "respond", format!("bad value: {e}")))?;
+        a.respond = Box::new(ra);
+    }
     if let Some(l) = &file.limits {
         for (k, v) in [
             ("limits.process_table", l.process_table),

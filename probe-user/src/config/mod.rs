@@ -104,6 +104,8 @@ pub struct RunConfig {
     pub alerts: bool,
     /// Sigma rules and IoC lists (`--rules`, `--ioc`, `analyze:` in the file).
     pub analyze: crate::analyze::AnalyzeConfig,
+    /// Actions bound to rules, the exec deny list (`--respond`, `--deny-exec`, `respond:`).
+    pub respond: crate::analyze::respond::config::RespondConfig,
     /// XDP flow telemetry, when `--xdp-iface` names interfaces.
     pub xdp: Option<crate::families::flow::XdpConfig>,
 }

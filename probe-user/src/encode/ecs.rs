@@ -253,6 +253,27 @@ fn alert_fields(out: &mut Map<String, Value>, v: &Value) {
     }
 }
 
+/// `response.*`: a kill ends a process (in the kernel or not), a freeze changes it, an
+/// isolation denies network traffic, its release allows it again.
+fn response_categories(v: &Value) -> (&'static [&'static str], &'static [&'static str]) {
+    match get_str(v, "response.action").unwrap_or("") {
+        "kill" | "kill-tree" => (&["process"], &["end"]),
+        "isolate" => (&["network"], &["denied"]),
+        "release" if get(v, "response.target.iface").is_some() => (&["network"], &["allowed"]),
+        _ => (&["process"], &["change"]),
+    }
+}
+
+/// `event.outcome`, `error.code`, `rule.id` and the whole object under `tprobe.response`.
+fn response_fields(out: &mut Map<String, Value>, v: &Value) {
+    let ok = get(v, "response.ok").and_then(Value::as_bool) == Some(true);
+    set(out, "event.outcome", if ok { "success" } else { "failure" });
+    copy(out, v, "response.error", "error.code");
+    copy(out, v, "response.reason", "message");
+    copy(out, v, "response.trigger.rule_id", "rule.id");
+    copy(out, v, "response", "tprobe.response");
+}
+
 /// Maps one native record to ECS.
 pub fn from_native(v: &Value) -> Value {
     let mut out = Map::new();
@@ -265,7 +286,11 @@ pub fn from_native(v: &Value) -> Value {
     };
     copy(&mut out, v, "ts", "@timestamp");
     set(&mut out, "ecs.version", ECS_VERSION);
-    let (cats, types) = categorize(category, action);
+    let (cats, types) = if category == "response" {
+        response_categories(v)
+    } else {
+        categorize(category, action)
+    };
     set(
         &mut out,
         "event.kind",
@@ -273,6 +298,9 @@ pub fn from_native(v: &Value) -> Value {
     );
     if alert {
         alert_fields(&mut out, v);
+    }
+    if category == "response" {
+        response_fields(&mut out, v);
     }
     set(&mut out, "event.category", json!(cats));
     set(&mut out, "event.type", json!(types));

@@ -273,6 +273,8 @@ struct Line<'a> {
     security: Option<super::security::SecurityV>,
     #[serde(skip_serializing_if = "Option::is_none")]
     alert: Option<super::alert::AlertV<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response: Option<&'a crate::event::response::Response>,
 }
 
 impl Native {
@@ -362,6 +364,7 @@ impl Encoder for Native {
             times: None,
             security: None,
             alert: None,
+            response: None,
         };
         self.fill(&mut line, ev, &ev.body);
         // Writing into a Vec cannot fail and every field serialises infallibly.
@@ -447,6 +450,7 @@ impl Native {
                     since: self.clock.rfc3339(*since_ns),
                 });
             }
+            Body::Response(r) => line.response = Some(r),
             Body::Alert(a) => {
                 line.alert = Some(super::alert::AlertV::new(a));
                 if let Some(m) = a.matched.as_deref() {

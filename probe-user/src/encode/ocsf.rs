@@ -312,10 +312,70 @@ fn detection_finding(v: &Value) -> Value {
     Value::Object(out)
 }
 
+/// `response.*`. OCSF 1.3's Remediation classes are not in the class table this encoder is
+/// checked against (schemas/ocsf-classes.json), so a response maps to the closest class it
+/// has: Process Activity (Terminate for a kill, Other for freeze and release) when the target
+/// is a process, else the Base Event; the `response` object goes to `unmapped`
+/// (docs/response.md, "OCSF").
+fn remediation(v: &Value) -> Value {
+    let action = get_str(v, "response.action").unwrap_or("");
+    let on_process = get(v, "process").is_some() && get(v, "response.target.pid").is_some();
+    let mut base = v.clone();
+    if let Some(o) = base.as_object_mut() {
+        o.remove("response");
+        let k = if on_process {
+            "process.exit"
+        } else {
+            "probe.response"
+        };
+        o.insert("kind".into(), Value::from(k));
+    }
+    let mut out = from_native(&base);
+    let Some(o) = out.as_object_mut() else {
+        return out;
+    };
+    let (class_uid, class_name) = if on_process {
+        (1007u64, "Process Activity")
+    } else {
+        (0, "Base Event")
+    };
+    let (activity_id, activity_name) = match action {
+        "kill" | "kill-tree" if on_process => (2u64, "Terminate"),
+        _ => (99, "Other"),
+    };
+    let ok = get(v, "response.ok").and_then(Value::as_bool) == Some(true);
+    set(o, "activity_id", activity_id);
+    set(o, "activity_name", activity_name);
+    set(o, "type_uid", class_uid * 100 + activity_id);
+    set(o, "type_name", format!("{class_name}: {activity_name}"));
+    set(
+        o,
+        "metadata.event_code",
+        get_str(v, "kind").unwrap_or("response"),
+    );
+    set(o, "status_id", if ok { 1 } else { 2 });
+    set(o, "status", if ok { "Success" } else { "Failure" });
+    o.remove("status_code");
+    o.remove("status_detail");
+    if let Some(e) = get_str(v, "response.error") {
+        set(o, "status_code", e);
+    }
+    if let Some(r) = get_str(v, "response.reason") {
+        set(o, "status_detail", r);
+    }
+    set(o, "severity_id", 3);
+    set(o, "severity", "Medium");
+    copy(o, v, "response", "unmapped.response");
+    out
+}
+
 /// Maps one native record to OCSF.
 pub fn from_native(v: &Value) -> Value {
     if get_str(v, "kind") == Some("alert") {
         return detection_finding(v);
+    }
+    if get_str(v, "kind").is_some_and(|k| k.starts_with("response.")) {
+        return remediation(v);
     }
     let mut out = Map::new();
     let (category, action) = split_kind(v);

@@ -11,6 +11,7 @@ pub mod flow;
 pub mod net;
 pub mod objects;
 pub mod process;
+pub mod response;
 pub mod security;
 
 use container::ContainerInfo;
@@ -150,6 +151,8 @@ pub enum Body {
     },
     /// `alert`: a detection made by the analyze stage.
     Alert(Box<Alert>),
+    /// `response.<action>`: an action of the respond stage (done, refused, failed, dry run).
+    Response(Box<response::Response>),
     /// `probe.loss`.
     Loss {
         source: &'static str,
@@ -205,6 +208,7 @@ impl Event {
             Body::Flow(f) => f.kind.name(),
             Body::Reload { .. } => "probe.reload",
             Body::Alert(_) => "alert",
+            Body::Response(r) => r.action.kind(),
             _ => self
                 .task
                 .as_ref()
@@ -218,6 +222,7 @@ impl Event {
     pub fn data_kind(&self) -> Option<EventKind> {
         match &self.body {
             Body::Flow(f) => Some(f.kind),
+            Body::Response(_) => None,
             _ => self.task.as_ref().map(|t| t.kind),
         }
     }

@@ -17,7 +17,7 @@ pub const COMMON_OBJECTS: &[&str] = &[
 ];
 
 /// How many [`body_class`]es there are.
-pub const BODY_CLASSES: usize = 10;
+pub const BODY_CLASSES: usize = 11;
 
 /// Bodies grouped by the objects their records hold (an index below [`BODY_CLASSES`]).
 pub fn body_class(body: &Body) -> usize {
@@ -31,6 +31,7 @@ pub fn body_class(body: &Body) -> usize {
         Body::Flow(_) => 6,
         Body::Probe { .. } | Body::Reload { .. } => 7,
         Body::Loss { .. } => 8,
+        Body::Response(_) => 10,
         Body::Security(_) | Body::Alert(_) => 9,
     }
 }
@@ -49,6 +50,7 @@ pub fn class_objects(class: usize) -> Option<&'static [&'static str]> {
         6 => &["flow"],
         7 => &["probe"],
         8 => &["loss"],
+        10 => &["response"],
         _ => return None,
     })
 }

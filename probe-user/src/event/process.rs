@@ -55,6 +55,9 @@ pub struct ExecRecord {
     /// The executed file had no link left (deleted, or a memfd).
     pub nlink0: bool,
     pub inode: Option<ExeInode>,
+    /// The file is on the exec deny list: `Some(true)` the kernel sent SIGKILL before the
+    /// image ran, `Some(false)` sending it failed.
+    pub kernel_deny: Option<bool>,
 }
 
 /// `process.exec_failed` as decoded.

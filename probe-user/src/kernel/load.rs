@@ -19,7 +19,8 @@ use super::{
 use crate::{families, filter::KernelFilterSpec};
 
 /// The compiled eBPF object, built by `build.rs`.
-static PROBE_OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/probe"));
+pub(crate) static PROBE_OBJ: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/probe"));
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {

@@ -249,7 +249,13 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     let stats = Arc::new(Stats::default());
     // Rules first: a broken one is a usage error, found before anything is loaded.
     let analyzer = Analyzer::load(&cfg.analyze)?;
-    let analyzed = analyzer.kinds();
+    let mut analyzed = analyzer.kinds();
+    // The exec deny list needs exec events whatever --events shows.
+    if !cfg.respond.deny.is_empty() {
+        analyzed.push(EventKind::ProcessExec);
+        analyzed.sort();
+        analyzed.dedup();
+    }
     let analyzing = !analyzer.is_noop();
     // Before touching the kernel: one clear line when privileges are missing.
     crate::kernel::check::require_privileges()?;
@@ -284,6 +290,23 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         None => None,
     };
     let analyze = analyzing.then(|| analyze_info(&cfg, &probe, &analyzer));
+    // The respond stage takes the kernel's deny map; its own config errors came earlier.
+    let responder = if cfg.respond.is_off() {
+        None
+    } else {
+        let map = probe
+            .ebpf_mut()
+            .and_then(|e| e.take_map(probe_common::MAP_DENY_EXEC));
+        Some(
+            crate::analyze::respond::Responder::start(
+                cfg.respond.clone(),
+                cfg.service.proc_root.clone(),
+                map,
+            )
+            .context("starting the respond stage")?,
+        )
+    };
+    let respond_info = responder.as_ref().map(|r| r.summary());
     release_startup_memory();
     for pid in &cfg.filters.pids {
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
@@ -340,7 +363,8 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         analyzing.then_some(analyzer),
         cfg.alerts,
         crate::encode::native::Native::new(cfg.host_name.clone(), clock),
-    );
+    )
+    .with_responder(responder);
     pipeline.filter = OutputFilter::new(&cfg.filters).map_err(|e| anyhow::anyhow!(e))?;
     let mut reloader = Reloader::new(cfg.clone(), analyzed.clone());
     // Batches handed to the pipeline, so a reload lands between the right two.
@@ -358,6 +382,10 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     }
     let queue_batches = cfg.limits.queue.map_or(1024, |q| q.max(1) as usize);
     let (tx, rx) = mpsc::channel::<Vec<Event>>(queue_batches);
+    if let Some(r) = &mut pipeline.respond {
+        r.serve(tx.downgrade())
+            .context("starting the respond control socket")?;
+    }
     let (stop_tx, mut stop_rx) = watch::channel(Stop::Running);
     // The pipeline reports its end on a channel rather than through a join, so a sink stuck in
     // a write cannot hold the shutdown past its budget.
@@ -396,6 +424,9 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     .await?;
 
     let mut info = start_info(&cfg, &probe, analyze);
+    if let Some(r) = respond_info {
+        info["respond"] = r;
+    }
     info["metrics"] = server.as_ref().map(|s| s.addr.to_string()).into();
     let _ = send(
         &tx,

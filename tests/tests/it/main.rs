@@ -13,6 +13,7 @@ mod kernels;
 mod lifecycle;
 mod net;
 mod process;
+mod respond;
 mod rules;
 mod security;
 mod security_sys;

@@ -10,6 +10,7 @@ mod empty;
 mod investigate;
 mod rate;
 mod report;
+mod respond;
 mod storm;
 mod tracer;
 mod work;
@@ -188,6 +189,15 @@ pub fn bench(tprobe: &Path, opts: &Opts) -> Result<()> {
         if let Err(e) = analyze::w8(tprobe, &dir, opts, scale, &mut rows) {
             rows.push(Row {
                 name: "W8 analyze stage".into(),
+                values: vec![("error".into(), e.to_string())],
+            });
+        }
+    }
+
+    if opts.wants("k1") {
+        if let Err(e) = respond::k1(tprobe, &dir, opts, &mut rows) {
+            rows.push(Row {
+                name: "K1 kill latency".into(),
                 values: vec![("error".into(), e.to_string())],
             });
         }

@@ -119,6 +119,13 @@ fn decode_exec(h: &EventHeader, bytes: &[u8]) -> Result<Body, DecodeError> {
             // Multigrain timestamps (6.13) keep a flag in the top bits of the nanoseconds.
             ctime: (x & EXEC_HAS_CTIME != 0).then_some((ev.ctime_sec, ev.ctime_nsec & 0x3fff_ffff)),
         }),
+        kernel_deny: if x & probe_common::EXEC_DENIED != 0 {
+            Some(true)
+        } else if x & probe_common::EXEC_DENY_FAILED != 0 {
+            Some(false)
+        } else {
+            None
+        },
     })))
 }
 

@@ -9,6 +9,7 @@ use tprobe_tests::kernel::{self, Check, GuestRun, Kernel};
 mod file;
 mod net;
 mod process;
+mod respond;
 mod security;
 
 /// Every check, in the order the guest runs them.
@@ -18,6 +19,7 @@ fn checks() -> Vec<Check> {
     all.extend(file::checks());
     all.extend(net::checks());
     all.extend(security::checks());
+    all.extend(respond::checks());
     all
 }
 
