@@ -1,4 +1,4 @@
-//! W9: `tprobe investigate` over a generated record of a busy node (1 GB; 100 MB with
+//! W10: `tprobe investigate` over a generated record of a busy node (1 GB; 100 MB with
 //! `--quick`): lines per second per core of CPU time (target >= 300,000), wall time, peak RSS.
 //! The record has the native encoder's layout and a realistic mix: long-lived shells with
 //! ancestors, workers forked and exec'd under them doing file, network and DNS work, exits.
@@ -240,15 +240,15 @@ fn run_measured(cmd: &mut Command) -> Result<(f64, f64, f64)> {
     ))
 }
 
-pub(super) fn w9(tprobe: &Path, dir: &Path, opts: &Opts, rows: &mut Vec<Row>) -> Result<()> {
+pub(super) fn w10(tprobe: &Path, dir: &Path, opts: &Opts, rows: &mut Vec<Row>) -> Result<()> {
     let bytes: u64 = if opts.quick { 100 << 20 } else { 1 << 30 };
-    let path = dir.join("w9-record.json");
-    eprintln!("bench: W9 generating a {} MiB record", bytes >> 20);
+    let path = dir.join("w10-record.json");
+    eprintln!("bench: W10 generating a {} MiB record", bytes >> 20);
     let (lines, target) = generate(&path, bytes)?;
     let size = std::fs::metadata(&path)?.len();
     let (mut cpu, mut wall, mut rss) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..opts.rounds {
-        eprintln!("bench: W9 investigate round {}/{}", round + 1, opts.rounds);
+        eprintln!("bench: W10 investigate round {}/{}", round + 1, opts.rounds);
         let (c, w, m) = run_measured(
             Command::new(tprobe)
                 .args(["investigate", "--entity", &target, "--format", "json"])
@@ -261,7 +261,7 @@ pub(super) fn w9(tprobe: &Path, dir: &Path, opts: &Opts, rows: &mut Vec<Row>) ->
     let (c, w, m) = (median(&mut cpu), median(&mut wall), median(&mut rss));
     let _ = std::fs::remove_file(&path);
     rows.push(Row {
-        name: "W9 investigate a recorded node (two passes over the record)".into(),
+        name: "W10 investigate a recorded node (two passes over the record)".into(),
         values: vec![
             (
                 "record".into(),

@@ -203,10 +203,10 @@ pub fn bench(tprobe: &Path, opts: &Opts) -> Result<()> {
         }
     }
 
-    if opts.wants("w9") {
-        if let Err(e) = investigate::w9(tprobe, &dir, opts, &mut rows) {
+    if opts.wants("w10") {
+        if let Err(e) = investigate::w10(tprobe, &dir, opts, &mut rows) {
             rows.push(Row {
-                name: "W9 investigate".into(),
+                name: "W10 investigate".into(),
                 values: vec![("error".into(), format!("{e:#}"))],
             });
         }
