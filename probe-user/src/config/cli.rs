@@ -43,6 +43,9 @@ pub enum Command {
     /// Sigma rules: `check` validates without loading any program, `list` shows them.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Baseline profiles: `show FILE`, `merge A B... -o OUT`, `diff A B`.
+    #[command(subcommand)]
+    Baseline(crate::analyze::baseline::args::BaselineCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -156,6 +159,9 @@ pub struct RunArgs {
     /// for several).
     #[arg(long = "ioc", value_name = "FILE")]
     pub ioc: Vec<PathBuf>,
+    /// Baselines (`--baseline DIR`, `--learn-for`, ...; docs/baselines.md).
+    #[command(flatten)]
+    pub baseline: Box<crate::analyze::baseline::args::BaselineArgs>,
     /// YAML config file (`tprobe config --default`); flags given here override it. SIGHUP
     /// reloads it.
     #[arg(long, short = 'c', value_name = "FILE")]
@@ -274,6 +280,12 @@ impl RunArgs {
             analyze: crate::analyze::AnalyzeConfig {
                 rules: self.rules,
                 ioc: self.ioc,
+                baseline: (*self.baseline)
+                    .into_config()
+                    .map_err(|e| ConfigError::Flag {
+                        flag: "--baseline",
+                        problem: e.to_string(),
+                    })?,
             },
             format: self.format,
             pretty: self.pretty,

@@ -250,7 +250,8 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     let clock = BootClock::measure();
     let stats = Arc::new(Stats::default());
     // Rules first: a broken one is a usage error, found before anything is loaded.
-    let analyzer = Analyzer::load(&cfg.analyze)?;
+    let mut analyzer = Analyzer::load(&cfg.analyze)?;
+    analyzer.open_baseline(&cfg.analyze)?;
     let analyzed = analyzer.kinds();
     let analyzing = !analyzer.is_noop();
     // Before touching the kernel: one clear line when privileges are missing.
