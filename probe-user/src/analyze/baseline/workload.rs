@@ -238,7 +238,8 @@ impl Workload {
                     .add(f64::from(*c));
             }
         });
-        if learning {
+        // No interval ended while learning (a window shorter than one): no rates to hold.
+        if learning || self.profile.rates.is_empty() {
             return None;
         }
         let floor = cfg.rate_floor as f64;
