@@ -27,6 +27,7 @@ const PAGES: &[&str] = &[
     "kernels.md",
     "benchmarks.md",
     "architecture.md",
+    "baselines.md",
 ];
 
 const README_MAX_LINES: usize = 250;

@@ -4,6 +4,8 @@
 //! `source: "baseline"`. Profiles are JSON files in a folder ([`store`], [`profile`]);
 //! `tprobe baseline show|merge|diff` read them ([`cmd`]). docs/baselines.md says it for users.
 pub mod args;
+#[cfg(test)]
+mod bench;
 pub mod cmd;
 pub mod key;
 pub mod observe;
@@ -304,6 +306,7 @@ impl Baseline {
             return;
         };
         w.saved_at = now;
+        w.sync_identities();
         if self.cfg.read_only {
             w.dirty = false;
             return;

@@ -34,6 +34,9 @@ pub struct Workload {
     /// Capability bits and euids in the profile, for a cheap check on every event.
     caps: u64,
     euids: Vec<u32>,
+    /// (euid, capabilities, events, last seen) since the last write: counted here, folded
+    /// into the `euid` and `caps` values when the profile is written.
+    identities: Vec<(u32, u64, u64, i64)>,
     interval: Option<Interval>,
     alerted: HashSet<(Dim, String)>,
     tokens: f64,
@@ -79,6 +82,7 @@ impl Workload {
         let mut w = Workload {
             caps: 0,
             euids: Vec::new(),
+            identities: Vec::new(),
             interval: None,
             alerted: HashSet::new(),
             tokens: 0.0,
@@ -128,6 +132,41 @@ impl Workload {
         self.gauges.values.set(p.value_count() as i64);
     }
 
+    /// Learns an euid or capability whose sightings `identities` counts.
+    fn learn_counted_apart(&mut self, dim: Dim, v: &str, now: i64) {
+        self.profile.learn(dim.as_str(), v, now, 0);
+        if let Some(s) = self
+            .profile
+            .dimensions
+            .get_mut(dim.as_str())
+            .and_then(|d| d.get_mut(v))
+        {
+            s.count = 0;
+        }
+        self.dirty = true;
+    }
+
+    /// Folds the euid and capability counts into the profile (before it is written).
+    pub fn sync_identities(&mut self) {
+        for (euid, caps, n, last) in self.identities.drain(..) {
+            let mut bump = |dim: Dim, v: &str| {
+                if let Some(s) = self
+                    .profile
+                    .dimensions
+                    .get_mut(dim.as_str())
+                    .and_then(|d| d.get_mut(v))
+                {
+                    s.count += n;
+                    s.last = s.last.max(last);
+                }
+            };
+            bump(Dim::Euid, &euid.to_string());
+            for c in cap_names(caps) {
+                bump(Dim::Caps, &c);
+            }
+        }
+    }
+
     /// Starts watching.
     pub fn watch(&mut self, now: i64) {
         self.profile.state = State::Watching;
@@ -152,6 +191,19 @@ impl Workload {
         if self.events % 64 == 0 {
             self.gauges.events.set(self.events as i64);
         }
+        let full = self.identities.len() >= 64;
+        match self
+            .identities
+            .iter_mut()
+            .find(|i| i.0 == euid && i.1 == caps)
+        {
+            Some(i) => {
+                i.2 += 1;
+                i.3 = now;
+            }
+            None if !full => self.identities.push((euid, caps, 1, now)),
+            None => {}
+        }
         if !self.euids.contains(&euid) {
             let learn = self.profile.state == State::Learning || cfg.accept;
             if learn {
@@ -169,8 +221,7 @@ impl Workload {
             let learn = self.profile.state == State::Learning || cfg.accept;
             for name in cap_names(new) {
                 if learn {
-                    self.profile.learn(Dim::Caps.as_str(), &name, now, 0);
-                    self.dirty = true;
+                    self.learn_counted_apart(Dim::Caps, &name, now);
                 }
                 if self.profile.state == State::Watching {
                     found.push((Dim::Caps, name));
@@ -217,7 +268,8 @@ impl Workload {
     /// Counts an event for the rates; returns the kind's name when this interval just went
     /// over the learned rate (while watching).
     pub fn count(&mut self, kind: EventKind, ts_ns: u64, cfg: &BaselineConfig) -> Option<String> {
-        let len = (cfg.rate_interval.as_nanos() as u64).max(1);
+        // The profile's own interval: a profile learned with another one stays consistent.
+        let len = self.profile.rate_interval_s.max(1) * 1_000_000_000;
         let iv = self.interval.get_or_insert_with(|| Interval::new(ts_ns));
         let learning = self.profile.state == State::Learning;
         let rates = &mut self.profile.rates;
