@@ -265,7 +265,7 @@ fn stop_report(st: &Stopped) -> Value {
 fn deviations(http: u16, new_port: u16, dns: &Responder) -> String {
     format!(
         "busybox nc -w 1 127.0.0.1 {http} </dev/null >/dev/null 2>&1\n\
-         busybox wget -q -T 1 -O - http://127.0.0.1:{new_port}/ >/dev/null 2>&1\n\
+         busybox wget -q -O - http://127.0.0.1:{new_port}/ >/dev/null 2>&1\n\
          echo bad > /etc/tprobe-evil.conf\n\
          busybox nslookup new.test {} >/dev/null 2>&1\n",
         dns.addr()
@@ -361,7 +361,7 @@ fn a_container_learns_its_loop_then_alerts_once_per_deviation_and_after_a_restar
 
     // 3. Four deviations, each alerted once (the loop repeats them until the script goes).
     std::fs::write(&go, deviations(http.port, new_port, &dns)).unwrap();
-    std::fs::write(&host_go, "/usr/bin/id >/dev/null\n").unwrap();
+    std::fs::write(&host_go, "/usr/bin/uname >/dev/null\n").unwrap();
     probe.wait_n(WAIT + WAIT, 4, |v| is_baseline(v, WORKLOAD));
     probe
         .wait_for(WAIT, |v| is_baseline(v, &host.workload()))
@@ -388,7 +388,7 @@ fn a_container_learns_its_loop_then_alerts_once_per_deviation_and_after_a_restar
     assert_eq!(host_hits.len(), 1, "{host_hits:#?}");
     assert_eq!(
         hit(&host_hits[0]),
-        ("exec".to_owned(), "/usr/bin/id <- /usr/bin/dash".to_owned())
+        ("exec".to_owned(), "/usr/bin/uname <- /usr/bin/dash".to_owned())
     );
 
     // 4. Volume: 300 connects to the known listener in one wget, within a few seconds: one
