@@ -388,7 +388,10 @@ fn a_container_learns_its_loop_then_alerts_once_per_deviation_and_after_a_restar
     assert_eq!(host_hits.len(), 1, "{host_hits:#?}");
     assert_eq!(
         hit(&host_hits[0]),
-        ("exec".to_owned(), "/usr/bin/uname <- /usr/bin/dash".to_owned())
+        (
+            "exec".to_owned(),
+            "/usr/bin/uname <- /usr/bin/dash".to_owned()
+        )
     );
 
     // 4. Volume: 300 connects to the known listener in one wget, within a few seconds: one

@@ -2,7 +2,7 @@
 //! here so the shared command line only names them.
 use std::{path::PathBuf, time::Duration};
 
-use super::BaselineConfig;
+use super::config::BaselineConfig;
 
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct BaselineArgs {

@@ -7,6 +7,7 @@ pub mod args;
 #[cfg(test)]
 mod bench;
 pub mod cmd;
+pub mod config;
 pub mod key;
 pub mod observe;
 pub mod patterns;
@@ -17,9 +18,7 @@ mod workload;
 
 use std::{
     collections::HashMap,
-    path::PathBuf,
     sync::{Arc, LazyLock},
-    time::Duration,
 };
 
 use probe_common::EventKind;
@@ -29,6 +28,7 @@ use crate::event::{
     alert::{BaselineHit, RuleInfo},
     Event,
 };
+pub use config::{BaselineConfig, Totals};
 use observe::{Dim, Ephemeral};
 use profile::{Profile, State};
 use store::StoreError;
@@ -37,72 +37,12 @@ use workload::Workload;
 /// Most workloads tracked; events of more are counted, not learned.
 pub const MAX_WORKLOADS: usize = 8192;
 
-/// `--baseline DIR` and its settings (`analyze.baseline` in the config file).
-#[derive(Clone, Debug, PartialEq)]
-pub struct BaselineConfig {
-    pub dir: PathBuf,
-    /// Learning ends this long after a workload's first event...
-    pub learn_for: Duration,
-    /// ...or after this long without a new value.
-    pub learn_stable: Duration,
-    /// Deviations are learned into the profile (and still reported once).
-    pub accept: bool,
-    /// Nothing is written to `dir` (a ConfigMap, a shared copy).
-    pub read_only: bool,
-    /// The interval rates count over (a minute).
-    pub rate_interval: Duration,
-    /// An interval above mean + k·σ ...
-    pub rate_k: f64,
-    /// ... and above this count is a rate deviation.
-    pub rate_floor: u64,
-    /// A directory with more distinct names than this becomes `dir/*`.
-    pub dir_names: usize,
-    /// Alerts per workload per minute; more are counted as suppressed.
-    pub alerts_per_minute: u32,
-}
-
-impl BaselineConfig {
-    pub fn new(dir: PathBuf) -> BaselineConfig {
-        BaselineConfig {
-            dir,
-            learn_for: Duration::from_secs(600),
-            learn_stable: Duration::from_secs(120),
-            accept: false,
-            read_only: false,
-            rate_interval: Duration::from_secs(60),
-            rate_k: 6.0,
-            rate_floor: 100,
-            dir_names: 16,
-            alerts_per_minute: 20,
-        }
-    }
-}
-
-impl Eq for BaselineConfig {}
-
 #[derive(Debug, thiserror::Error)]
 pub enum BaselineError {
     #[error("--baseline: {0}")]
     Store(#[from] StoreError),
     #[error("--baseline: {0} is not a folder")]
     NotADir(String),
-}
-
-/// Counters of the whole baseline, for `probe.stop` and `/metrics`.
-#[derive(Default, Debug)]
-pub struct Totals {
-    pub alerts: u64,
-    pub suppressed: u64,
-    /// Deviations already reported in this run.
-    pub repeats: u64,
-    pub writes: u64,
-    pub write_errors: u64,
-    /// Events of workloads past [`MAX_WORKLOADS`], or whose workload could not be told.
-    pub unkeyed: u64,
-    pub over_cap: u64,
-    /// New values not kept: a dimension was full.
-    pub values_dropped: u64,
-    pub accepted: u64,
 }
 
 struct Metrics {
@@ -139,7 +79,7 @@ pub struct Baseline {
     cfg: BaselineConfig,
     keys: key::Keys,
     workloads: HashMap<Arc<str>, Workload>,
-    /// Where each loaded profile came from (kept for the write-back).
+    /// The rule of each dimension's alerts.
     rules: HashMap<Dim, Arc<RuleInfo>>,
     eph: Ephemeral,
     last_sweep: i64,

@@ -61,13 +61,13 @@ mod opt_time {
 
     pub fn serialize<S: Serializer>(secs: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
         match secs {
-            Some(t) => super::time::serialize(t, s),
+            Some(t) => crate::analyze::baseline::profile::time::serialize(t, s),
             None => s.serialize_none(),
         }
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-        super::time::deserialize(d).map(Some)
+        crate::analyze::baseline::profile::time::deserialize(d).map(Some)
     }
 }
 

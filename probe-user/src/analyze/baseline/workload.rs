@@ -6,10 +6,10 @@ use probe_common::EventKind;
 use prometheus_client::metrics::gauge::Gauge;
 
 use super::{
+    config::{BaselineConfig, Totals},
     observe::Dim,
     profile::{Profile, State},
     rates::Interval,
-    BaselineConfig, Totals,
 };
 use crate::families::security::names::cap_names;
 
@@ -188,7 +188,7 @@ impl Workload {
         if self.profile.state == State::Learning {
             self.profile.events += 1;
         }
-        if self.events % 64 == 0 {
+        if self.events.is_multiple_of(64) {
             self.gauges.events.set(self.events as i64);
         }
         let full = self.identities.len() >= 64;
