@@ -680,3 +680,81 @@ fn baseline_show_merge_and_diff() {
     assert!(err.contains("c.json") && err.contains("workload"), "{err}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// A baseline alert in ECS (`event.kind: alert`, `rule.*`, the hit under `tprobe.alert`) and
+/// OCSF (a Detection Finding of type `baseline`) conforms to the vendored definitions.
+#[test]
+fn baseline_alerts_in_ecs_and_ocsf() {
+    use probe_user::encode::schema_check::{check_ecs, check_ocsf};
+    let ctl = dir("formats-ctl");
+    let script = ctl.join("go");
+    let host = HostLoop::start(&script);
+    for format in ["ecs", "ocsf"] {
+        let profiles = dir(&format!("formats-{format}"));
+        let ready: fn(&Value) -> bool = if format == "ecs" {
+            |v| v["event"]["action"] == "probe.start"
+        } else {
+            |v| v["metadata"]["event_code"] == "probe.start"
+        };
+        let probe = Probe::start_ready(
+            &[
+                "--events",
+                "alert",
+                "--no-containers",
+                "--learn-for",
+                "2s",
+                "--baseline",
+                profiles.to_str().unwrap(),
+                "--format",
+                format,
+            ],
+            ready,
+        );
+        wait_profile(
+            &profiles,
+            &host.workload(),
+            "watching",
+            Duration::from_secs(20),
+        )
+        .expect("watching");
+        std::fs::write(&script, "/usr/bin/uname >/dev/null\n").unwrap();
+        let w = host.workload();
+        let a = probe
+            .wait_for(WAIT, |v| {
+                v["tprobe"]["alert"]["baseline"]["workload"] == w.as_str()
+                    || v["unmapped"]["alert"]["baseline"]["workload"] == w.as_str()
+            })
+            .unwrap_or_else(|| panic!("{format}: no baseline alert"));
+        std::fs::remove_file(&script).unwrap();
+        let errs = if format == "ecs" {
+            check_ecs(&a)
+        } else {
+            check_ocsf(&a)
+        };
+        assert!(errs.is_empty(), "{format}: {errs:?} in {a}");
+        if format == "ecs" {
+            assert_eq!(a["event"]["kind"], "alert", "{a}");
+            assert_eq!(a["rule"]["id"], "baseline", "{a}");
+            assert_eq!(a["rule"]["ruleset"], "baseline", "{a}");
+            assert_eq!(a["rule"]["name"], "New executable for workload", "{a}");
+            assert_eq!(a["tprobe"]["alert"]["baseline"]["dimension"], "exec", "{a}");
+            assert_eq!(a["process"]["executable"], "/usr/bin/uname", "{a}");
+        } else {
+            assert_eq!(a["class_uid"], 2004, "{a}");
+            assert_eq!(a["finding_info"]["types"][0], "baseline", "{a}");
+            assert_eq!(
+                a["unmapped"]["alert"]["baseline"]["value"], "/usr/bin/uname <- /usr/bin/dash",
+                "{a}"
+            );
+            assert_eq!(
+                a["evidences"][0]["process"]["file"]["path"], "/usr/bin/uname",
+                "{a}"
+            );
+        }
+        let st = probe.stop();
+        assert!(st.status.success(), "{}", st.stderr);
+        let _ = std::fs::remove_dir_all(&profiles);
+    }
+    drop(host);
+    let _ = std::fs::remove_dir_all(&ctl);
+}
