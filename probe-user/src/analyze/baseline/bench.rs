@@ -34,7 +34,12 @@ fn task(kind: EventKind, pid: u32) -> Task {
     }
 }
 
-fn event(kind: EventKind, body: Body, container: &Arc<ContainerInfo>, ts_ns: u64) -> Event {
+pub(super) fn event(
+    kind: EventKind,
+    body: Body,
+    container: &Arc<ContainerInfo>,
+    ts_ns: u64,
+) -> Event {
     let mut t = task(kind, 100);
     t.ts_ns = ts_ns;
     Event {
@@ -54,7 +59,7 @@ fn event(kind: EventKind, body: Body, container: &Arc<ContainerInfo>, ts_ns: u64
     }
 }
 
-fn file(path: String) -> Body {
+pub(super) fn file(path: String) -> Body {
     Body::File(Box::new(FileRecord {
         syscall: FileSyscall::Openat,
         path: path.into_bytes(),
@@ -80,7 +85,7 @@ fn file(path: String) -> Body {
     }))
 }
 
-fn connect(port: u16) -> Body {
+pub(super) fn connect(port: u16) -> Body {
     let dst: SocketAddr = format!("10.1.2.3:{port}").parse().unwrap();
     Body::Net(Box::new(NetBody {
         protocol: 6,
@@ -99,7 +104,7 @@ fn connect(port: u16) -> Body {
     }))
 }
 
-fn container(i: usize) -> Arc<ContainerInfo> {
+pub(super) fn container(i: usize) -> Arc<ContainerInfo> {
     Arc::new(ContainerInfo {
         id: format!("{i:064x}"),
         image: Some(format!("registry.local/app-{i}:1")),
@@ -109,6 +114,7 @@ fn container(i: usize) -> Arc<ContainerInfo> {
 }
 
 fn cfg(dir: &std::path::Path) -> BaselineConfig {
+    let _ = std::fs::create_dir_all(dir);
     let mut c = BaselineConfig::new(dir.to_owned());
     c.read_only = true;
     c

@@ -14,6 +14,8 @@ pub mod patterns;
 pub mod profile;
 pub mod rates;
 pub mod store;
+#[cfg(test)]
+mod tests;
 mod workload;
 
 use std::{
