@@ -164,18 +164,20 @@ impl Baseline {
             self.totals.unkeyed += 1;
             return;
         };
-        if !self.workloads.contains_key(&key) {
-            if self.workloads.len() >= MAX_WORKLOADS {
-                self.totals.over_cap += 1;
-                return;
+        // One hash of the key per event: the entry finds or makes the workload.
+        let full = self.workloads.len() >= MAX_WORKLOADS;
+        let w = match self.workloads.entry(key) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                if full {
+                    self.totals.over_cap += 1;
+                    return;
+                }
+                let key = v.key().clone();
+                let p = Profile::new(&key, now, self.cfg.rate_interval.as_secs().max(1));
+                let path = self.cfg.dir.join(store::file_name(&key));
+                v.insert(Workload::new(key, p, path))
             }
-            let p = Profile::new(&key, now, self.cfg.rate_interval.as_secs().max(1));
-            let path = self.cfg.dir.join(store::file_name(&key));
-            self.workloads
-                .insert(key.clone(), Workload::new(key.clone(), p, path));
-        }
-        let Some(w) = self.workloads.get_mut(&key) else {
-            return;
         };
         let mut obs = std::mem::take(&mut self.obs);
         obs.clear();
