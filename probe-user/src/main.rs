@@ -80,6 +80,14 @@ fn main() -> ExitCode {
         }
         Command::Investigate(a) => ExitCode::from(probe_user::investigate::cmd::run(&a)),
         Command::Respond(c) => ExitCode::from(probe_user::analyze::respond::control::client(c)),
+        Command::Baseline(c) => {
+            let (out, err, code) = probe_user::analyze::baseline::args::run(c);
+            print!("{out}");
+            if let Some(e) = err {
+                eprintln!("tprobe: {e}");
+            }
+            ExitCode::from(code)
+        }
         Command::Check(a) => ExitCode::from(probe_user::kernel::check::check(&a.btf)),
         Command::Config(a) => {
             if a.default {

@@ -155,7 +155,12 @@ impl Pipeline {
         self
     }
 
-    fn set_analyzer(&mut self, analyzer: Option<Analyzer>) {
+    fn set_analyzer(&mut self, mut analyzer: Option<Analyzer>) {
+        // Baselines: what the running analyzer learned carries over to the new one.
+        let running = self.analyzer.as_mut().and_then(Analyzer::take_baseline);
+        if let (Some(a), Some(b)) = (&mut analyzer, running) {
+            a.put_baseline(Some(b));
+        }
         self.analyzed = analyzer.as_ref().map(Analyzer::kinds).unwrap_or_default();
         self.analyzer = analyzer.filter(|a| !a.is_noop());
     }
@@ -411,6 +416,10 @@ impl Pipeline {
             self.write(&Event::loss(now, source, sink, count, now), None, stop);
         }
         if let Body::Probe { info, .. } = &mut ev.body {
+            // Profiles are written before the report that counts their writes.
+            if let Some(a) = &mut self.analyzer {
+                a.flush();
+            }
             self.stop_report(info);
         }
         self.write(&ev, None, stop);
@@ -473,6 +482,9 @@ impl Pipeline {
                     self.release_held(true, &stop);
                     // Holds are lifted before the last line, which counts them.
                     self.respond_control(true, &stop);
+                    if let Some(a) = &mut self.analyzer {
+                        a.flush();
+                    }
                     if !self.buf.is_empty() {
                         match self.sink.write_batch(&self.buf) {
                             Ok(()) | Err(SinkError::Closed) => {}

@@ -27,6 +27,7 @@ const PAGES: &[&str] = &[
     "kernels.md",
     "benchmarks.md",
     "architecture.md",
+    "baselines.md",
     "response.md",
     "investigate.md",
 ];

@@ -56,7 +56,7 @@ enum Cmd {
         /// Smaller workloads, for a quick smoke run.
         #[arg(long)]
         quick: bool,
-        /// Run only these sections (w1, w2, w3, w4, w5, w6, w7, w8, w10, k1, xdp, idle); BENCHMARKS.md is then
+        /// Run only these sections (w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, k1, xdp, idle); BENCHMARKS.md is then
         /// left alone and the table only printed.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,

@@ -1,8 +1,10 @@
 //! The analyze stage, between enrichment and the output filter: it reads every enriched event
 //! the loaded rules need and adds `alert` events of its own. Its rooms: `rules` (Sigma, through
 //! `rsigma-eval`), `ioc` (indicator lists), `fields` (the Sigma mapping), `view` (an event as
-//! the engine sees it), `attack` (ATT&CK from tags), `respond` (actions on alerts, the exec deny list).
+//! the engine sees it), `attack` (ATT&CK from tags), `baseline` (learned profiles per
+//! workload), `respond` (actions on alerts, the exec deny list).
 pub mod attack;
+pub mod baseline;
 pub mod fields;
 pub mod ioc;
 pub mod respond;
@@ -23,6 +25,7 @@ use crate::event::{
     alert::{AlertSource, IocHit, RuleInfo},
     Alert, Body, Event,
 };
+use baseline::Baseline;
 use fields::OWN_PRODUCT;
 use ioc::{IocError, IocSet};
 use rules::{RuleSet, RulesError};
@@ -45,6 +48,8 @@ pub struct AnalyzeConfig {
     pub rules: Vec<PathBuf>,
     /// `--ioc`: indicator lists.
     pub ioc: Vec<PathBuf>,
+    /// `--baseline DIR`: learned profiles per workload.
+    pub baseline: Option<baseline::BaselineConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +58,8 @@ pub enum AnalyzeError {
     Rules(#[from] RulesError),
     #[error(transparent)]
     Ioc(#[from] IocError),
+    #[error(transparent)]
+    Baseline(#[from] baseline::BaselineError),
 }
 
 /// Counters for `probe.stop` and `/metrics`.
@@ -67,6 +74,10 @@ pub struct AnalyzeStats {
 pub struct Analyzer {
     rules: Option<RuleSet>,
     ioc: Option<IocSet>,
+    /// `--baseline` was given: its kinds are asked for even before the profiles are open.
+    wants_baseline: bool,
+    baseline: Option<Baseline>,
+    dev_buf: Vec<baseline::Deviation>,
     pub stats: Arc<AnalyzeStats>,
 }
 
@@ -94,12 +105,50 @@ impl Analyzer {
         Ok(Analyzer {
             rules,
             ioc,
+            wants_baseline: cfg.baseline.is_some(),
+            baseline: None,
+            dev_buf: Vec::new(),
             stats: Default::default(),
         })
     }
 
+    /// Opens the profile folder `--baseline` names (at start; a reload keeps the running
+    /// baseline, see [`Analyzer::take_baseline`]).
+    pub fn open_baseline(&mut self, cfg: &AnalyzeConfig) -> Result<(), AnalyzeError> {
+        if let Some(b) = &cfg.baseline {
+            self.baseline = Some(Baseline::open(b)?);
+        }
+        Ok(())
+    }
+
+    /// The running baseline, handed from the analyzer a reload replaces to the new one.
+    pub fn take_baseline(&mut self) -> Option<Baseline> {
+        self.baseline.take()
+    }
+
+    pub fn put_baseline(&mut self, b: Option<Baseline>) {
+        if self.wants_baseline {
+            self.baseline = b;
+        } else if let Some(mut b) = b {
+            b.flush(chrono::Utc::now().timestamp());
+        }
+    }
+
+    pub fn baseline(&self) -> Option<&Baseline> {
+        self.baseline.as_ref()
+    }
+
+    /// Writes the profiles that changed (at exit).
+    pub fn flush(&mut self) {
+        if let Some(b) = &mut self.baseline {
+            b.flush(chrono::Utc::now().timestamp());
+        }
+    }
+
     pub fn is_noop(&self) -> bool {
-        self.rules.is_none() && self.ioc.as_ref().is_none_or(IocSet::is_empty)
+        self.rules.is_none()
+            && self.ioc.as_ref().is_none_or(IocSet::is_empty)
+            && !self.wants_baseline
     }
 
     /// The kinds the kernel must send for the rules and lists, whatever `--events` shows.
@@ -124,6 +173,9 @@ impl Analyzer {
                 k.extend([EventKind::NetDns, EventKind::NetConnect]);
             }
         }
+        if self.wants_baseline {
+            k.extend(Baseline::kinds());
+        }
         k.sort();
         k.dedup();
         k
@@ -138,6 +190,7 @@ impl Analyzer {
             "ioc": self.ioc.as_ref().map_or(0, IocSet::len),
             "ioc_bad_lines": self.ioc.as_ref().map_or(0, |i| i.bad_lines.len()),
             "kinds": self.kinds().iter().map(|k| k.name()).collect::<Vec<_>>(),
+            "baseline": self.baseline.as_ref().map(Baseline::summary),
         })
     }
 
@@ -149,6 +202,7 @@ impl Analyzer {
             "eval_seconds": self.stats.eval_ns.load(Relaxed) as f64 / 1e9,
             "correlation_groups": self.rules.as_ref().map_or(0, RuleSet::state_entries),
             "correlation_groups_evicted": self.rules.as_ref().map_or(0, |r| r.evicted),
+            "baseline": self.baseline.as_ref().map(Baseline::report),
         })
     }
 
@@ -222,6 +276,26 @@ impl Analyzer {
                     Some(hit),
                 ));
             }
+        }
+        if let Some(b) = &mut self.baseline {
+            let mut devs = std::mem::take(&mut self.dev_buf);
+            b.observe(ev, ts_secs, &mut devs);
+            for d in devs.drain(..) {
+                let mut a = alert(
+                    ev,
+                    AlertSource::Baseline,
+                    d.rule,
+                    seq,
+                    Vec::new(),
+                    Vec::new(),
+                    None,
+                );
+                if let Body::Alert(al) = &mut a.body {
+                    al.baseline = Some(d.hit);
+                }
+                out.push(a);
+            }
+            self.dev_buf = devs;
         }
         let spent = t0.elapsed();
         self.stats.evaluated.fetch_add(1, Relaxed);
@@ -320,6 +394,7 @@ fn alert(
             group,
             contributing,
             ioc,
+            baseline: None,
         })),
         process: ev.process.clone(),
         parent: ev.parent.clone(),
@@ -534,6 +609,9 @@ level: medium
         let mut a = Analyzer {
             rules: Some(rules(SCAN, 1000)),
             ioc: None,
+            wants_baseline: false,
+            baseline: None,
+            dev_buf: Vec::new(),
             stats: Default::default(),
         };
         let mut out = Vec::new();
@@ -551,6 +629,9 @@ level: medium
         let mut a = Analyzer {
             rules: Some(rules(SCAN, 10)),
             ioc: None,
+            wants_baseline: false,
+            baseline: None,
+            dev_buf: Vec::new(),
             stats: Default::default(),
         };
         for pid in 1..=50 {

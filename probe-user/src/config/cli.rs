@@ -50,6 +50,9 @@ pub enum Command {
     /// or kill by entity id or container id.
     #[command(subcommand)]
     Respond(crate::analyze::respond::control::RespondCommand),
+    /// Baseline profiles: `show FILE`, `merge A B... -o OUT`, `diff A B`.
+    #[command(subcommand)]
+    Baseline(crate::analyze::baseline::args::BaselineCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -166,6 +169,9 @@ pub struct RunArgs {
     /// for several).
     #[arg(long = "ioc", value_name = "FILE")]
     pub ioc: Vec<PathBuf>,
+    /// Baselines (`--baseline DIR`, `--learn-for`, ...; docs/baselines.md).
+    #[command(flatten)]
+    pub baseline: Box<crate::analyze::baseline::args::BaselineArgs>,
     /// YAML config file (`tprobe config --default`); flags given here override it. SIGHUP
     /// reloads it.
     #[arg(long, short = 'c', value_name = "FILE")]
@@ -284,6 +290,12 @@ impl RunArgs {
             analyze: crate::analyze::AnalyzeConfig {
                 rules: self.rules,
                 ioc: self.ioc,
+                baseline: (*self.baseline)
+                    .into_config()
+                    .map_err(|e| ConfigError::Flag {
+                        flag: "--baseline",
+                        problem: e.to_string(),
+                    })?,
             },
             respond: self.respond.into_config()?,
             format: self.format,

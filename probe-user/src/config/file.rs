@@ -119,6 +119,23 @@ pub struct FileConfig {
 pub struct AnalyzeFile {
     pub rules: Option<List>,
     pub ioc: Option<List>,
+    pub baseline: Option<BaselineFile>,
+}
+
+/// `analyze.baseline:`: `--baseline` and its settings (docs/baselines.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineFile {
+    pub dir: Option<PathBuf>,
+    pub learn_for: Option<Scalar>,
+    pub learn_stable: Option<Scalar>,
+    pub accept: Option<bool>,
+    pub read_only: Option<bool>,
+    pub rate_interval: Option<Scalar>,
+    pub rate_k: Option<f64>,
+    pub rate_floor: Option<u64>,
+    pub dir_names: Option<usize>,
+    pub alerts_per_minute: Option<u32>,
 }
 
 /// `file:` (file events): `--file-include`, `--file-exclude`, `--file-reads`.
@@ -303,6 +320,19 @@ service:
 analyze:
   rules: []
   ioc: []
+  # Baselines (docs/baselines.md): learn each workload's normal behaviour, then alert on what
+  # it never did. A profile folder turns them on.
+  # baseline:
+  #   dir: /var/lib/tprobe/profiles
+  #   learn_for: 10m
+  #   learn_stable: 2m
+  #   accept: false
+  #   read_only: false
+  #   rate_interval: 1m
+  #   rate_k: 6
+  #   rate_floor: 100
+  #   dir_names: 16
+  #   alerts_per_minute: 20
 
 # Response (docs/response.md): actions bound to rule ids (RULE: kill, kill-tree, freeze or
 # isolate; RULE a Sigma id, ioc.LIST, ioc, baseline or baseline:WORKLOAD), execs killed in the

@@ -296,6 +296,43 @@ fn merge(args: &RunArgs, given: &Given) -> Result<RunConfig, ConfigError> {
         if let (Some(v), true) = (&an.ioc, take("ioc")) {
             a.ioc = paths(v);
         }
+        if let Some(b) = &an.baseline {
+            let ba = &mut a.baseline;
+            let key = |k: &str| format!("analyze.baseline.{k}");
+            let dur = |v: &super::file::Scalar, k: &str| {
+                parse_duration(&v.0).map_err(|e| file_err(p, &key(k), e))
+            };
+            if let (Some(v), true) = (&b.dir, take("baseline")) {
+                ba.baseline = Some(dir.join(v));
+            }
+            if let (Some(v), true) = (&b.learn_for, take("learn_for")) {
+                ba.learn_for = dur(v, "learn_for")?;
+            }
+            if let (Some(v), true) = (&b.learn_stable, take("learn_stable")) {
+                ba.learn_stable = dur(v, "learn_stable")?;
+            }
+            if let (Some(v), true) = (b.accept, take("baseline_accept")) {
+                ba.baseline_accept = v;
+            }
+            if let (Some(v), true) = (b.read_only, take("baseline_read_only")) {
+                ba.baseline_read_only = v;
+            }
+            if let (Some(v), true) = (&b.rate_interval, take("baseline_rate_interval")) {
+                ba.baseline_rate_interval = dur(v, "rate_interval")?;
+            }
+            if let (Some(v), true) = (b.rate_k, take("baseline_rate_k")) {
+                ba.baseline_rate_k = v;
+            }
+            if let (Some(v), true) = (b.rate_floor, take("baseline_rate_floor")) {
+                ba.baseline_rate_floor = v;
+            }
+            if let (Some(v), true) = (b.dir_names, take("baseline_dir_names")) {
+                ba.baseline_dir_names = v;
+            }
+            if let (Some(v), true) = (b.alerts_per_minute, take("baseline_alert_rate")) {
+                ba.baseline_alert_rate = v;
+            }
+        }
     }
     if let Some(r) = &file.respond {
         let mut ra = (*a.respond).clone();

@@ -2,7 +2,7 @@
 use serde::Serialize;
 
 use crate::event::{
-    alert::{IocHit, RuleInfo},
+    alert::{BaselineHit, IocHit, RuleInfo},
     Alert,
 };
 
@@ -56,6 +56,14 @@ pub struct IocV<'a> {
 }
 
 #[derive(Serialize)]
+pub struct BaselineV<'a> {
+    workload: &'a str,
+    dimension: &'a str,
+    value: &'a str,
+    state: &'a str,
+}
+
+#[derive(Serialize)]
 pub struct AlertV<'a> {
     source: &'static str,
     rule: RuleV<'a>,
@@ -65,6 +73,8 @@ pub struct AlertV<'a> {
     group: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ioc: Option<IocV<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    baseline: Option<BaselineV<'a>>,
 }
 
 impl<'a> AlertV<'a> {
@@ -117,6 +127,12 @@ impl<'a> AlertV<'a> {
                 field: h.field,
                 list: &h.list,
                 name: h.name.as_deref(),
+            }),
+            baseline: a.baseline.as_ref().map(|b: &BaselineHit| BaselineV {
+                workload: &b.workload,
+                dimension: b.dimension,
+                value: &b.value,
+                state: b.state,
             }),
         }
     }

@@ -245,6 +245,7 @@ fn alert_fields(out: &mut Map<String, Value>, v: &Value) {
         "matched",
         "group",
         "ioc",
+        "baseline",
         "rule.tags",
         "rule.file",
         "rule.status",

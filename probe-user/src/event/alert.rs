@@ -50,3 +50,17 @@ pub struct IocHit {
     pub list: String,
     pub name: Option<String>,
 }
+
+/// What a baseline alert found: a value the workload's profile does not have
+/// (`alert.baseline`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BaselineHit {
+    /// The workload key (docs/baselines.md).
+    pub workload: String,
+    /// `exec`, `file.write`, `connect`, `dns`, ..., or `rate`.
+    pub dimension: &'static str,
+    /// The new value (for `rate`, the event kind whose rate went up).
+    pub value: String,
+    /// The workload's state: `watching`.
+    pub state: &'static str,
+}

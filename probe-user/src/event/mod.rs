@@ -178,6 +178,8 @@ pub struct Alert {
     pub group: Vec<(String, String)>,
     pub contributing: Vec<u64>,
     pub ioc: Option<alert::IocHit>,
+    /// Baseline alerts: the workload and the value its profile lacks.
+    pub baseline: Option<alert::BaselineHit>,
 }
 
 /// One event flowing through the pipeline.

@@ -248,7 +248,8 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
     let clock = BootClock::measure();
     let stats = Arc::new(Stats::default());
     // Rules first: a broken one is a usage error, found before anything is loaded.
-    let analyzer = Analyzer::load(&cfg.analyze)?;
+    let mut analyzer = Analyzer::load(&cfg.analyze)?;
+    analyzer.open_baseline(&cfg.analyze)?;
     let mut analyzed = analyzer.kinds();
     // The exec deny list needs exec events whatever --events shows.
     if !cfg.respond.deny.is_empty() {

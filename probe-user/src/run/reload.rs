@@ -100,10 +100,15 @@ impl Reloader {
             .source
             .clone()
             .ok_or_else(|| anyhow::anyhow!("no command line to reload from"))?;
-        let new = source.resolve()?;
+        let mut new = source.resolve()?;
+        let mut warnings = Vec::new();
+        // The baseline keeps running as it started (its profiles live in memory).
+        if new.analyze.baseline != self.current.analyze.baseline {
+            warnings.push("analyze.baseline changed: takes effect at the next start".to_owned());
+            new.analyze.baseline = self.current.analyze.baseline.clone();
+        }
         let filter = OutputFilter::new(&new.filters).map_err(|e| anyhow::anyhow!(e))?;
         let sink = build_sink(&new)?;
-        let mut warnings = Vec::new();
         // Rule files are read again (they may have changed under the same paths); a set that
         // does not load leaves the running one in place.
         let analyzer = match Analyzer::load(&new.analyze) {

@@ -5,6 +5,7 @@
 //! sections and their helpers are children; `common` is the leaf they all share, so no child
 //! reaches back up here.
 mod analyze;
+mod baseline;
 mod common;
 mod empty;
 mod investigate;
@@ -190,6 +191,14 @@ pub fn bench(tprobe: &Path, opts: &Opts) -> Result<()> {
             rows.push(Row {
                 name: "W8 analyze stage".into(),
                 values: vec![("error".into(), e.to_string())],
+            });
+        }
+    }
+
+    if opts.wants("w9") {
+        if let Err(e) = baseline::w9(opts, &mut rows) {
+            rows.push(Row {
+                name: "W9 baseline".into(),
             });
         }
     }

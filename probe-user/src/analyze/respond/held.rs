@@ -4,11 +4,9 @@ use std::{os::fd::OwnedFd, path::PathBuf};
 
 use crate::event::{response::Target, Alert};
 
-/// The workload a baseline alert names. Baseline alerts carry it once the baselines branch
-/// adds `Alert::baseline`; until then no alert names one and `baseline:WORKLOAD` bindings
-/// match nothing.
-pub fn alert_workload(_a: &Alert) -> Option<&str> {
-    None
+/// The workload a baseline alert names (`baseline:WORKLOAD` bindings match on it).
+pub fn alert_workload(a: &Alert) -> Option<&str> {
+    a.baseline.as_ref().map(|b| b.workload.as_str())
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
