@@ -199,6 +199,7 @@ pub fn bench(tprobe: &Path, opts: &Opts) -> Result<()> {
         if let Err(e) = baseline::w9(opts, &mut rows) {
             rows.push(Row {
                 name: "W9 baseline".into(),
+                values: vec![("error".into(), format!("{e:#}"))],
             });
         }
     }
