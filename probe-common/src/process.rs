@@ -171,7 +171,8 @@ pub struct TaskOffsets {
     pub inode_ctime_sec: u32,
     pub inode_ctime_nsec: u32,
     pub sb_dev: u32,
-    pub _pad0: u32,
+    /// `task_struct.comm`, read in place by the header (two loads, no helper).
+    pub task_comm: u32,
 }
 
 impl TaskOffsets {
@@ -218,7 +219,7 @@ impl TaskOffsets {
             inode_ctime_sec: U,
             inode_ctime_nsec: U,
             sb_dev: U,
-            _pad0: 0,
+            task_comm: U,
         }
     }
 }

@@ -15,7 +15,8 @@ use probe_common::{
     EventHeader, EventKind, HeaderIdentity, KernelOffsets, ProbeConfig, CFG_FILTERS,
 };
 
-use crate::kernel::read_kernel;
+use crate::kernel::{current_task_btf, koff, load_btf, read_kernel};
+use crate::task::toff;
 use crate::maps::{TaskStorage, CONFIG, EVENTS, LOSSES};
 use crate::task;
 
@@ -128,6 +129,8 @@ pub struct IdCache {
     pub exec_id: u32,
     pub cred: u64,
     pub nsproxy: u64,
+    /// `bpf_get_current_uid_gid()` when `cred` was read.
+    pub uid_gid: u64,
     pub id: HeaderIdentity,
 }
 
@@ -156,9 +159,10 @@ pub fn fill_header(h: &mut EventHeader, kind: EventKind, task: *const u8, off: &
     fill_header_cached(h, kind, task, off, unsafe { &mut *cache });
 }
 
-/// [`fill_header`] for a thread with its own [`IdCache`]: when the cache is the thread's and
-/// nothing changed, four kernel reads (parent pointer, exec id, cred and nsproxy pointers) and
-/// the login uid, instead of some twenty.
+/// [`fill_header`] for a thread with its own [`IdCache`]. When the cache is the thread's and
+/// nothing changed, the parent pointer, exec id, cred and nsproxy pointers, login uid and comm
+/// are plain loads through the task's BTF pointer, and the rest comes from the cache: no
+/// `bpf_probe_read_kernel` at all on the hot path.
 #[inline(always)]
 pub fn fill_header_cached(
     h: &mut EventHeader,
@@ -167,8 +171,9 @@ pub fn fill_header_cached(
     off: &KernelOffsets,
     cache: &mut IdCache,
 ) {
-    let pid_tgid = fill_ids(h, kind);
-    let parent: *const u8 = read_kernel(task, off.task_real_parent).unwrap_or(core::ptr::null());
+    let bt = current_task_btf();
+    let pid_tgid = fill_ids(h, kind, bt);
+    let parent: *const u8 = load_btf(bt, koff!(task_real_parent)).unwrap_or(core::ptr::null());
     let same_task = cache.pid_tgid == pid_tgid;
     if !same_task || cache.parent != parent as u64 || parent.is_null() {
         let (_, start) = task_identity(task, off);
@@ -186,44 +191,74 @@ pub fn fill_header_cached(
     h.start_ns = cache.start_ns;
     h.ppid = cache.ppid;
     h.parent_start_ns = cache.parent_start_ns;
-    let exec_id = task::exec_id(task);
-    let (cred, nsproxy) = task::identity_keys(task);
+    let exec_id = load_btf::<u64>(bt, toff!(task_self_exec_id)).unwrap_or(0) as u32;
+    let cred = load_btf::<u64>(bt, toff!(task_cred)).unwrap_or(0);
+    let nsproxy = load_btf::<u64>(bt, toff!(task_nsproxy)).unwrap_or(0);
     if !same_task || cache.exec_id != exec_id || cache.cred != cred || cache.nsproxy != nsproxy {
         task::read_identity(task, cred, nsproxy, off.task_signal, &mut cache.id);
+        // Committed creds are never changed in place: the uid and gid are the cred's.
+        cache.uid_gid = bpf_get_current_uid_gid();
         cache.exec_id = exec_id;
         cache.cred = cred;
         cache.nsproxy = nsproxy;
     }
+    h.uid = cache.uid_gid as u32;
+    h.gid = (cache.uid_gid >> 32) as u32;
     h.exec_id = exec_id;
     h.id = cache.id;
-    h.id.auid = task::login_uid(task);
+    // Changed in place (by a write to /proc/self/loginuid), so read every time.
+    h.id.auid = load_btf::<u32>(bt, toff!(task_loginuid)).unwrap_or(u32::MAX);
 }
 
-/// The header fields helpers give directly; returns `pid_tgid`.
+/// The header fields helpers give directly (and the uid/gid, for the uncached path); returns
+/// `pid_tgid`.
 #[inline(always)]
-fn fill_ids(h: &mut EventHeader, kind: EventKind) -> u64 {
+fn fill_ids(h: &mut EventHeader, kind: EventKind, bt: *const u8) -> u64 {
     let pid_tgid = bpf_get_current_pid_tgid();
-    let uid_gid = bpf_get_current_uid_gid();
     h.kind = kind as u32;
     h.flags = 0;
     h.ts_ns = unsafe { bpf_ktime_get_boot_ns() };
     h.pid = (pid_tgid >> 32) as u32;
     h.tid = pid_tgid as u32;
-    h.uid = uid_gid as u32;
-    h.gid = (uid_gid >> 32) as u32;
     h.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
-    // Straight into the record: the safe wrapper zeroes a stack copy and moves it byte by byte,
-    // which costs more than the helper. On failure the helper zeroes the buffer itself.
-    unsafe {
-        generated::bpf_get_current_comm(h.comm.as_mut_ptr() as *mut c_void, h.comm.len() as u32)
+    let comm_off = toff!(task_comm);
+    let comm_hi = if comm_off == u32::MAX {
+        u32::MAX
+    } else {
+        comm_off + 8
     };
+    match (load_btf::<u64>(bt, comm_off), load_btf::<u64>(bt, comm_hi)) {
+        (Some(a), Some(b)) => {
+            let c = h.comm.as_mut_ptr() as *mut u64;
+            // SAFETY: `comm` is 16 bytes; the header is 8-byte aligned there.
+            unsafe {
+                c.write_unaligned(a);
+                c.add(1).write_unaligned(b);
+            }
+        }
+        // Straight into the record: the safe wrapper zeroes a stack copy and moves it byte
+        // by byte. On failure the helper zeroes the buffer itself.
+        _ => unsafe {
+            generated::bpf_get_current_comm(
+                h.comm.as_mut_ptr() as *mut c_void,
+                h.comm.len() as u32,
+            );
+        },
+    }
     pid_tgid
 }
 
+/// Wakes the reader when this record carries the queue across a multiple of `WAKEUP_BYTES`,
+/// not on every record past it: while the reader lags behind (it drains to empty before it
+/// sleeps) a wakeup per record is an IPI per event for nothing.
 #[inline(always)]
-fn wakeup_flags() -> u64 {
+fn wakeup_flags(len: u64) -> u64 {
     let threshold = unsafe { core::ptr::read_volatile(&WAKEUP_BYTES) };
-    if EVENTS.query(BPF_RB_AVAIL_DATA) >= threshold {
+    if threshold == 0 {
+        return BPF_RB_FORCE_WAKEUP;
+    }
+    let queued = EVENTS.query(BPF_RB_AVAIL_DATA);
+    if queued / threshold != (queued + len) / threshold {
         BPF_RB_FORCE_WAKEUP
     } else {
         BPF_RB_NO_WAKEUP
@@ -247,7 +282,7 @@ pub fn emit_bytes(kind: EventKind, data: *const u8, len: u64) {
             &EVENTS as *const _ as *mut c_void,
             data as *mut c_void,
             len,
-            wakeup_flags(),
+            wakeup_flags(len),
         )
     };
     if ret < 0 {

@@ -3,17 +3,48 @@
 //! each other for it.
 use core::ffi::c_void;
 
-use aya_ebpf::helpers::generated::{bpf_get_current_task, bpf_probe_read_kernel};
+use aya_ebpf::helpers::generated::{
+    bpf_get_current_task, bpf_get_current_task_btf, bpf_probe_read_kernel,
+};
 use probe_common::KernelOffsets;
 
 /// Kernel struct offsets from BTF, set by userspace before load.
 #[unsafe(no_mangle)]
-static OFFSETS: KernelOffsets = KernelOffsets::zeroed();
+pub(crate) static OFFSETS: KernelOffsets = KernelOffsets::zeroed();
 
 #[inline(always)]
 pub fn offsets() -> KernelOffsets {
     // Volatile: the value is patched into .rodata at load time, so the compiler must not fold it.
     unsafe { core::ptr::read_volatile(&OFFSETS) }
+}
+
+/// One field of [`OFFSETS`], read straight from the patched rodata: the verifier knows the
+/// value (the map is frozen), which [`load_btf`] needs. A copy through the stack may lose it.
+macro_rules! koff {
+    ($f:ident) => {
+        unsafe { core::ptr::read_volatile(&$crate::kernel::OFFSETS.$f) }
+    };
+}
+pub(crate) use koff;
+
+/// The current task as a BTF-typed pointer, for [`load_btf`].
+#[inline(always)]
+pub fn current_task_btf() -> *const u8 {
+    unsafe { bpf_get_current_task_btf() as *const u8 }
+}
+
+/// Loads a `T` at `base + off` with a plain load: `base` is a BTF pointer
+/// ([`current_task_btf`] or a pointer field loaded through one) and `off` a value the verifier
+/// knows (from `koff!`/`toff!`), so it checks the field against BTF and the JIT guards the
+/// load. A few instructions where [`read_kernel`] is a helper call. `None` when the offset is
+/// unknown or `base` is null.
+#[inline(always)]
+pub fn load_btf<T: Copy>(base: *const u8, off: u32) -> Option<T> {
+    if off == u32::MAX || base.is_null() {
+        return None;
+    }
+    // SAFETY: the verifier types the access from BTF; a fault reads zero instead.
+    Some(unsafe { core::ptr::read(base.wrapping_add(off as usize) as *const T) })
 }
 
 /// Reads a `T` at `base + off` from kernel memory.

@@ -39,27 +39,6 @@ pub fn read_ptr(base: *const u8, off: u32) -> *const u8 {
     read_opt::<*const u8>(base, off).unwrap_or_default()
 }
 
-/// The low 32 bits of `task->self_exec_id` (bumped by every exec).
-#[inline(always)]
-pub fn exec_id(task: *const u8) -> u32 {
-    read_opt::<u64>(task, toff!(task_self_exec_id)).unwrap_or(0) as u32
-}
-
-/// The pointers the identity is cached under: `task->cred` and `task->nsproxy`.
-#[inline(always)]
-pub fn identity_keys(task: *const u8) -> (u64, u64) {
-    (
-        read_ptr(task, toff!(task_cred)) as u64,
-        read_ptr(task, toff!(task_nsproxy)) as u64,
-    )
-}
-
-/// `task->loginuid` (`u32::MAX` when unset or unknown): changed in place, so read every time.
-#[inline(always)]
-pub fn login_uid(task: *const u8) -> u32 {
-    read_opt::<u32>(task, toff!(task_loginuid)).unwrap_or(u32::MAX)
-}
-
 /// `ns.inum` of a namespace struct.
 #[inline(always)]
 fn ns_inum(ns: *const u8, idx: usize) -> u32 {

@@ -148,6 +148,7 @@ pub fn task_offsets(btf: &Btf, missing: &mut Vec<String>) -> TaskOffsets {
     o.inode_sb = get(m("inode", "i_sb"));
     o.inode_size = get(m("inode", "i_size"));
     o.sb_dev = get(m("super_block", "s_dev"));
+    o.task_comm = get(m("task_struct", "comm"));
     // ctime moved over the years: i_ctime (timespec64), __i_ctime (6.6), then
     // i_ctime_sec/i_ctime_nsec (6.11). Only its absence is not an error here.
     let ts = |f: &str| {
