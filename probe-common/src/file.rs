@@ -18,6 +18,8 @@ pub const PREFIX_EXCLUDE: u8 = 2;
 pub const FILE_CFG_READS: u32 = 1 << 0;
 /// `FileConfig::flags`: include prefixes exist, so a path matching none of them is dropped.
 pub const FILE_CFG_INCLUDE: u32 = 1 << 1;
+/// `FileConfig::flags`: the prefix trie holds something (off: the kernel skips the check).
+pub const FILE_CFG_PREFIXES: u32 = 1 << 2;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

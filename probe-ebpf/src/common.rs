@@ -16,9 +16,9 @@ use probe_common::{
 };
 
 use crate::kernel::{current_task_btf, koff, load_btf, read_kernel};
-use crate::task::toff;
 use crate::maps::{TaskStorage, CONFIG, EVENTS, LOSSES};
 use crate::task;
+use crate::task::toff;
 
 /// Our own thread-group id: the probe never reports itself. Set by userspace before load.
 #[unsafe(no_mangle)]

@@ -1,15 +1,14 @@
 //! The kernel's share of the path prefix filters: an LPM trie lookup for clean absolute paths.
-use core::ffi::c_void;
-
 use aya_ebpf::{
-    helpers::generated::bpf_probe_read_kernel,
     macros::map,
     maps::{
         lpm_trie::{Key, LpmTrie},
         PerCpuArray,
     },
 };
-use probe_common::{FileConfig, FILE_CFG_INCLUDE, PREFIX_EXCLUDE, PREFIX_INCLUDE, PREFIX_KEY_LEN};
+use probe_common::{
+    FileConfig, FILE_CFG_INCLUDE, FILE_CFG_PREFIXES, PREFIX_EXCLUDE, PREFIX_INCLUDE, PREFIX_KEY_LEN,
+};
 
 use crate::common::bound;
 
@@ -71,6 +70,9 @@ fn is_clean_absolute(p: *const u8, len: u32) -> bool {
 /// aligned with 256 readable bytes.
 #[inline(never)]
 pub(super) fn prefix_keeps(cfg: &FileConfig, buf: *const u8, len: u32) -> bool {
+    if cfg.flags & FILE_CFG_PREFIXES == 0 {
+        return true; // no prefixes at all: nothing to look up
+    }
     if !is_clean_absolute(buf, len) {
         return true; // userspace decides after resolving and normalising it
     }
@@ -81,8 +83,16 @@ pub(super) fn prefix_keeps(cfg: &FileConfig, buf: *const u8, len: u32) -> bool {
     let data = key.data.as_mut_ptr();
     // Volatile so the mask survives: the compiler knows n < 256, the verifier must see it.
     let n = bound(len, PREFIX_KEY_LEN as u32 - 1);
-    if unsafe { bpf_probe_read_kernel(data as *mut c_void, n, buf as *const c_void) } != 0 {
-        return true;
+    // Four bytes a step (the key's data sits 4-aligned after its length), no helper call:
+    // both sides are map memory the verifier bounds.
+    let words = (n as usize).div_ceil(4);
+    let (src, dst) = (buf as *const u32, data as *mut u32);
+    for k in 0..PREFIX_KEY_LEN / 4 {
+        if k >= words {
+            break;
+        }
+        // SAFETY: k < 64 words of the 256 bytes on each side.
+        unsafe { dst.add(k).write(src.add(k).read()) };
     }
     // The key is the path plus `/`, so `/etc` matches the stored `/etc/` but `/etcx` does not.
     unsafe { *data.add(n as usize & (PREFIX_KEY_LEN - 1)) = b'/' };

@@ -9,8 +9,8 @@ use aya::{
     Ebpf,
 };
 use probe_common::{
-    EventKind, FileConfig, FileOffsets, FILE_CFG_INCLUDE, FILE_CFG_READS, MAP_FILE_CONFIG,
-    MAP_FILE_PREFIXES, PREFIX_EXCLUDE, PREFIX_INCLUDE, PREFIX_KEY_LEN,
+    EventKind, FileConfig, FileOffsets, FILE_CFG_INCLUDE, FILE_CFG_PREFIXES, FILE_CFG_READS,
+    MAP_FILE_CONFIG, MAP_FILE_PREFIXES, PREFIX_EXCLUDE, PREFIX_INCLUDE, PREFIX_KEY_LEN,
 };
 
 use crate::kernel::{
@@ -149,6 +149,9 @@ pub fn write_maps(ebpf: &mut Ebpf, opts: &FileOptions) -> Result<(), MapWriteErr
     }
     if opts.has_include() {
         flags |= FILE_CFG_INCLUDE;
+    }
+    if !opts.prefixes.is_empty() {
+        flags |= FILE_CFG_PREFIXES;
     }
     cfg.set(0, FileConfig { flags, _pad0: 0 }, 0)
         .map_err(map_err(MAP_FILE_CONFIG))?;
