@@ -290,6 +290,13 @@ pub fn bench(tprobe: &Path, opts: &Opts) -> Result<()> {
         });
     }
 
+    if opts.quick {
+        let previous =
+            std::fs::read_to_string(crate::util::root().join("BENCHMARKS.md")).unwrap_or_default();
+        for w in report::regressions(&rows, &previous) {
+            eprintln!("bench: warning: {w}");
+        }
+    }
     report::write(&rows, opts)?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

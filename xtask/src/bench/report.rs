@@ -39,8 +39,8 @@ fn machine_info() -> String {
     )
 }
 
-/// Prints the results as markdown and, on a full run (no `--only`), writes them to
-/// BENCHMARKS.md.
+/// Prints the results as markdown and, on a full run (no `--only`, not `--quick`), writes
+/// them to BENCHMARKS.md: the figures the quick run's guard compares with.
 pub(super) fn write(rows: &[Row], opts: &Opts) -> Result<()> {
     let mut md = String::from("# tprobe benchmarks\n\nProduced by `cargo xtask bench` (release build). Each comparison alternates no probe / tprobe / bpftrace within one run; values are medians of ");
     let _ = writeln!(
@@ -57,8 +57,112 @@ pub(super) fn write(rows: &[Row], opts: &Opts) -> Result<()> {
         md.push('\n');
     }
     print!("{md}");
-    if opts.only.is_empty() {
+    if opts.only.is_empty() && !opts.quick {
         std::fs::write(util::root().join("BENCHMARKS.md"), &md)?;
     }
     Ok(())
+}
+
+/// `(section, measure, value)` of every table line of a BENCHMARKS.md.
+fn md_values(md: &str) -> Vec<(String, String, String)> {
+    let mut section = String::new();
+    let mut out = Vec::new();
+    for l in md.lines() {
+        if let Some(h) = l.strip_prefix("## ") {
+            section = h.trim().to_owned();
+        } else if let Some(cells) = l.strip_prefix('|').and_then(|l| l.strip_suffix('|')) {
+            if let Some((k, v)) = cells.split_once('|') {
+                out.push((section.clone(), k.trim().to_owned(), v.trim().to_owned()));
+            }
+        }
+    }
+    out
+}
+
+/// The slowdown in a value like `0.594 s (1.80x)`.
+fn slowdown(v: &str) -> Option<f64> {
+    v.split_once('(')?.1.split_once("x)")?.0.trim().parse().ok()
+}
+
+/// The leading number of a value like `373441 events/s (target >= 500000)`.
+fn leading(v: &str) -> Option<f64> {
+    v.split_whitespace().next()?.parse().ok()
+}
+
+/// How the guard reads a figure from its value cell.
+type Reader = fn(&str) -> Option<f64>;
+
+/// Which figure the guard watches: a section prefix, a measure, how to read it, and whether
+/// bigger is worse.
+const GUARDED: [(&str, &str, Reader, bool); 2] = [
+    ("W2", "tprobe", slowdown, true),
+    ("W5", "max zero-loss rate", leading, false),
+];
+
+/// Warnings for the figures of this run more than 15% worse than the same ones in
+/// `previous` (the BENCHMARKS.md of the last full run). Warnings, not failures: the machine
+/// is noisy, and a quick run is smaller.
+pub(super) fn regressions(rows: &[Row], previous: &str) -> Vec<String> {
+    let old = md_values(previous);
+    let mut warnings = Vec::new();
+    for (section, measure, read, bigger_is_worse) in GUARDED {
+        let now = rows
+            .iter()
+            .filter(|r| r.name.starts_with(section))
+            .flat_map(|r| &r.values)
+            .find(|(k, _)| k == measure)
+            .and_then(|(_, v)| read(v));
+        let was = old
+            .iter()
+            .find(|(s, k, _)| s.starts_with(section) && k == measure)
+            .and_then(|(_, _, v)| read(v));
+        let (Some(now), Some(was)) = (now, was) else {
+            continue;
+        };
+        let worse = if bigger_is_worse {
+            now > was * 1.15
+        } else {
+            now < was / 1.15
+        };
+        if worse {
+            warnings.push(format!(
+                "{section} {measure}: {now} against {was} in BENCHMARKS.md (more than 15% worse)"
+            ));
+        }
+    }
+    warnings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PREVIOUS: &str = "# tprobe benchmarks\n\n## W2 file storm (open+close)\n\n| measure | value |\n|---|---|\n| tprobe | 0.594 s (1.80x) |\n\n## W5 highest zero-loss rate\n\n| measure | value |\n|---|---|\n| max zero-loss rate | 373441 events/s (target >= 500000) |\n";
+
+    fn rows(w2: &str, w5: &str) -> Vec<Row> {
+        vec![
+            Row {
+                name: "W2 file storm (open+close)".into(),
+                values: vec![("tprobe".into(), w2.into())],
+            },
+            Row {
+                name: "W5 highest zero-loss rate".into(),
+                values: vec![("max zero-loss rate".into(), w5.into())],
+            },
+        ]
+    }
+
+    #[test]
+    fn a_run_within_15_percent_warns_of_nothing() {
+        let r = rows("0.6 s (1.95x)", "330000 events/s");
+        assert!(regressions(&r, PREVIOUS).is_empty());
+    }
+
+    #[test]
+    fn a_slower_w2_or_a_lower_w5_rate_is_named() {
+        let w = regressions(&rows("0.7 s (2.10x)", "300000 events/s"), PREVIOUS);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].starts_with("W2 tprobe: 2.1 against 1.8"), "{w:?}");
+        assert!(w[1].starts_with("W5 max zero-loss rate"), "{w:?}");
+    }
 }

@@ -30,6 +30,27 @@ pub(super) struct Storm {
     pub(super) hooks: &'static [&'static str],
 }
 
+/// `kernel.bpf_stats_enabled` on while alive, restored after.
+struct BpfStats(Option<String>);
+
+impl BpfStats {
+    const PATH: &'static str = "/proc/sys/kernel/bpf_stats_enabled";
+
+    fn enable() -> BpfStats {
+        let old = std::fs::read_to_string(Self::PATH).ok();
+        let _ = std::fs::write(Self::PATH, "1");
+        BpfStats(old)
+    }
+}
+
+impl Drop for BpfStats {
+    fn drop(&mut self) {
+        if let Some(old) = &self.0 {
+            let _ = std::fs::write(Self::PATH, old.trim());
+        }
+    }
+}
+
 /// One storm workload compared across no tracer, tprobe and bpftrace.
 pub(super) fn storm(
     tprobe: &Path,
@@ -169,6 +190,26 @@ pub(super) fn storm(
         ));
     } else {
         vals.push(("bpftrace".to_owned(), "not run".to_owned()));
+    }
+    if !hooks.is_empty() {
+        // One more tprobe run with the kernel's per-program statistics on (they cost two
+        // clock reads per run, so not in the timed rounds): what tprobe's programs take per
+        // operation, the kernel side of the gap above the empty programs.
+        let t = Tracer::start(TracerKind::Tprobe, tprobe, &args, bt)?;
+        let stats = BpfStats::enable();
+        let before = t.prog_stats();
+        work.run(n, dir);
+        let after = t.prog_stats();
+        drop(stats);
+        t.stop(prefix)?;
+        let (ns, runs) = (after.0 - before.0, after.1 - before.1);
+        vals.push((
+            "tprobe programs (kernel.bpf_stats_enabled, one more run)".to_owned(),
+            format!(
+                "{:.0} ns per op ({runs} program runs)",
+                ns as f64 / n as f64
+            ),
+        ));
     }
     if bt_hung > 0 {
         vals.push((

@@ -92,6 +92,37 @@ impl Tracer {
         self.child.id()
     }
 
+    /// (run time in ns, runs) summed over the tracer's loaded programs, from the fdinfo of
+    /// its program fds: counted only while `kernel.bpf_stats_enabled` is on.
+    pub(super) fn prog_stats(&self) -> (u64, u64) {
+        let pid = self.child.id();
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            return (0, 0);
+        };
+        let (mut ns, mut runs) = (0, 0);
+        for fd in fds.flatten() {
+            let is_prog = std::fs::read_link(fd.path())
+                .is_ok_and(|l| l.to_string_lossy() == "anon_inode:bpf-prog");
+            if !is_prog {
+                continue;
+            }
+            let info = std::fs::read_to_string(format!(
+                "/proc/{pid}/fdinfo/{}",
+                fd.file_name().to_string_lossy()
+            ))
+            .unwrap_or_default();
+            let field = |name: &str| {
+                info.lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            ns += field("run_time_ns:");
+            runs += field("run_cnt:");
+        }
+        (ns, runs)
+    }
+
     pub(super) fn stop(mut self, prefix: &str) -> Result<Report> {
         let pid = self.child.id();
         let cpu_s = proc_cpu_s(pid);
