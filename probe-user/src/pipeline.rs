@@ -31,6 +31,9 @@ pub enum Stop {
     SinkFailed,
 }
 
+/// Encoded bytes that make the pipeline write before its batch is done.
+const FLUSH_BYTES: usize = 256 << 10;
+
 pub struct Pipeline {
     pub table: ProcessTable,
     pub users: Users,
@@ -431,6 +434,33 @@ impl Pipeline {
         }
     }
 
+    /// Hands the encoded lines to the sink. `Some`: the run ends, with this result.
+    fn flush(&mut self, stop: &watch::Sender<Stop>) -> Option<Result<(), SinkError>> {
+        if self.buf.is_empty() {
+            return None;
+        }
+        // A write that stays in progress too long makes /healthz fail (stuck reader).
+        self.stats
+            .sink_write_since_ns
+            .store(crate::clock::BootClock::now_boot_ns(), Relaxed);
+        let written = self.sink.write_batch(&self.buf);
+        self.stats.sink_write_since_ns.store(0, Relaxed);
+        match written {
+            Ok(()) => {
+                self.buf.clear();
+                None
+            }
+            Err(SinkError::Closed) => {
+                let _ = stop.send(Stop::ReaderGone);
+                Some(Ok(()))
+            }
+            Err(e) => {
+                let _ = stop.send(Stop::SinkFailed);
+                Some(Err(e))
+            }
+        }
+    }
+
     /// Completes `probe.stop` with the counters as they stand when it is written.
     fn stop_report(&self, info: &mut serde_json::Value) {
         if let Some(o) = info.as_object_mut() {
@@ -504,6 +534,13 @@ impl Pipeline {
                     self.batches += 1;
                     for ev in batch {
                         self.process(ev, &stop);
+                        // Written as it grows: a drained batch can be tens of MB of lines,
+                        // which otherwise sit in memory and leave the cache before the write.
+                        if self.buf.len() >= FLUSH_BYTES {
+                            if let Some(end) = self.flush(&stop) {
+                                return end;
+                            }
+                        }
                     }
                 }
             }
@@ -512,25 +549,8 @@ impl Pipeline {
             self.stats
                 .process_table
                 .store(self.table.len() as u64, Relaxed);
-            if self.buf.is_empty() {
-                continue;
-            }
-            // A write that stays in progress too long makes /healthz fail (stuck reader).
-            self.stats
-                .sink_write_since_ns
-                .store(crate::clock::BootClock::now_boot_ns(), Relaxed);
-            let written = self.sink.write_batch(&self.buf);
-            self.stats.sink_write_since_ns.store(0, Relaxed);
-            match written {
-                Ok(()) => self.buf.clear(),
-                Err(SinkError::Closed) => {
-                    let _ = stop.send(Stop::ReaderGone);
-                    return Ok(());
-                }
-                Err(e) => {
-                    let _ = stop.send(Stop::SinkFailed);
-                    return Err(e);
-                }
+            if let Some(end) = self.flush(&stop) {
+                return end;
             }
         }
         Ok(())

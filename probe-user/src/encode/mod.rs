@@ -1,5 +1,6 @@
 //! Event -> bytes. One implementation per format.
 pub mod alert;
+mod cache;
 pub mod flow;
 pub mod native;
 pub mod net;

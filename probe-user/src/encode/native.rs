@@ -24,7 +24,8 @@ pub const SCHEMA: &str = "tprobe/1";
 pub struct Native {
     host: String,
     clock: BootClock,
-    ttys: super::process::TtyNames,
+    shared: super::process::Shared,
+    procs: super::cache::ProcessCache,
 }
 
 impl Native {
@@ -32,7 +33,8 @@ impl Native {
         Native {
             host,
             clock,
-            ttys: Default::default(),
+            shared: Default::default(),
+            procs: Default::default(),
         }
     }
 
@@ -241,9 +243,9 @@ struct Line<'a> {
     host: Host<'a>,
     schema: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    process: Option<ProcessV<'a>>,
+    process: Option<super::cache::Cached<ProcessV<'a>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    parent: Option<ParentV<'a>>,
+    parent: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     exec: Option<super::process::ExecV<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -315,7 +317,7 @@ impl Native {
             source: p
                 .filter(|p| p.source == crate::event::process::ProcSource::Procfs)
                 .map(|_| "procfs"),
-            id: super::process::IdentityV::of(t, &self.ttys),
+            id: super::process::IdentityV::of(t, &self.shared),
             hash: super::process::HashFields::of(p.and_then(|p| p.hash.as_deref())),
             ancestors: ev
                 .ancestors
@@ -332,15 +334,17 @@ impl Encoder for Native {
     fn encode(&self, ev: &Event, seq: u64, out: &mut Vec<u8>) {
         let parent = ev.parent.as_deref().map(|p| {
             let j = ProcessJson::of(p, &self.clock);
-            ParentV {
-                pid: p.pid,
-                comm: (!p.comm.is_empty()).then_some(Lossy(&p.comm)),
-                exe: j.exe.as_deref(),
-                exe_b64: j.exe_b64.as_deref(),
-                args: &j.args,
-                args_b64: j.args_b64.as_deref(),
-                entity_id: &p.entity_id,
-            }
+            &**j.as_parent.get_or_init(|| {
+                raw(&ParentV {
+                    pid: p.pid,
+                    comm: (!p.comm.is_empty()).then_some(Lossy(&p.comm)),
+                    exe: j.exe.as_deref(),
+                    exe_b64: j.exe_b64.as_deref(),
+                    args: &j.args,
+                    args_b64: j.args_b64.as_deref(),
+                    entity_id: &p.entity_id,
+                })
+            })
         });
         let mut line = Line {
             ts: self.clock.stamp(ev.ts_ns),
@@ -348,7 +352,7 @@ impl Encoder for Native {
             seq,
             host: Host { name: &self.host },
             schema: super::native::SCHEMA,
-            process: self.process(ev),
+            process: self.procs.get(ev, || self.process(ev)),
             parent,
             exec: None,
             child: None,
@@ -466,7 +470,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::event::Task;
+    use crate::event::{Task, FLAG_START_APPROX};
 
     fn exec_event(args: Vec<Vec<u8>>, exe: &[u8]) -> Event {
         let task = Task {
@@ -546,6 +550,66 @@ mod tests {
         assert_eq!(p["comm"], "a\nb");
         assert!(p.get("comm_b64").is_none());
         assert_eq!(p["cgroup_id"], 7);
+    }
+
+    /// The per-thread `process` cache never shows a stale object: one encoder fed a thread's
+    /// events as its context changes writes what a fresh encoder writes for each.
+    #[test]
+    fn cached_process_objects_follow_every_change() {
+        let long = Native::new("h".into(), BootClock::measure());
+        let mut ev = exec_event(vec![b"a".to_vec()], b"/bin/a");
+        ev.body = Body::Fork {
+            child_pid: 11,
+            child_tid: 11,
+            child_start_ns: 2,
+            thread: false,
+        };
+        let hash = crate::enrich::process::new_cell();
+        let mut steps: Vec<Box<dyn Fn(&mut Event)>> = vec![
+            Box::new(|_| {}),
+            Box::new(|e| e.task.as_mut().unwrap().id.euid = 1000),
+            Box::new(|e| e.task.as_mut().unwrap().id.cap_effective = 1 << 21),
+            Box::new(|e| e.task.as_mut().unwrap().comm = b"renamed".to_vec()),
+            Box::new(|e| e.user = Some("root".into())),
+            Box::new(|e| e.task.as_mut().unwrap().flags |= FLAG_START_APPROX),
+        ];
+        let h = hash.clone();
+        steps.push(Box::new(move |e| {
+            let mut p = (**e.process.as_ref().unwrap()).clone();
+            p.hash = Some(h.clone());
+            e.process = Some(Arc::new(p));
+        }));
+        let h = hash.clone();
+        steps.push(Box::new(move |_| {
+            h.set(crate::event::process::HashOutcome::Sha256("ab".into()))
+        }));
+        steps.push(Box::new(|e| {
+            let mut p = (**e.process.as_ref().unwrap()).clone();
+            p.args = vec![b"b".to_vec()];
+            e.process = Some(Arc::new(p));
+        }));
+        for step in &steps {
+            step(&mut ev);
+            // Twice: the second is the cached rendering.
+            for _ in 0..3 {
+                let mut got = Vec::new();
+                long.encode(&ev, 1, &mut got);
+                let mut want = Vec::new();
+                Native::new("h".into(), long.clock).encode(&ev, 1, &mut want);
+                assert_eq!(
+                    String::from_utf8_lossy(&got),
+                    String::from_utf8_lossy(&want)
+                );
+            }
+        }
+        let mut out = Vec::new();
+        long.encode(&ev, 1, &mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        // The last steps set an approximate start: the kernel identity is not shown then.
+        assert!(v["process"].get("euid").is_none());
+        assert_eq!(v["process"]["comm"], "renamed");
+        assert_eq!(v["process"]["hash"]["sha256"], "ab");
+        assert_eq!(v["process"]["args"], serde_json::json!(["b"]));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The `process` parts of a native line that are more than copies of a field: the identity
 //! the kernel read at the event, hashes, ancestors, the `exec` object, and the shared
 //! renderings every process object uses. A leaf of the native encoder (imports no encoder).
-use std::{cell::RefCell, collections::HashMap};
+use std::{cell::RefCell, collections::HashMap, sync::Arc};
 
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
@@ -57,6 +57,7 @@ impl ProcessJson {
                 cwd: cwd.map(|c| raw(&Lossy(c))),
                 cwd_b64: opt_b64(cwd).map(|b| raw(&b)),
                 start_time: raw(&clock.rfc3339(p.start_ns)),
+                as_parent: Default::default(),
             }
         })
     }
@@ -66,24 +67,63 @@ pub fn opt_b64(b: Option<&[u8]>) -> Option<String> {
     b.and_then(b64_if_invalid)
 }
 
-/// Terminal names by device, rendered once each.
+/// Renderings of values many processes share, made once each: terminal names, and capability
+/// sets (root's two are 1.2 KB of names, escaped for every exec otherwise).
 #[derive(Default)]
-pub struct TtyNames(RefCell<HashMap<u32, Option<Box<RawValue>>>>);
+pub struct Shared {
+    ttys: RefCell<HashMap<u32, Option<Arc<RawValue>>>>,
+    caps: RefCell<HashMap<(u64, u64), Arc<RawValue>>>,
+}
 
-impl TtyNames {
-    fn get(&self, dev: u32) -> Option<Box<RawValue>> {
-        self.0
+/// Distinct capability pairs kept; past it the map starts again (a bound, not an expectation).
+const MAX_CAP_SETS: usize = 1024;
+
+impl Shared {
+    fn tty(&self, dev: u32) -> Option<Arc<RawValue>> {
+        self.ttys
             .borrow_mut()
             .entry(dev)
-            .or_insert_with(|| tty_name(dev).map(|n| raw(&n)))
+            .or_insert_with(|| tty_name(dev).map(|n| Arc::from(raw(&n))))
+            .clone()
+    }
+
+    fn caps(&self, effective: u64, permitted: u64) -> Arc<RawValue> {
+        let mut m = self.caps.borrow_mut();
+        if m.len() >= MAX_CAP_SETS {
+            m.clear();
+        }
+        m.entry((effective, permitted))
+            .or_insert_with(|| {
+                Arc::from(raw(&CapsV {
+                    effective: CapNames(effective),
+                    permitted: CapNames(permitted),
+                }))
+            })
             .clone()
     }
 }
 
 #[derive(Serialize)]
-pub struct CapsV {
+struct CapsV {
     effective: CapNames,
     permitted: CapNames,
+}
+
+/// A shared rendering, written as it is.
+#[derive(Clone)]
+pub struct RawArc(Arc<RawValue>);
+
+impl RawArc {
+    /// Renders `v` once.
+    pub fn of<T: Serialize + ?Sized>(v: &T) -> RawArc {
+        RawArc(Arc::from(raw(v)))
+    }
+}
+
+impl Serialize for RawArc {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
 }
 
 #[derive(Serialize)]
@@ -104,15 +144,15 @@ pub struct IdentityV {
     egid: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     auid: Option<u32>,
-    caps: CapsV,
+    caps: RawArc,
     #[serde(skip_serializing_if = "Option::is_none")]
-    tty: Option<Box<RawValue>>,
+    tty: Option<RawArc>,
     ns: NsV,
 }
 
 impl IdentityV {
     /// `None` for tasks the kernel did not describe at the event (a flow's owner from /proc).
-    pub fn of(t: &Task, ttys: &TtyNames) -> Option<IdentityV> {
+    pub fn of(t: &Task, shared: &Shared) -> Option<IdentityV> {
         if t.flags & (FLAG_START_APPROX | probe_common::FLAG_NO_PROCESS) != 0 {
             return None;
         }
@@ -122,11 +162,8 @@ impl IdentityV {
             euid: i.euid,
             egid: i.egid,
             auid: i.auid,
-            caps: CapsV {
-                effective: CapNames(i.cap_effective),
-                permitted: CapNames(i.cap_permitted),
-            },
-            tty: ttys.get(i.tty),
+            caps: RawArc(shared.caps(i.cap_effective, i.cap_permitted)),
+            tty: shared.tty(i.tty).map(RawArc),
             ns: NsV {
                 pid: i.ns[NS_PID],
                 mnt: i.ns[NS_MNT],

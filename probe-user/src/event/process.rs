@@ -181,6 +181,8 @@ pub struct ProcessJson {
     pub cwd_b64: Option<Box<RawValue>>,
     /// `start_time` as rendered for the process's own `start_ns`.
     pub start_time: Box<RawValue>,
+    /// The whole object as another event's `parent`, made on first use.
+    pub as_parent: OnceLock<Box<RawValue>>,
 }
 
 /// A process's [`ProcessJson`], made on first use and kept with it. A clone starts empty (a

@@ -79,7 +79,7 @@ pub struct ProcessTable {
     proc_root: PathBuf,
     /// Nanoseconds per clock tick (for /proc/<pid>/stat start times).
     tick_ns: u64,
-    map: HashMap<u32, Vec<Slot>>,
+    map: HashMap<u32, Vec<Slot>, foldhash::fast::RandomState>,
     slots: usize,
     /// Exited processes, removed once `linger_ns` has passed.
     graveyard: VecDeque<(u64, Key)>,
@@ -90,6 +90,8 @@ pub struct ProcessTable {
     ancestors_max: usize,
     /// Hashes executables off the pipeline thread (`None` with `--no-hash`).
     hasher: Option<crate::enrich::hash::Hasher>,
+    /// The ancestor walk's list, reused.
+    walk: Vec<Arc<ProcessInfo>>,
 }
 
 impl ProcessTable {
@@ -98,13 +100,14 @@ impl ProcessTable {
             host,
             proc_root,
             tick_ns: crate::clock::tick_ns(),
-            map: HashMap::new(),
+            map: HashMap::default(),
             slots: 0,
             graveyard: VecDeque::new(),
             linger_ns: 5_000_000_000,
             cap: 65_536,
             ancestors_max: 5,
             hasher: None,
+            walk: Vec::new(),
         }
     }
 
@@ -207,9 +210,13 @@ impl ProcessTable {
     /// The chain above `parent` (parent first), reused from the last event of `key` when it
     /// is made of the same images.
     fn ancestors(&mut self, key: Key, parent: Arc<ProcessInfo>, ts: u64) -> Option<Arc<Ancestors>> {
-        let mut list = vec![parent];
+        // Walked into a list kept across events: when the chain is unchanged (the common case)
+        // nothing is allocated.
+        let mut list = std::mem::take(&mut self.walk);
+        list.clear();
+        list.push(parent);
         while list.len() < self.ancestors_max {
-            let last = list.last()?;
+            let Some(last) = list.last() else { break };
             if last.ppid == 0 || last.pid <= 1 {
                 break;
             }
@@ -224,12 +231,18 @@ impl ProcessTable {
             }
             list.push(img);
         }
-        let slot = self.slot_mut(key.0, key.1, false)?;
+        let Some(slot) = self.slot_mut(key.0, key.1, false) else {
+            self.walk = list;
+            return None;
+        };
         if let Some(a) = &slot.ancestors {
             let same = a.list.len() == list.len()
                 && a.list.iter().zip(&list).all(|(x, y)| Arc::ptr_eq(x, y));
             if same {
-                return Some(a.clone());
+                let a = a.clone();
+                list.clear();
+                self.walk = list;
+                return Some(a);
             }
         }
         let a = Arc::new(Ancestors {
