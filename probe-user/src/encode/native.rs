@@ -565,7 +565,8 @@ mod tests {
             thread: false,
         };
         let hash = crate::enrich::process::new_cell();
-        let mut steps: Vec<Box<dyn Fn(&mut Event)>> = vec![
+        type Step = Box<dyn Fn(&mut Event)>;
+        let mut steps: Vec<Step> = vec![
             Box::new(|_| {}),
             Box::new(|e| e.task.as_mut().unwrap().id.euid = 1000),
             Box::new(|e| e.task.as_mut().unwrap().id.cap_effective = 1 << 21),
