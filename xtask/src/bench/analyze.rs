@@ -53,20 +53,11 @@ fn synthetic_rules(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+#[derive(Default)]
 struct Side {
     secs: Vec<f64>,
     cpu_per_event_us: Vec<f64>,
     lines_per_s: Vec<f64>,
-}
-
-impl Side {
-    fn new() -> Self {
-        Side {
-            secs: Vec::new(),
-            cpu_per_event_us: Vec::new(),
-            lines_per_s: Vec::new(),
-        }
-    }
 }
 
 pub(super) fn w8(
@@ -112,18 +103,19 @@ pub(super) fn w8(
             "--rules".to_owned(),
             rules_dir.display().to_string(),
         ]);
-        let (mut off, mut on) = (Side::new(), Side::new());
+        let (mut off, mut on) = (Side::default(), Side::default());
         for round in 0..opts.rounds {
             eprintln!("bench: {title} round {}/{}", round + 1, opts.rounds);
             for (args, side) in [(&base, &mut off), (&with, &mut on)] {
                 let t = Tracer::start(TracerKind::Tprobe, tprobe, args, "")?;
-                let cpu0 = super::common::proc_cpu_s(t.pid());
+                let cpu0 = super::common::threads_cpu_s(t.pid());
                 let took = work.run(n, dir).as_secs_f64();
                 std::thread::sleep(Duration::from_millis(300));
                 let r = t.stop(prefix)?;
                 side.secs.push(took);
                 let events = r.events.max(1) as f64;
-                side.cpu_per_event_us.push((r.cpu_s - cpu0) * 1e6 / events);
+                side.cpu_per_event_us
+                    .push((r.threads_cpu_s - cpu0) * 1e6 / events);
                 side.lines_per_s.push(events / took);
             }
         }

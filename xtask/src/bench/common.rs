@@ -43,6 +43,24 @@ pub(super) struct Report {
     pub(super) event_bytes: u64,
     /// Those lines.
     pub(super) event_lines: u64,
+    /// CPU time of the tracer's threads alive at its stop, from their scheduler statistics
+    /// (nanosecond resolution, where `cpu_s` counts 10 ms ticks).
+    pub(super) threads_cpu_s: f64,
+}
+
+/// CPU time of `pid`'s live threads in seconds (`/proc/<pid>/task/*/schedstat`, whose first
+/// field is nanoseconds on the CPU). Threads that have exited are not in it: tprobe's stage
+/// threads live as long as the run.
+pub(super) fn threads_cpu_s(pid: u32) -> f64 {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    let ns: u64 = dir
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    ns as f64 / 1e9
 }
 
 pub(super) fn proc_cpu_s(pid: u32) -> f64 {

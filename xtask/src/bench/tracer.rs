@@ -126,6 +126,7 @@ impl Tracer {
     pub(super) fn stop(mut self, prefix: &str) -> Result<Report> {
         let pid = self.child.id();
         let cpu_s = proc_cpu_s(pid);
+        let threads_cpu_s = super::common::threads_cpu_s(pid);
         let rss_mib = proc_hwm_mib(pid);
         let sig = if self.kind == TracerKind::Tprobe {
             libc::SIGTERM
@@ -155,6 +156,7 @@ impl Tracer {
         let text = String::from_utf8_lossy(&text);
         let mut r = Report {
             cpu_s,
+            threads_cpu_s,
             rss_mib,
             ..Default::default()
         };
