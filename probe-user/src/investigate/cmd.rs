@@ -273,3 +273,91 @@ pub fn run(args: &InvestigateArgs) -> u8 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: InvestigateArgs,
+    }
+
+    fn line(ts: &str, kind: &str, seq: u64, rest: &str) -> String {
+        format!(
+            r#"{{"ts":"{ts}","kind":"{kind}","seq":{seq},"host":{{"name":"h"}},"schema":"tprobe/1",{rest}}}"#
+        )
+    }
+
+    /// Damaged records whose parents form a loop (a's parent is b, b's is a) give a storyline
+    /// that ends, each process placed once; of three losses only the one that overlaps the
+    /// covered time is kept.
+    #[test]
+    fn a_parent_loop_ends_and_only_overlapping_losses_are_kept() {
+        let loss = |ts: &str, since: &str, n: u64, seq: u64| {
+            line(
+                ts,
+                "probe.loss",
+                seq,
+                &format!(
+                    r#""loss":{{"source":"ringbuf","kind":"file.open","count":{n},"since":"{since}"}}"#
+                ),
+            )
+        };
+        let exec = |ts: &str, seq: u64, pid: u32, me: &str, parent: (u32, &str)| {
+            line(
+                ts,
+                "process.exec",
+                seq,
+                &format!(
+                    r#""process":{{"pid":{pid},"tid":{pid},"args":["sh"],"start_time":"{ts}","entity_id":"{me}"}},"parent":{{"pid":{},"entity_id":"{}"}}"#,
+                    parent.0, parent.1
+                ),
+            )
+        };
+        let lines = [
+            loss("2026-01-01T00:00:05Z", "2026-01-01T00:00:01Z", 9, 1),
+            exec("2026-01-01T00:00:10Z", 2, 10, "aaaa", (11, "bbbb")),
+            exec("2026-01-01T00:00:11Z", 3, 11, "bbbb", (10, "aaaa")),
+            line(
+                "2026-01-01T00:00:12Z",
+                "file.open",
+                4,
+                r#""process":{"pid":11,"tid":11,"entity_id":"bbbb"},"file":{"path":"/etc/x","flags":["O_WRONLY"]}"#,
+            ),
+            loss("2026-01-01T00:00:12.5Z", "2026-01-01T00:00:11.5Z", 3, 5),
+            loss("2026-01-01T00:01:00Z", "2026-01-01T00:00:50Z", 4, 6),
+        ];
+        let d = std::env::temp_dir().join(format!("tprobe-inv-loop-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let p = d.join("rec.json");
+        std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+        let cli = Cli::try_parse_from([
+            "investigate",
+            p.to_str().unwrap(),
+            "--entity",
+            "aaaa",
+            "--format",
+            "json",
+        ])
+        .unwrap();
+        let r = investigate(&cli.args, &Progress::hidden()).unwrap();
+        let s = &r.storylines[0];
+        assert_eq!(s.tree.proc.entity_id, "aaaa");
+        assert_eq!(s.tree.children.len(), 1);
+        assert_eq!(s.tree.children[0].proc.entity_id, "bbbb");
+        assert!(s.tree.children[0].children.is_empty());
+        let counts: Vec<u64> = s.losses.iter().map(|l| l.count).collect();
+        assert_eq!(counts, [3]);
+        // Every renderer gets through it too.
+        for f in [OutFormat::Text, OutFormat::Html] {
+            let mut a = cli.args.clone();
+            a.format = f;
+            assert!(render(&a, &r).contains("aaaa"));
+        }
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

@@ -160,17 +160,19 @@ pub struct Builder<'a> {
 }
 
 impl Builder<'_> {
-    fn node(&mut self, i: usize, members: &HashSet<usize>, target: usize) -> Node {
+    /// `left`: the members not placed yet. Each is placed once, so damaged records whose
+    /// parent links form a loop end instead of recursing forever.
+    fn node(&mut self, i: usize, left: &mut HashSet<usize>, target: usize) -> Node {
         let tree: &Tree = &self.ix.tree;
         let mut kids: Vec<usize> = self.children[i]
             .iter()
             .copied()
-            .filter(|c| members.contains(c))
+            .filter(|c| left.remove(c))
             .collect();
         kids.sort_by_key(|&c| tree.nodes[c].start_ns().unwrap_or(i64::MAX));
         let children = kids
             .into_iter()
-            .map(|c| self.node(c, members, target))
+            .map(|c| self.node(c, left, target))
             .collect();
         Node {
             proc: tree.nodes[i].clone(),
@@ -182,7 +184,8 @@ impl Builder<'_> {
 
     pub fn storyline(&mut self, chosen: &Chosen, members: &[usize], more: u64) -> Storyline {
         let tree = &self.ix.tree;
-        let set: HashSet<usize> = members.iter().copied().collect();
+        let mut left: HashSet<usize> = members.iter().copied().collect();
+        left.remove(&chosen.node);
         let mut ancestors: Vec<Proc> = tree
             .ancestors(chosen.node)
             .into_iter()
@@ -261,7 +264,7 @@ impl Builder<'_> {
             target: tree.nodes[chosen.node].entity_id.clone(),
             because: chosen.alerts.clone(),
             ancestors,
-            tree: self.node(chosen.node, &set, chosen.node),
+            tree: self.node(chosen.node, &mut left, chosen.node),
             processes: members.len(),
             processes_more: more,
             covered,

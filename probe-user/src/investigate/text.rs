@@ -102,7 +102,9 @@ pub fn facts(p: &Proc, paint: Paint) -> String {
         _ => f.push(format!("started {start}")),
     }
     if let Some(c) = &p.container {
-        let name = c.name.as_deref().unwrap_or(&c.id[..c.id.len().min(12)]);
+        // By chars: a damaged record may hold any id.
+        let short: String = c.id.chars().take(12).collect();
+        let name = c.name.as_deref().unwrap_or(&short);
         let mut s = format!("container {name}");
         if let Some(i) = &c.image {
             let _ = write!(s, " ({i})");
