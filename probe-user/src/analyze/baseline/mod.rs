@@ -198,15 +198,17 @@ impl Baseline {
             found.push((Dim::Rate, v));
         }
         for (dim, value) in found {
-            if !w.first_time(dim, &value) {
+            if w.alerted(dim, &value) {
                 self.totals.repeats += 1;
                 continue;
             }
+            // A suppressed deviation is not marked: it alerts when the budget allows.
             if !w.allow(now, self.cfg.alerts_per_minute) {
                 self.totals.suppressed += 1;
                 METRICS.suppressed.inc();
                 continue;
             }
+            w.mark_alerted(dim, &value);
             self.totals.alerts += 1;
             METRICS.alerts.inc();
             out.push(Deviation {

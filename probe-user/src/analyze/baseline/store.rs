@@ -72,8 +72,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Profile, StoreError> {
     if p.workload.trim().is_empty() {
         return Err(bad("empty `workload`".into()));
     }
-    if p.rate_interval_s == 0 {
-        return Err(bad("`rate_interval_s` is 0".into()));
+    if !(1..=super::workload::MAX_RATE_INTERVAL_S).contains(&p.rate_interval_s) {
+        return Err(bad(format!(
+            "`rate_interval_s` is {} (1 to {} seconds)",
+            p.rate_interval_s,
+            super::workload::MAX_RATE_INTERVAL_S
+        )));
     }
     Ok(p)
 }
@@ -201,6 +205,19 @@ mod tests {
             .collect();
         assert_eq!(left.len(), 3, "{left:?}");
         let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// A hand-edited rate interval out of range is a bad profile, not an overflow later.
+    #[test]
+    fn a_rate_interval_out_of_range_is_refused() {
+        for v in [0, 86_401, u64::MAX] {
+            let mut p = serde_json::to_value(Profile::new("w", 100, 60)).unwrap();
+            p["rate_interval_s"] = v.into();
+            let e = parse(Path::new("w.json"), &p.to_string())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("rate_interval_s"), "{v}: {e}");
+        }
     }
 
     #[test]

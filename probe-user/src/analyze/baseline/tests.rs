@@ -63,6 +63,15 @@ fn learns_then_reports_each_new_value_once_within_the_budget() {
         r["per_workload"]["app@registry.local/app-1"]["suppressed"],
         2
     );
+    // A suppressed deviation is not lost: it alerts once the budget has refilled.
+    out.clear();
+    let again = event(EventKind::NetConnect, connect(9003), &ct, 71_000_000_000);
+    b.observe(&again, 1071, &mut out);
+    b.observe(&again, 1071, &mut out);
+    assert_eq!(
+        hits(&out),
+        vec![("connect", "tcp 10.1.2.3:9003".to_owned())]
+    );
 }
 
 #[test]

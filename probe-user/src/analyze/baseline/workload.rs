@@ -16,6 +16,8 @@ use crate::families::security::names::cap_names;
 /// Most deviations remembered per workload and run (for once-per-run); past it they are
 /// reported as repeats.
 const MAX_ALERTED: usize = 4096;
+/// Longest rate interval a profile may hold (a day): longer is a damaged file.
+pub const MAX_RATE_INTERVAL_S: u64 = 86_400;
 
 struct Gauges {
     watching: Gauge,
@@ -246,6 +248,8 @@ impl Workload {
     ) {
         let d = dim.as_str();
         if self.profile.touch(d, &value, now) {
+            // Last seen and count are part of the file: saved with the next write.
+            self.dirty = true;
             return;
         }
         let watching = self.profile.state == State::Watching;
@@ -269,7 +273,11 @@ impl Workload {
     /// over the learned rate (while watching).
     pub fn count(&mut self, kind: EventKind, ts_ns: u64, cfg: &BaselineConfig) -> Option<String> {
         // The profile's own interval: a profile learned with another one stays consistent.
-        let len = self.profile.rate_interval_s.max(1) * 1_000_000_000;
+        let len = self
+            .profile
+            .rate_interval_s
+            .clamp(1, MAX_RATE_INTERVAL_S)
+            .saturating_mul(1_000_000_000);
         let iv = self.interval.get_or_insert_with(|| Interval::new(ts_ns));
         let learning = self.profile.state == State::Learning;
         let rates = &mut self.profile.rates;
@@ -303,11 +311,14 @@ impl Workload {
     }
 
     /// True the first time a deviation is seen in this run.
-    pub fn first_time(&mut self, dim: Dim, value: &str) -> bool {
-        if self.alerted.len() >= MAX_ALERTED {
-            return false;
-        }
-        self.alerted.insert((dim, value.to_owned()))
+    /// Whether (dim, value) was alerted on in this run (or the set of them is full).
+    pub fn alerted(&self, dim: Dim, value: &str) -> bool {
+        self.alerted.len() >= MAX_ALERTED || self.alerted.contains(&(dim, value.to_owned()))
+    }
+
+    /// Marks (dim, value) as alerted on, once its alert went out.
+    pub fn mark_alerted(&mut self, dim: Dim, value: &str) {
+        self.alerted.insert((dim, value.to_owned()));
     }
 
     /// Takes one alert from the workload's budget (refilled over a minute).
