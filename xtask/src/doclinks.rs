@@ -493,6 +493,27 @@ fn docs_index_lists_every_page_in_order() {
     );
 }
 
+/// The front door names every page too, so a family or stage added to docs/ is findable from it.
+#[test]
+fn readme_links_every_docs_page() {
+    let root = root();
+    let docs = documents(&root);
+    let mut linked = std::collections::BTreeSet::new();
+    for event in Parser::new_ext(&docs["README.md"], options()) {
+        if let Event::Start(Tag::Link { dest_url, .. }) = event {
+            if let Some(page) = dest_url.strip_prefix("docs/") {
+                linked.insert(page.split('#').next().unwrap_or(page).to_owned());
+            }
+        }
+    }
+    let missing: Vec<&str> = PAGES
+        .iter()
+        .copied()
+        .filter(|p| !linked.contains(*p))
+        .collect();
+    assert!(missing.is_empty(), "README.md links no docs/{missing:?}");
+}
+
 #[test]
 fn slugs_follow_github_rules() {
     assert_eq!(

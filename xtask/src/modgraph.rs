@@ -41,7 +41,10 @@ pub fn graph_of(sources: &BTreeMap<String, String>) -> Graph {
     let modules: BTreeSet<String> = sources.keys().cloned().collect();
     let mut g = Graph::new();
     for (m, text) in sources {
-        let code = strip_tests(&strip_comments(text));
+        let mut code = strip_tests(&strip_comments(text));
+        if m.is_empty() {
+            code = strip_pub_use(&code);
+        }
         let mut deps = BTreeSet::new();
         for path in paths(&code) {
             let Some(abs) = absolute(m, &path, &modules) else {
@@ -49,9 +52,9 @@ pub fn graph_of(sources: &BTreeMap<String, String>) -> Graph {
             };
             if let Some(target) = deepest_module(&abs, &modules) {
                 // Edges go both ways between a parent and its children (a parent that uses a
-                // child which uses the parent is a cycle); the crate root, the crate's face,
-                // has none.
-                if target != *m && !m.is_empty() {
+                // child which uses the parent is a cycle), the crate root's too: its `mod` lines
+                // and re-exports (the crate's face) make none, the code it holds does.
+                if target != *m {
                     deps.insert(target);
                 }
             }
@@ -59,6 +62,28 @@ pub fn graph_of(sources: &BTreeMap<String, String>) -> Graph {
         g.insert(m.clone(), deps);
     }
     g
+}
+
+/// `code` without its `pub use ...;` items (a crate root's re-exports).
+fn strip_pub_use(code: &str) -> String {
+    let mut out = String::with_capacity(code.len());
+    let mut rest = code;
+    while let Some(at) = rest.find("pub use ") {
+        let starts_item = rest[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| c == '\n' || c == ';' || c == '}' || c.is_whitespace());
+        out.push_str(&rest[..at]);
+        let end = if starts_item {
+            rest[at..].find(';').map_or(rest.len(), |e| at + e + 1)
+        } else {
+            out.push_str("pub use ");
+            at + "pub use ".len()
+        };
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Every cycle (strongly connected component of more than one module), each sorted.
@@ -462,6 +487,22 @@ mod tests {
             ("a::inner", "use super::Y;"),
         ]);
         assert_eq!(cycles(&graph), vec![vec!["a", "a::inner"]]);
+    }
+
+    /// The root's code makes edges (a child that calls back into it closes a cycle); its
+    /// re-exports do not.
+    #[test]
+    fn the_crate_roots_code_counts_its_re_exports_do_not() {
+        let graph = g(&[
+            (
+                "",
+                "pub mod a; pub mod b; pub use a::*;\npub use b::{X,\n Y};\nfn f() { a::go(); }",
+            ),
+            ("a", "use crate::b;"),
+            ("b", "use crate::Z;"),
+        ]);
+        assert_eq!(graph[""], BTreeSet::from(["a".to_string()]));
+        assert_eq!(cycles(&graph), vec![vec!["", "a", "b"]]);
     }
 
     #[test]

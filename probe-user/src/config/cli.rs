@@ -239,7 +239,7 @@ impl RunArgs {
         let pr = self.process;
         let process = crate::families::process::ProcessOptions {
             ancestors: pr.ancestors,
-            hash: crate::enrich::hash::HashConfig {
+            hash: crate::families::process::HashConfig {
                 enabled: !pr.no_hash,
                 max_size: parse_size(&pr.hash_max_size).map_err(|e| ConfigError::Flag {
                     flag: "--hash-max-size",

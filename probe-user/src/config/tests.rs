@@ -52,6 +52,17 @@ fn kinds_by_name_category_and_all() {
             EventKind::FlowNew
         ]
     );
+    // flow.new is internal: a user cannot ask for it, and the known kinds do not offer it.
+    match parse_kinds("flow.new") {
+        Err(ConfigError::UnknownKind(k, known)) => {
+            assert_eq!(k, "flow.new");
+            assert!(
+                known.contains("flow.update") && !known.contains("flow.new"),
+                "{known}"
+            );
+        }
+        other => panic!("flow.new accepted: {other:?}"),
+    }
 }
 
 #[test]

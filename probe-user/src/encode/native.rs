@@ -271,6 +271,9 @@ struct Line<'a> {
     /// `file.utime`: the times set.
     #[serde(skip_serializing_if = "Option::is_none")]
     times: Option<super::security::TimesV>,
+    /// `file.utime`: the times pointer could not be read (`times` is then absent).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    times_unreadable: bool,
     #[serde(flatten)]
     security: Option<super::security::SecurityV>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -366,6 +369,7 @@ impl Encoder for Native {
             container: ev.container.as_deref(),
             file: None,
             times: None,
+            times_unreadable: false,
             security: None,
             alert: None,
             response: None,
@@ -399,7 +403,7 @@ impl Native {
                 line.child = Some(ChildV {
                     pid: *child_pid,
                     tid: *child_tid,
-                    entity_id: crate::enrich::process::entity_id(
+                    entity_id: crate::event::process::entity_id(
                         &self.host,
                         *child_pid,
                         *child_start_ns,
@@ -422,6 +426,8 @@ impl Native {
                 line.file = Some(file_v(f));
                 line.result = Some(result_v(f));
                 line.times = f.times.as_ref().and_then(super::security::times_v);
+                line.times_unreadable =
+                    matches!(f.times, Some(crate::event::file::FileTimes::Unreadable));
             }
             Body::Security(r) => {
                 let tid = ev.task.as_ref().map_or(0, |t| t.tid);

@@ -288,7 +288,7 @@ fn target_v(r: &SecRecord, host: &str, arg: Option<i64>) -> TargetV {
         (Some(k), _) => {
             t.pid = k.pid as i64;
             t.tid = (k.tid != k.pid).then_some(k.tid);
-            t.entity_id = Some(crate::enrich::process::entity_id(host, k.pid, k.start_ns));
+            t.entity_id = Some(crate::event::process::entity_id(host, k.pid, k.start_ns));
         }
         (None, Some(pid)) => {
             t.pid = pid;

@@ -20,36 +20,18 @@ use std::{
 use sha2::{Digest as _, Sha256};
 use tokio::sync::Notify;
 
-use crate::event::{
-    process::{ExeInode, HashCell, HashOutcome, ProcessInfo},
-    Body, Event, Task,
+use crate::{
+    event::{
+        process::{ExeInode, HashCell, HashOutcome, ProcessInfo},
+        Body, Event, Task,
+    },
+    families::process::HashConfig,
 };
 
-/// `--hash-max-size` default.
-pub const DEFAULT_MAX_SIZE: u64 = 64 << 20;
 /// Jobs queued for the worker before new ones are refused (counted, with a reason).
 const QUEUE: usize = 4096;
 /// Outcomes kept; the cache starts over when full.
 const CACHE_MAX: usize = 16_384;
-
-/// Hashing settings (`--no-hash`, `--hash-max-size`, `--hash-wait`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HashConfig {
-    pub enabled: bool,
-    pub max_size: u64,
-    /// Longest hold of an exec event for its hash.
-    pub wait: Duration,
-}
-
-impl Default for HashConfig {
-    fn default() -> Self {
-        HashConfig {
-            enabled: true,
-            max_size: DEFAULT_MAX_SIZE,
-            wait: Duration::from_millis(200),
-        }
-    }
-}
 
 /// Counters for `probe.stop` and `/metrics`.
 #[derive(Debug, Default)]
@@ -138,27 +120,46 @@ impl Hasher {
         task: &Task,
     ) -> (Option<Arc<HashCell>>, Option<Arc<HashCell>>) {
         let job = |path: &[u8], inode: Option<ExeInode>| {
-            let cell = Arc::new(HashCell::default());
-            self.stats.requests.fetch_add(1, Relaxed);
-            let j = Job {
-                cell: cell.clone(),
+            self.send(Job {
+                cell: Arc::new(HashCell::default()),
                 pid: task.pid,
                 start_ns: task.start_ns,
                 ppid: task.ppid,
                 mnt_ns: task.id.ns[probe_common::NS_MNT],
                 path: path.to_vec(),
                 inode,
-            };
-            if self.tx.try_send(j).is_err() {
-                self.stats.queue_full.fetch_add(1, Relaxed);
-                self.stats.errors.fetch_add(1, Relaxed);
-                cell.set(HashOutcome::Error("queue_full".into()));
-            }
-            cell
+            })
         };
         let exe = info.exe.as_deref().map(|e| job(e, info.exe_inode));
         let script = info.script.as_ref().map(|s| job(&s.filename, None));
         (exe, script)
+    }
+
+    /// The hash cell of an image read from /proc (a process older than the probe). No kernel
+    /// facts to check the file against, and no mount namespace to borrow a root from: it is
+    /// read through the process's own root while it runs, else it gets a reason.
+    pub fn request_procfs(&self, info: &ProcessInfo) -> Option<Arc<HashCell>> {
+        let exe = info.exe.as_deref()?;
+        Some(self.send(Job {
+            cell: Arc::new(HashCell::default()),
+            pid: info.pid,
+            start_ns: info.start_ns,
+            ppid: info.ppid,
+            mnt_ns: 0,
+            path: exe.to_vec(),
+            inode: None,
+        }))
+    }
+
+    fn send(&self, j: Job) -> Arc<HashCell> {
+        let cell = j.cell.clone();
+        self.stats.requests.fetch_add(1, Relaxed);
+        if self.tx.try_send(j).is_err() {
+            self.stats.queue_full.fetch_add(1, Relaxed);
+            self.stats.errors.fetch_add(1, Relaxed);
+            cell.set(HashOutcome::Error("queue_full".into()));
+        }
+        cell
     }
 }
 

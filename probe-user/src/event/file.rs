@@ -5,7 +5,7 @@ use probe_common::FileSyscall;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileRecord {
     pub syscall: FileSyscall,
-    /// As passed, then made absolute by [`FileStage`] when it could be.
+    /// As passed, then made absolute by the path resolver (`enrich/paths.rs`) when it could be.
     pub path: Vec<u8>,
     pub path_truncated: bool,
     pub path_unreadable: bool,

@@ -266,7 +266,7 @@ impl Probe {
     }
 
     /// Switches kinds, thread reporting and kernel filter sets in one config update (see
-    /// `kfilter`): each event sees the old settings or the new ones, never a mix.
+    /// `filter_maps`): each event sees the old settings or the new ones, never a mix.
     pub fn reconfigure(
         &mut self,
         kinds: &[EventKind],

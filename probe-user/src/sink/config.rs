@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use super::settings::SinkSpecError;
 use super::{otlp::OtlpConfig, rotate::FileConfig, settings::*, syslog::SyslogConfig};
 use crate::config::units::parse_size;
 

@@ -17,7 +17,7 @@ use crate::event::{
 };
 use procfs::near;
 
-pub use crate::event::process::entity_id;
+use crate::event::process::entity_id;
 
 type Key = (u32, u64);
 
@@ -407,16 +407,18 @@ impl ProcessTable {
         {
             return Some(i);
         }
-        let info = Arc::new(procfs::read(
-            &self.proc_root,
-            &self.host,
-            pid,
-            None,
-            None,
-            self.tick_ns,
-        )?);
+        let info = procfs::read(&self.proc_root, &self.host, pid, None, None, self.tick_ns)?;
+        let info = Arc::new(self.with_hash(info));
         self.put_slot(Slot::new(info.clone(), false));
         Some(info)
+    }
+
+    /// A /proc image with the hash of its exe asked for.
+    fn with_hash(&self, mut info: ProcessInfo) -> ProcessInfo {
+        if let Some(h) = &self.hasher {
+            info.hash = h.request_procfs(&info);
+        }
+        info
     }
 
     /// Loads every running process from /proc, so processes that started before the probe
@@ -444,6 +446,7 @@ impl ProcessTable {
         let starts: HashMap<u32, u64> = found.iter().map(|i| (i.pid, i.start_ns)).collect();
         for mut info in found {
             info.parent_start_ns = starts.get(&info.ppid).copied().unwrap_or(0);
+            let info = self.with_hash(info);
             self.put_slot(Slot::new(Arc::new(info), false));
         }
     }
@@ -496,7 +499,7 @@ impl ProcessTable {
         .map(|mut i| {
             i.exec_id = (!approx).then_some(task.exec_id);
             i.parent_start_ns = task.parent_start_ns;
-            i
+            self.with_hash(i)
         })
         .unwrap_or_else(|| {
             PROC_MISSES.inc();
@@ -527,6 +530,7 @@ impl ProcessTable {
             None,
             self.tick_ns,
         )
+        .map(|i| self.with_hash(i))
         .unwrap_or_else(|| {
             PROC_MISSES.inc();
             ProcessInfo {

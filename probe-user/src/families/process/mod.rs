@@ -30,11 +30,33 @@ pub struct ProcessArgs {
     pub hash_wait: std::time::Duration,
 }
 
+/// `--hash-max-size` default.
+pub const DEFAULT_HASH_MAX_SIZE: u64 = 64 << 20;
+
+/// Hashing settings (`--no-hash`, `--hash-max-size`, `--hash-wait`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HashConfig {
+    pub enabled: bool,
+    pub max_size: u64,
+    /// Longest hold of an exec event for its hash.
+    pub wait: std::time::Duration,
+}
+
+impl Default for HashConfig {
+    fn default() -> Self {
+        HashConfig {
+            enabled: true,
+            max_size: DEFAULT_HASH_MAX_SIZE,
+            wait: std::time::Duration::from_millis(200),
+        }
+    }
+}
+
 /// Process context settings of a run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProcessOptions {
     pub ancestors: usize,
-    pub hash: crate::enrich::hash::HashConfig,
+    pub hash: HashConfig,
 }
 
 impl Default for ProcessOptions {
