@@ -57,7 +57,7 @@ pub fn fields_of(kind: &str) -> &'static str {
             "process, parent; mount {syscall, target, flags (MNT_*)}; file {path}; result"
         }
         ("file", "utime") => {
-            "process, parent; file {path, path_truncated, syscall, flags, fd}; times {atime, mtime} (RFC 3339, now or omit); result"
+            "process, parent; file {path, path_truncated, syscall, flags, fd}; times {atime, mtime} (RFC 3339, now or omit) or times_unreadable; result"
         }
         ("kernel", "module_load") => {
             "process, parent; module {syscall, name, path (finit_module: the file), args}; result"

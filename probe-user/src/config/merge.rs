@@ -592,7 +592,11 @@ mod tests {
             &[],
         )
         .unwrap();
-        assert_eq!(c.security.signals, (1 << 9) | (1 << 10));
+        // KILL, TERM and STOP are always in; USR1 was asked for.
+        assert_eq!(
+            c.security.signals,
+            (1 << 9) | (1 << 10) | (1 << 15) | (1 << 19)
+        );
         assert!(c.security.ptrace_peeks);
         assert!(msg(with_file("security:\n  signals: [BOGUS]\n", &[])).contains("BOGUS"));
     }

@@ -6,7 +6,6 @@ use std::{
     process::{Command, Stdio},
 };
 
-use serde_json::Value;
 use tprobe_tests::{Probe, WAIT};
 
 use crate::process::tempdir;
@@ -31,18 +30,6 @@ fn run(cmd: &mut Command) {
     let _ = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status();
 }
 
-fn exec_with(probe: &Probe, marker: &str) -> Value {
-    let m = marker.to_owned();
-    probe
-        .wait_for(WAIT, move |v| {
-            v["kind"] == "process.exec"
-                && v["process"]["args"]
-                    .as_array()
-                    .is_some_and(|a| a.iter().any(|x| x == m.as_str()))
-        })
-        .unwrap_or_else(|| panic!("no exec with {marker}"))
-}
-
 #[test]
 fn binaries_and_scripts_are_hashed_and_cached() {
     let probe = Probe::start(&["--events", "process.exec"]);
@@ -55,8 +42,15 @@ fn binaries_and_scripts_are_hashed_and_cached() {
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     run(Command::new(&script).arg(&m));
     let want = sha256("/bin/true");
-    for _ in 0..2 {
-        let ev = exec_with(&probe, &m);
+    // Both execs, the second answered from the cache.
+    for which in ["first", "second"] {
+        let (m, w) = (m.clone(), which.to_owned());
+        let ev = probe
+            .wait_for(WAIT, move |v| {
+                let a = &v["process"]["args"];
+                v["kind"] == "process.exec" && a[1] == m.as_str() && a[2] == w.as_str()
+            })
+            .unwrap_or_else(|| panic!("no {which} exec"));
         assert_eq!(ev["process"]["hash"]["sha256"], want.as_str(), "{ev}");
     }
     let s = probe
@@ -72,6 +66,33 @@ fn binaries_and_scripts_are_hashed_and_cached() {
     let h = &stop["probe"]["hashes"];
     assert!(h["cache_hits"].as_u64().unwrap() >= 1, "{h}");
     assert!(h["cache_hit_rate"].as_f64().unwrap() > 0.0, "{h}");
+    let _ = std::fs::remove_dir_all(d);
+}
+
+/// A process running before the probe started is known from /proc, and its exe is hashed all
+/// the same (through its own root while it runs).
+#[test]
+fn processes_older_than_the_probe_are_hashed() {
+    let d = canonical(&tempdir());
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // A copy of sleep of our own, so the hash is of this file and not a cached one.
+    let bin = format!("{d}/old-sleeper");
+    let mut bytes = std::fs::read("/bin/sleep").unwrap();
+    bytes.extend_from_slice(format!("tprobe-{}", std::process::id()).as_bytes());
+    std::fs::write(&bin, bytes).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut old = Command::new(&bin).arg("4").spawn().unwrap();
+    let pid = old.id();
+    let probe = Probe::start(&["--events", "process.exit"]);
+    let ev = probe
+        .wait_for(WAIT, move |v| {
+            v["kind"] == "process.exit" && v["process"]["pid"] == pid
+        })
+        .expect("the old process's exit");
+    let _ = old.wait();
+    assert_eq!(ev["process"]["source"], "procfs", "{ev}");
+    assert_eq!(ev["process"]["exe"], bin.as_str(), "{ev}");
+    assert_eq!(ev["process"]["hash"]["sha256"], sha256(&bin), "{ev}");
     let _ = std::fs::remove_dir_all(d);
 }
 

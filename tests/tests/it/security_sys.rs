@@ -356,6 +356,10 @@ fn timestomping_with_touch_and_every_utime_syscall() {
     for v in &evs {
         assert_eq!(v["file"]["path"], fp.as_str(), "{v}");
     }
+    // The bad pointer's event says so; the readable ones do not.
+    let flags: Vec<&Value> = evs.iter().map(|v| &v["times_unreadable"]).collect();
+    assert_eq!(flags[..5], [&Value::Null; 5]);
+    assert_eq!(flags[5], &json!(true));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -19,6 +19,10 @@ use crate::kernel::{
 /// shells and runtimes: `--signals all` reports them too.
 pub const DEFAULT_SIGNALS: &str = "HUP,INT,QUIT,ABRT,KILL,TERM,STOP";
 
+/// SIGKILL, SIGTERM and SIGSTOP: reported whatever `--signals` says, since ending or freezing
+/// another process is what a responder must always see.
+pub const ALWAYS_SIGNALS: u64 = (1 << 9) | (1 << 15) | (1 << 19);
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SecurityOptionsError {
     #[error("--signals: {0:?} is not a signal name or number (1-63)")]
@@ -40,7 +44,7 @@ pub struct SecurityArgs {
 
 impl SecurityArgs {
     pub fn into_options(self) -> Result<SecurityOptions, SecurityOptionsError> {
-        let mut signals = 0u64;
+        let mut signals = ALWAYS_SIGNALS;
         for s in self
             .signals
             .iter()
