@@ -163,15 +163,16 @@ fn inode_facts(ev: &mut ExecEvent, file: *const u8, f_inode: u32) {
     }
 }
 
-/// The deny check for an exec that is not reported (filtered out): a denied file is killed
-/// whatever the filters say.
+/// The deny check for an exec the filters leave out: a denied file is killed whatever the
+/// filters say. True when it was denied: the exec is then reported after all, since every
+/// action is an event.
 #[inline(always)]
-fn deny_unreported(ctx: &RawTracePointContext) {
+fn deny_unreported(ctx: &RawTracePointContext) -> bool {
     let off = offsets();
     let bprm = ctx.arg::<u64>(2) as *const u8;
     let file = read_ptr(bprm, toff!(bprm_file));
     if file.is_null() {
-        return;
+        return false;
     }
     let inode = read_kernel::<*const u8>(file, off.file_f_inode).unwrap_or_default();
     let sb = read_ptr(inode, toff!(inode_sb));
@@ -179,13 +180,13 @@ fn deny_unreported(ctx: &RawTracePointContext) {
         read_opt::<u64>(inode, toff!(inode_ino)),
         read_opt::<u32>(sb, toff!(sb_dev)),
     ) {
-        crate::respond::check_exec(dev, ino);
+        return crate::respond::check_exec(dev, ino) != 0;
     }
+    false
 }
 
 fn try_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
-    if enabled(EventKind::ProcessExec).is_none() {
-        deny_unreported(ctx);
+    if enabled(EventKind::ProcessExec).is_none() && !deny_unreported(ctx) {
         return Ok(());
     }
     let off = offsets();

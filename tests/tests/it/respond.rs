@@ -245,6 +245,35 @@ fn denied_execs_never_run_by_path_and_by_hash() {
     let _ = std::fs::remove_dir_all(d);
 }
 
+/// A process the kernel filters leave out (`--uid nobody`, run as root) is still denied, and
+/// the kill is still an event.
+#[test]
+fn a_denied_exec_outside_the_filters_is_still_an_event() {
+    let d = dir("deny-filtered");
+    let bin = unique_binary("/usr/bin/touch", &d.join("deny-filtered"));
+    let probe = Probe::start(&[
+        "--events",
+        "process.exec",
+        "--uid",
+        "nobody",
+        "--deny-exec",
+        &bin,
+    ]);
+    let m = d.join("marker");
+    let st = run_marker(&bin, &m);
+    assert_eq!(st.signal(), Some(9), "killed: {st:?}");
+    assert!(!m.exists(), "the denied binary ran");
+    let r = probe
+        .wait_for(WAIT, |v| {
+            response(v, "response.kill") && v["response"]["target"]["exe"] == bin
+        })
+        .expect("response.kill for the filtered process");
+    assert_eq!(r["response"]["in_kernel"], true, "{r}");
+    let st = probe.stop();
+    assert!(st.status.success(), "{}", st.stderr);
+    let _ = std::fs::remove_dir_all(d);
+}
+
 #[test]
 fn a_dry_run_changes_nothing_and_protected_processes_are_never_touched() {
     let d = dir("dry");

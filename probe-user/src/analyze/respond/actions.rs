@@ -94,8 +94,15 @@ impl Procs {
         let pid = Pid::from_raw(p.pid as i32).ok_or_else(Failure::gone)?;
         let fd = pidfd_open(pid, PidfdFlags::empty())
             .map_err(|e| Failure::new(e.raw_os_error(), format!("pidfd_open: {e}")))?;
+        if p.start_ns == 0 {
+            // Without the start time the pid could name a later process: never guess.
+            return Err(Failure::new(
+                libc::ESRCH,
+                "the process's start time is unknown, so it cannot be told from a reused pid",
+            ));
+        }
         match self.start_ns(p.pid) {
-            Some(s) if p.start_ns == 0 || s.abs_diff(p.start_ns) < self.tick_ns.max(1) => Ok(fd),
+            Some(s) if s.abs_diff(p.start_ns) < self.tick_ns.max(1) => Ok(fd),
             Some(_) => Err(Failure::new(
                 libc::ESRCH,
                 "the process is gone (its pid now names another process)",
@@ -234,6 +241,10 @@ mod tests {
         };
         let e = kill(&procs, other).unwrap_err();
         assert_eq!(e.name(), "ESRCH");
+        assert!(child.try_wait().unwrap().is_none(), "untouched");
+        // No start time known: refused, never a guess.
+        let unknown = Proc { pid, start_ns: 0 };
+        assert_eq!(kill(&procs, unknown).unwrap_err().name(), "ESRCH");
         assert!(child.try_wait().unwrap().is_none(), "untouched");
         kill(
             &procs,
