@@ -39,6 +39,15 @@ pub const NET_FIELDS: &[&str] = &[
     "Protocol",
 ];
 pub const DNS_FIELDS: &[&str] = &["QueryName", "QueryType", "QueryResults"];
+/// process_access (ptrace, process_vm_writev): the acting process is the source.
+pub const ACCESS_FIELDS: &[&str] = &[
+    "SourceImage",
+    "SourceProcessId",
+    "TargetImage",
+    "TargetProcessId",
+];
+/// driver_load: the module's file (finit_module) or name.
+pub const MODULE_FIELDS: &[&str] = &["ImageLoaded"];
 
 /// Sigma categories with a source here (product `linux`, or none).
 pub const CATEGORIES: &[Category] = &[
@@ -77,6 +86,7 @@ pub const CATEGORIES: &[Category] = &[
             EventKind::FileChmod,
             EventKind::FileChown,
             EventKind::FileTruncate,
+            EventKind::FileUtime,
         ],
         fields: FILE_FIELDS,
     },
@@ -89,6 +99,17 @@ pub const CATEGORIES: &[Category] = &[
         name: "dns_query",
         kinds: &[EventKind::NetDns],
         fields: DNS_FIELDS,
+    },
+    // Sigma's names for these from other products: another process's memory, a kernel driver.
+    Category {
+        name: "process_access",
+        kinds: &[EventKind::ProcessPtrace, EventKind::ProcessVmWrite],
+        fields: ACCESS_FIELDS,
+    },
+    Category {
+        name: "driver_load",
+        kinds: &[EventKind::KernelModuleLoad],
+        fields: MODULE_FIELDS,
     },
 ];
 

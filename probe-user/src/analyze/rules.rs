@@ -230,6 +230,32 @@ fn check_rule(rule: &SigmaRule, dotted_ok: &dyn Fn(&str) -> bool) -> Result<Stri
                 .join(", ")
         ));
     }
+    // A dotted name no event of the logsource carries (`file.path` in process_creation)
+    // would load and never match: refused too.
+    let kinds: &[EventKind] = match category {
+        Some(c) => c.kinds,
+        None => EventKind::ALL
+            .iter()
+            .find(|k| Some(k.name()) == ls.category.as_deref())
+            .map(std::slice::from_ref)
+            .unwrap_or(&[]),
+    };
+    let never: Vec<&str> = fields
+        .iter()
+        .map(String::as_str)
+        .filter(|f| f.contains('.'))
+        .filter(|f| {
+            !kinds.iter().any(|k| {
+                crate::event::objects::class_may_have(crate::families::body_class_of(*k), f)
+            })
+        })
+        .collect();
+    if !never.is_empty() {
+        return Err(format!(
+            "field(s) no {label} event carries: {}",
+            never.join(", ")
+        ));
+    }
     // The engine compiles what the parser accepted; its errors are refusals too.
     let mut probe = rsigma_eval::Engine::new();
     probe

@@ -30,10 +30,19 @@ pub struct View<'a> {
 /// answer, kept to those in `used` (the top-level names the loaded rules read). A superset is
 /// safe; a name left out is a rule that never matches.
 pub fn probe_keys(class: usize, used: &std::collections::BTreeSet<String>) -> Vec<&'static str> {
-    use super::fields::{DNS_FIELDS, FILE_FIELDS, NET_FIELDS, PROCESS_FIELDS};
+    use super::fields::{
+        ACCESS_FIELDS, DNS_FIELDS, FILE_FIELDS, MODULE_FIELDS, NET_FIELDS, PROCESS_FIELDS,
+    };
     use crate::event::objects::{class_objects, COMMON_OBJECTS};
     let flat: &[&[&'static str]] = match (class, class_objects(class)) {
-        (_, None) => &[PROCESS_FIELDS, FILE_FIELDS, NET_FIELDS, DNS_FIELDS],
+        (_, None) => &[
+            PROCESS_FIELDS,
+            FILE_FIELDS,
+            NET_FIELDS,
+            DNS_FIELDS,
+            ACCESS_FIELDS,
+            MODULE_FIELDS,
+        ],
         (_, Some(o)) if o.contains(&"file") => &[PROCESS_FIELDS, FILE_FIELDS],
         (_, Some(o)) if o.contains(&"net") => &[PROCESS_FIELDS, NET_FIELDS, DNS_FIELDS],
         _ => &[PROCESS_FIELDS],
@@ -182,7 +191,7 @@ impl SigmaEvent for View<'_> {
             // Lets correlation alerts name the events that made them.
             "event_id" => EventValue::Int(self.seq? as i64),
             "kind" => EventValue::Str(Cow::Borrowed(ev.kind_name())),
-            "Image" | "process.exe" => text(p?.exe.as_deref()?),
+            "Image" | "SourceImage" | "process.exe" => text(p?.exe.as_deref()?),
             "CommandLine" | "process.command_line" => {
                 let args = &p?.args;
                 EventValue::Str(Cow::Borrowed(
@@ -190,7 +199,23 @@ impl SigmaEvent for View<'_> {
                 ))
             }
             "CurrentDirectory" | "process.cwd" => text(p?.cwd.as_deref()?),
-            "ProcessId" | "process.pid" => EventValue::Int(task?.pid.into()),
+            "ProcessId" | "SourceProcessId" | "process.pid" => EventValue::Int(task?.pid.into()),
+            // ptrace names its target inside `ptrace`, process_vm_writev at the top.
+            "TargetImage" => {
+                return self
+                    .json_field("target.exe")
+                    .or_else(|| self.json_field("ptrace.target.exe"))
+            }
+            "TargetProcessId" => {
+                return self
+                    .json_field("target.pid")
+                    .or_else(|| self.json_field("ptrace.target.pid"))
+            }
+            "ImageLoaded" => {
+                return self
+                    .json_field("module.path")
+                    .or_else(|| self.json_field("module.name"))
+            }
             "User" | "process.user" => match &ev.user {
                 Some(u) => EventValue::Str(Cow::Borrowed(u)),
                 None => EventValue::Str(Cow::Owned(task?.uid.to_string())),

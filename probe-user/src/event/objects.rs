@@ -61,10 +61,15 @@ pub fn body_objects(body: &Body) -> Option<&'static [&'static str]> {
 
 /// Whether a record of `body` may hold the dotted field `path`.
 pub fn may_have(body: &Body, path: &str) -> bool {
+    class_may_have(body_class(body), path)
+}
+
+/// Whether a record of a [`body_class`] may hold the dotted field `path`.
+pub fn class_may_have(class: usize, path: &str) -> bool {
     let top = path.split_once('.').map_or(path, |(t, _)| t);
     // A match, not a scan of COMMON_OBJECTS: the engine asks this for every field it indexes.
     matches!(
         top,
         "ts" | "kind" | "seq" | "host" | "schema" | "process" | "parent" | "container" | "event_id"
-    ) || body_objects(body).is_none_or(|b| b.contains(&top))
+    ) || class_objects(class).is_none_or(|b| b.contains(&top))
 }

@@ -73,6 +73,40 @@ pub fn missing_hint(tracepoint: &str) -> Option<&'static str> {
     security::missing_hint(tracepoint)
 }
 
+/// The [`body_class`](crate::event::objects::body_class) [`decode`] gives records of `kind`
+/// (keep the two in step): what the analyze stage checks a rule's dotted fields against.
+pub fn body_class_of(kind: EventKind) -> usize {
+    use EventKind as K;
+    match kind {
+        K::ProcessExec => 0,
+        K::ProcessExecFailed => 1,
+        K::ProcessFork => 2,
+        K::ProcessExit => 3,
+        K::FileOpen
+        | K::FileCreate
+        | K::FileUnlink
+        | K::FileRename
+        | K::FileMkdir
+        | K::FileRmdir
+        | K::FileChmod
+        | K::FileChown
+        | K::FileLink
+        | K::FileSymlink
+        | K::FileTruncate
+        | K::FileUtime => 4,
+        K::NetConnect
+        | K::NetAccept
+        | K::NetBind
+        | K::NetListen
+        | K::NetClose
+        | K::NetDns
+        | K::NetState
+        | K::NetSend => 5,
+        K::FlowUpdate | K::FlowEnd | K::FlowNew => 6,
+        _ => 9,
+    }
+}
+
 /// Decodes the payload of a record of `kind` whose header is `h`.
 pub fn decode(kind: EventKind, h: &EventHeader, bytes: &[u8]) -> Result<Body, DecodeError> {
     use EventKind as K;

@@ -146,6 +146,63 @@ fn events_alert_shows_only_alerts_and_the_rules_hooks_are_attached() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
+const PTRACE_RULE: &str = "title: A sleeper traced
+id: 0d7c0000-7470-4000-8000-00000000000b
+status: test
+logsource:
+  product: linux
+  category: process_access
+detection:
+  selection:
+    TargetImage|endswith: '/sleep'
+    SourceImage|contains: 'python'
+  condition: selection
+level: high
+tags:
+  - attack.privilege_escalation
+  - attack.t1055.008
+";
+
+/// A process_access rule (Sigma's names for the source and the target) alerts on a real
+/// ptrace attach, with only alerts asked for: the ptrace hook is attached for the rule alone.
+#[test]
+fn a_process_access_rule_attaches_its_hook_and_alerts_on_a_ptrace_attach() {
+    let d = dir("access");
+    let rule = write(&d.join("ptrace.yml"), PTRACE_RULE);
+    let probe = Probe::start(&["--rules", &rule, "--events", "alert"]);
+    let start = probe.lines()[0].clone();
+    let hooks = start["probe"]["analyze"]["hooks_for_rules"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        hooks.iter().any(|h| h.as_str().is_some_and(|h| h.contains("ptrace"))),
+        "{start}"
+    );
+    let mut sleep = Command::new("sleep").arg("30").spawn().unwrap();
+    let code = "import ctypes, os, sys\n\
+                libc = ctypes.CDLL(None, use_errno=True)\n\
+                pid = int(sys.argv[1])\n\
+                assert libc.ptrace(16, pid, 0, 0) == 0, ctypes.get_errno()\n\
+                os.waitpid(pid, 0)\n\
+                assert libc.ptrace(17, pid, 0, 0) == 0";
+    let st = Command::new("python3")
+        .args(["-c", code, &sleep.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let a = probe
+        .wait_for(WAIT, |v| is_alert(v, "0d7c0000-7470-4000-8000-00000000000b"))
+        .expect("the alert");
+    assert_eq!(a["alert"]["matched"]["kind"], "process.ptrace", "{a}");
+    assert_eq!(a["alert"]["attack"]["techniques"][0], "T1055.008", "{a}");
+    let _ = sleep.kill();
+    let _ = sleep.wait();
+    let st = probe.stop();
+    assert!(st.status.success(), "{}", st.stderr);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
 /// Alerts in ECS (event.kind alert, rule.*, threat.*) and OCSF (Detection Finding) conform to
 /// the vendored definitions.
 #[test]
@@ -227,6 +284,12 @@ fn broken_rules_stop_the_start_with_one_line() {
             "yaml.yml",
             "title: x\ndetection: [unclosed\n".to_string(),
             "YAML",
+        ),
+        // A name of ours that no exec carries would load and never match.
+        (
+            "never.yml",
+            WHOAMI_RULE.replace("Image|endswith", "file.path|endswith"),
+            "file.path",
         ),
     ];
     for (name, text, why) in cases {
