@@ -305,6 +305,61 @@ fn setuid_binary_runs_with_euid_0_for_a_user() {
 
 /// Namespaces are the kernel's at the event: the host's for a plain child, new ones after
 /// `unshare`.
+/// A login session's process: a controlling terminal (a pty that Python's `pty.spawn` makes)
+/// shows as `process.tty`, and a login uid written the way pam_loginuid does shows as
+/// `process.auid`; a process with neither has neither field.
+#[test]
+fn tty_and_login_uid_of_a_session() {
+    let probe = Probe::start(&["--events", "process.exec"]);
+    let m = format!("tprobe-tty-{}", std::process::id());
+    let code = "import os, pty, sys\n\
+                def child():\n\
+                \x20   open('/proc/self/loginuid', 'w').write('4242')\n\
+                \x20   os.execv('/bin/true', ['/bin/true', sys.argv[1], 'session'])\n\
+                pid, fd = pty.fork()\n\
+                if pid == 0:\n\
+                \x20   child()\n\
+                try:\n\
+                \x20   while os.read(fd, 1024): pass\n\
+                except OSError:\n\
+                \x20   pass\n\
+                os.waitpid(pid, 0)";
+    assert!(quiet(Command::new("python3").args(["-c", code, &m])).success());
+    quiet(
+        Command::new("/bin/true")
+            .args([&m, "plain"])
+            .stdin(Stdio::null()),
+    );
+    // Only /bin/true's own execs (python may come through shims that carry the marker too).
+    let mm = m.clone();
+    let evs = probe.wait_n(WAIT, 2, move |v| {
+        let a = &v["process"]["args"];
+        v["kind"] == "process.exec" && a[0] == "/bin/true" && a[1] == mm.as_str()
+    });
+    let by = |w: &str| {
+        evs.iter()
+            .find(|v| v["process"]["args"][2] == w)
+            .unwrap_or_else(|| panic!("no {w} exec in {evs:?}"))
+    };
+    let s = &by("session")["process"];
+    let tty = s["tty"].as_str().unwrap_or_default();
+    assert!(
+        tty.strip_prefix("pts/")
+            .is_some_and(|n| n.parse::<u32>().is_ok()),
+        "{s}"
+    );
+    assert_eq!(s["auid"], 4242, "{s}");
+    let p = &by("plain")["process"];
+    // The test runner itself may sit on a terminal; its children then share it.
+    let own_tty = std::fs::read_link("/proc/self/fd/0")
+        .map(|l| l.to_string_lossy().starts_with("/dev/pts/"))
+        .unwrap_or(false);
+    if !own_tty {
+        assert!(p["tty"].is_null(), "{p}");
+    }
+    assert_ne!(p["auid"], 4242, "{p}");
+}
+
 #[test]
 fn namespaces_from_unshare_differ_from_the_hosts() {
     let probe = Probe::start(&["--events", "process.exec"]);

@@ -176,7 +176,9 @@ fn a_process_access_rule_attaches_its_hook_and_alerts_on_a_ptrace_attach() {
         .cloned()
         .unwrap_or_default();
     assert!(
-        hooks.iter().any(|h| h.as_str().is_some_and(|h| h.contains("ptrace"))),
+        hooks
+            .iter()
+            .any(|h| h.as_str().is_some_and(|h| h.contains("ptrace"))),
         "{start}"
     );
     let mut sleep = Command::new("sleep").arg("30").spawn().unwrap();
@@ -192,7 +194,9 @@ fn a_process_access_rule_attaches_its_hook_and_alerts_on_a_ptrace_attach() {
         .unwrap();
     assert!(st.success());
     let a = probe
-        .wait_for(WAIT, |v| is_alert(v, "0d7c0000-7470-4000-8000-00000000000b"))
+        .wait_for(WAIT, |v| {
+            is_alert(v, "0d7c0000-7470-4000-8000-00000000000b")
+        })
         .expect("the alert");
     assert_eq!(a["alert"]["matched"]["kind"], "process.ptrace", "{a}");
     assert_eq!(a["alert"]["attack"]["techniques"][0], "T1055.008", "{a}");
