@@ -295,6 +295,29 @@ mod tests {
     use super::*;
     use crate::investigate::read::{open_all, InputProblems};
 
+    /// A process first met as another line's parent still gets the details of its own
+    /// lines (no exec, fork or exit lines here, as with `--events file`).
+    #[test]
+    fn a_process_met_as_a_parent_learns_from_its_own_lines() {
+        let lines = [
+            r#"{"ts":"2026-01-01T00:00:01Z","kind":"file.open","seq":1,"host":{"name":"h"},"schema":"tprobe/1","process":{"pid":11,"tid":11,"entity_id":"kid","exe":"/bin/cat","cwd":"/k"},"parent":{"pid":10,"entity_id":"dad","exe":"/bin/sh"},"file":{"path":"/etc/x"}}"#,
+            r#"{"ts":"2026-01-01T00:00:02Z","kind":"file.open","seq":2,"host":{"name":"h"},"schema":"tprobe/1","process":{"pid":10,"tid":10,"entity_id":"dad","exe":"/bin/sh","cwd":"/work","user":"alice","start_time":"2026-01-01T00:00:00Z"},"parent":{"pid":1,"entity_id":"init"},"file":{"path":"/etc/y"}}"#,
+        ];
+        let d = std::env::temp_dir().join(format!("tprobe-inv-dad-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let p = d.join("rec.json");
+        std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+        let progress = Progress::hidden();
+        let mut problems = InputProblems::default();
+        let mut inputs = open_all(&[p], &mut problems, &progress).unwrap();
+        let ix = index(&mut inputs, &progress);
+        let dad = &ix.tree.nodes[ix.tree.get("dad").unwrap()];
+        assert_eq!(dad.cwd.as_deref(), Some("/work"), "{dad:?}");
+        assert_eq!(dad.user.as_deref(), Some("alice"));
+        assert_eq!(dad.parent.as_deref(), Some("init"));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
     /// Both passes over a small file: the tree, an alert and a loss from pass one; pass two
     /// keeps only the chosen processes' events, and marks a response (which names its target,
     /// not an acting process) on the process it acted on.

@@ -209,9 +209,14 @@ impl Tree {
         self.index.get(entity).copied()
     }
 
-    /// Known entity (the quick pass's test), from raw bytes.
+    /// Known first-hand (the quick pass's test, from raw bytes): a process seen only as a
+    /// parent, an ancestor or a forked child still has its own first line read, which holds
+    /// its cwd, user, container and start.
     pub fn knows(&self, entity: &[u8]) -> bool {
-        std::str::from_utf8(entity).is_ok_and(|e| self.index.contains_key(e))
+        std::str::from_utf8(entity)
+            .ok()
+            .and_then(|e| self.index.get(e))
+            .is_some_and(|&i| self.nodes[i].seen == Seen::Events)
     }
 
     fn upsert(&mut self, entity: &str, pid: u32, seen: Seen) -> usize {
