@@ -174,6 +174,46 @@ fn a_sigma_rule_and_an_ioc_hash_kill_a_process_and_its_children() {
     let _ = std::fs::remove_dir_all(d);
 }
 
+/// A kill of a process that is already gone is an event with `ok: false` and `ESRCH` (never a
+/// signal to whoever has the pid now); past the rule's rate limit the action is refused, as
+/// an event too, and counted.
+#[test]
+fn a_gone_process_is_esrch_and_the_rate_limit_refuses_as_an_event() {
+    let d = dir("gone");
+    let bin = unique_binary("/bin/true", &d.join("gone-true"));
+    let rid = "7e500000-7470-4000-8000-000000000009";
+    let rules = rule(&d, rid, "/gone-true");
+    let probe = Probe::start(&[
+        "--events",
+        "process.exec",
+        "--rules",
+        &rules,
+        "--respond",
+        &format!("{rid}=kill"),
+        "--respond-rate",
+        "1/1m",
+    ]);
+    // Run and reaped before the probe reads the exec (a flush interval later).
+    for _ in 0..2 {
+        assert!(Command::new(&bin).status().unwrap().success());
+    }
+    let kills = probe.wait_n(WAIT, 2, |v| {
+        response(v, "response.kill") && v["response"]["trigger"]["rule_id"] == rid
+    });
+    assert_eq!(kills.len(), 2, "{kills:?}");
+    let (first, second) = (&kills[0]["response"], &kills[1]["response"]);
+    assert_eq!(first["ok"], false, "{first}");
+    assert_eq!(first["error"], "ESRCH", "{first}");
+    assert_eq!(second["ok"], false, "{second}");
+    let why = second.to_string();
+    assert!(why.contains("rate limit"), "{second}");
+    let st = probe.stop();
+    assert!(st.status.success(), "{}", st.stderr);
+    let report = &st.lines.last().unwrap()["probe"]["respond"];
+    assert_eq!(report["rate_limited"], 1, "{report}");
+    let _ = std::fs::remove_dir_all(d);
+}
+
 /// Runs `bin MARKER`; returns its exit status.
 fn run_marker(bin: &str, marker: &Path) -> std::process::ExitStatus {
     Command::new(bin).arg(marker).status().unwrap()
