@@ -5,6 +5,8 @@
 //! workload), `respond` (actions on alerts, the exec deny list).
 pub mod attack;
 pub mod baseline;
+#[cfg(test)]
+mod bench;
 pub mod fields;
 pub mod ioc;
 pub mod respond;

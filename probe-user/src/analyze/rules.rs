@@ -26,6 +26,11 @@ pub const MAX_RULES: usize = 20_000;
 pub const MAX_GROUPS: usize = 100_000;
 /// A correlation that fired for a group does not fire again for it within this many seconds.
 pub const SUPPRESS_SECS: u64 = 60;
+/// Entries one correlation group keeps in its window (the oldest go first): rsigma counts a
+/// `value_count` window entry by entry at each event, so an unbounded window made every event
+/// of a storm (a connect loop under the port-scan rule) cost more than the one before.
+/// Conditions above it within one window cannot be met.
+pub const MAX_GROUP_ENTRIES: usize = 512;
 /// Seqs of contributing events kept per correlation alert.
 pub const MAX_CONTRIBUTING: usize = 20;
 
@@ -379,6 +384,7 @@ impl RuleSet {
             // not alert on their own; a fired correlation waits this long per group.
             emit_detections: false,
             suppress: Some(SUPPRESS_SECS),
+            max_group_entries: Some(MAX_GROUP_ENTRIES),
             ..Default::default()
         });
         engine.set_logsource_extractor(Some(LogSourceExtractor::new()));

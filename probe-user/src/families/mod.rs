@@ -73,47 +73,20 @@ pub fn missing_hint(tracepoint: &str) -> Option<&'static str> {
     security::missing_hint(tracepoint)
 }
 
-/// The [`body_class`](crate::event::objects::body_class) [`decode`] gives records of `kind`
-/// (keep the two in step): what the analyze stage checks a rule's dotted fields against.
-pub fn body_class_of(kind: EventKind) -> usize {
-    use EventKind as K;
-    match kind {
-        K::ProcessExec => 0,
-        K::ProcessExecFailed => 1,
-        K::ProcessFork => 2,
-        K::ProcessExit => 3,
-        K::FileOpen
-        | K::FileCreate
-        | K::FileUnlink
-        | K::FileRename
-        | K::FileMkdir
-        | K::FileRmdir
-        | K::FileChmod
-        | K::FileChown
-        | K::FileLink
-        | K::FileSymlink
-        | K::FileTruncate
-        | K::FileUtime => 4,
-        K::NetConnect
-        | K::NetAccept
-        | K::NetBind
-        | K::NetListen
-        | K::NetClose
-        | K::NetDns
-        | K::NetState
-        | K::NetSend => 5,
-        K::FlowUpdate | K::FlowEnd | K::FlowNew => 6,
-        _ => 9,
-    }
+/// The family whose decoder reads records of a kind.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Decoder {
+    Process,
+    File,
+    Net,
+    Flow,
+    Security,
 }
 
-/// Decodes the payload of a record of `kind` whose header is `h`.
-pub fn decode(kind: EventKind, h: &EventHeader, bytes: &[u8]) -> Result<Body, DecodeError> {
+fn decoder_of(kind: EventKind) -> Decoder {
     use EventKind as K;
     match kind {
-        K::ProcessExec | K::ProcessFork | K::ProcessExit | K::ProcessExecFailed => {
-            process::decode::decode(kind, h, bytes)
-        }
+        K::ProcessExec | K::ProcessFork | K::ProcessExit | K::ProcessExecFailed => Decoder::Process,
         K::FileOpen
         | K::FileCreate
         | K::FileUnlink
@@ -125,7 +98,7 @@ pub fn decode(kind: EventKind, h: &EventHeader, bytes: &[u8]) -> Result<Body, De
         | K::FileLink
         | K::FileSymlink
         | K::FileTruncate
-        | K::FileUtime => file::decode::decode_body(kind, bytes),
+        | K::FileUtime => Decoder::File,
         K::NetConnect
         | K::NetAccept
         | K::NetBind
@@ -133,8 +106,8 @@ pub fn decode(kind: EventKind, h: &EventHeader, bytes: &[u8]) -> Result<Body, De
         | K::NetClose
         | K::NetDns
         | K::NetState
-        | K::NetSend => Ok(Body::Net(Box::new(net::decode::decode(kind, bytes)?))),
-        K::FlowUpdate | K::FlowEnd | K::FlowNew => flow::decode(kind, bytes),
+        | K::NetSend => Decoder::Net,
+        K::FlowUpdate | K::FlowEnd | K::FlowNew => Decoder::Flow,
         K::ProcessSetuid
         | K::ProcessSetgid
         | K::ProcessCapset
@@ -151,6 +124,32 @@ pub fn decode(kind: EventKind, h: &EventHeader, bytes: &[u8]) -> Result<Body, De
         | K::NetSocket
         | K::KernelModuleLoad
         | K::KernelModuleUnload
-        | K::BpfLoad => security::decode::decode(kind, bytes),
+        | K::BpfLoad => Decoder::Security,
+    }
+}
+
+/// The [`body_class`](crate::event::objects::body_class) of the records [`decode`] makes of
+/// `kind`: what the analyze stage checks a rule's dotted fields against.
+pub fn body_class_of(kind: EventKind) -> usize {
+    match (decoder_of(kind), kind) {
+        (Decoder::Process, EventKind::ProcessExec) => 0,
+        (Decoder::Process, EventKind::ProcessExecFailed) => 1,
+        (Decoder::Process, EventKind::ProcessFork) => 2,
+        (Decoder::Process, _) => 3,
+        (Decoder::File, _) => 4,
+        (Decoder::Net, _) => 5,
+        (Decoder::Flow, _) => 6,
+        (Decoder::Security, _) => 9,
+    }
+}
+
+/// Decodes the payload of a record of `kind` whose header is `h`.
+pub fn decode(kind: EventKind, h: &EventHeader, bytes: &[u8]) -> Result<Body, DecodeError> {
+    match decoder_of(kind) {
+        Decoder::Process => process::decode::decode(kind, h, bytes),
+        Decoder::File => file::decode::decode_body(kind, bytes),
+        Decoder::Net => Ok(Body::Net(Box::new(net::decode::decode(kind, bytes)?))),
+        Decoder::Flow => flow::decode(kind, bytes),
+        Decoder::Security => security::decode::decode(kind, bytes),
     }
 }

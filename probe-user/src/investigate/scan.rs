@@ -293,7 +293,18 @@ pub fn collect(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::investigate::read::{open_all, InputProblems};
+    use crate::investigate::read::{open_all, Input, InputProblems};
+
+    /// `lines` as a record file in a folder of its own (removed by the caller), opened.
+    fn record(tag: &str, lines: &[&str]) -> (std::path::PathBuf, Vec<Input>) {
+        let d = std::env::temp_dir().join(format!("tprobe-inv-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let p = d.join("rec.json");
+        std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+        let mut problems = InputProblems::default();
+        let inputs = open_all(&[p], &mut problems, &Progress::hidden()).unwrap();
+        (d, inputs)
+    }
 
     /// A process first met as another line's parent still gets the details of its own
     /// lines (no exec, fork or exit lines here, as with `--events file`).
@@ -303,13 +314,8 @@ mod tests {
             r#"{"ts":"2026-01-01T00:00:01Z","kind":"file.open","seq":1,"host":{"name":"h"},"schema":"tprobe/1","process":{"pid":11,"tid":11,"entity_id":"kid","exe":"/bin/cat","cwd":"/k"},"parent":{"pid":10,"entity_id":"dad","exe":"/bin/sh"},"file":{"path":"/etc/x"}}"#,
             r#"{"ts":"2026-01-01T00:00:02Z","kind":"file.open","seq":2,"host":{"name":"h"},"schema":"tprobe/1","process":{"pid":10,"tid":10,"entity_id":"dad","exe":"/bin/sh","cwd":"/work","user":"alice","start_time":"2026-01-01T00:00:00Z"},"parent":{"pid":1,"entity_id":"init"},"file":{"path":"/etc/y"}}"#,
         ];
-        let d = std::env::temp_dir().join(format!("tprobe-inv-dad-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        let p = d.join("rec.json");
-        std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+        let (d, mut inputs) = record("dad", &lines);
         let progress = Progress::hidden();
-        let mut problems = InputProblems::default();
-        let mut inputs = open_all(&[p], &mut problems, &progress).unwrap();
         let ix = index(&mut inputs, &progress);
         let dad = &ix.tree.nodes[ix.tree.get("dad").unwrap()];
         assert_eq!(dad.cwd.as_deref(), Some("/work"), "{dad:?}");
@@ -336,13 +342,8 @@ mod tests {
             r#"{"ts":"2026-01-01T00:00:05.8Z","kind":"probe.start","seq":1,"host":{"name":"h"},"schema":"tprobe/1","probe":{}}"#,
             r#"{"ts":"2026-01-01T00:00:06Z","kind":"probe.loss","seq":7,"host":{"name":"h"},"schema":"tprobe/1","loss":{"source":"ringbuf","kind":"file.open","count":3,"since":"2026-01-01T00:00:02Z"}}"#,
         ];
-        let d = std::env::temp_dir().join(format!("tprobe-inv-scan-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        let p = d.join("rec.json");
-        std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+        let (d, mut inputs) = record("scan", &lines);
         let progress = Progress::hidden();
-        let mut problems = InputProblems::default();
-        let mut inputs = open_all(&[p], &mut problems, &progress).unwrap();
         let ix = index(&mut inputs, &progress);
         assert_eq!(ix.lines, 10);
         assert_eq!(

@@ -405,6 +405,29 @@ fn reverse_shell_dups_the_socket_onto_stdio() {
         assert_eq!(v["net"]["src"]["port"], peer.port());
         assert_eq!(v["result"], json!({"ok": true}));
     }
+    // The other two ways onto stdio: dup3 (Python's dup2 with inheritable=False) onto 1, and
+    // fcntl(F_DUPFD) into the lowest free fd, 2 once it is closed.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || listener.accept().map(|_| ()));
+    let py = python(
+        "import fcntl\n\
+         s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))\n\
+         os.dup2(s.fileno(), 1, inheritable=False)\n\
+         os.close(2)\n\
+         assert fcntl.fcntl(s.fileno(), fcntl.F_DUPFD, 0) == 2",
+        &[&port.to_string()],
+    );
+    server.join().unwrap().unwrap();
+    let evs = probe.wait_n(WAIT, 2, |v| {
+        is(v, "process.dup", py) && v["net"]["dst"]["port"] == port
+    });
+    let mut fds: Vec<i64> = evs
+        .iter()
+        .map(|v| v["dup"]["newfd"].as_i64().unwrap())
+        .collect();
+    fds.sort();
+    assert_eq!(fds, vec![1, 2], "{evs:?}");
     // A file moved onto stdout is not a socket: nothing.
     let dir = tmpdir("dup");
     let quiet = run(Command::new("bash")

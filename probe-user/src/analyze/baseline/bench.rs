@@ -34,7 +34,7 @@ fn task(kind: EventKind, pid: u32) -> Task {
     }
 }
 
-pub(super) fn event(
+pub(in crate::analyze) fn event(
     kind: EventKind,
     body: Body,
     container: &Arc<ContainerInfo>,
@@ -59,7 +59,7 @@ pub(super) fn event(
     }
 }
 
-pub(super) fn file(path: String) -> Body {
+pub(in crate::analyze) fn file(path: String) -> Body {
     Body::File(Box::new(FileRecord {
         syscall: FileSyscall::Openat,
         path: path.into_bytes(),
@@ -85,7 +85,7 @@ pub(super) fn file(path: String) -> Body {
     }))
 }
 
-pub(super) fn connect(port: u16) -> Body {
+pub(in crate::analyze) fn connect(port: u16) -> Body {
     let dst: SocketAddr = format!("10.1.2.3:{port}").parse().unwrap();
     Body::Net(Box::new(NetBody {
         protocol: 6,
@@ -104,7 +104,7 @@ pub(super) fn connect(port: u16) -> Body {
     }))
 }
 
-pub(super) fn container(i: usize) -> Arc<ContainerInfo> {
+pub(in crate::analyze) fn container(i: usize) -> Arc<ContainerInfo> {
     Arc::new(ContainerInfo {
         id: format!("{i:064x}"),
         image: Some(format!("registry.local/app-{i}:1")),

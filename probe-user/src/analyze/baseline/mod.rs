@@ -5,7 +5,7 @@
 //! `tprobe baseline show|merge|diff` read them ([`cmd`]). docs/baselines.md says it for users.
 pub mod args;
 #[cfg(test)]
-mod bench;
+pub(super) mod bench;
 pub mod cmd;
 pub mod config;
 pub mod key;
