@@ -241,12 +241,7 @@ impl SigmaEvent for View<'_> {
             "file.path" => text(&file?.path),
             // As the native record writes them (the pack's setuid and timestomp rules read
             // them, so the engine's index probes them on every file event).
-            "file.mode" => match file? {
-                f if f.has_mode() => {
-                    EventValue::Str(Cow::Owned(format!("0{:03o}", f.mode & 0o7777)))
-                }
-                _ => return None,
-            },
+            "file.mode" => EventValue::Str(Cow::Owned(file?.mode_text()?)),
             p if p.starts_with("times.") && file.is_some_and(|f| f.times.is_none()) => return None,
             "DestinationIp" | "net.dst.ip" => ip(dst)?,
             "DestinationPort" | "net.dst.port" => port(dst)?,

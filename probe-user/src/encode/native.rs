@@ -212,7 +212,7 @@ fn file_v(f: &crate::event::file::FileRecord) -> FileV<'_> {
         syscall: f.syscall.name(),
         flags: (f.is_open() || !flag_names.is_empty()).then_some(flag_names),
         // Octal with a leading 0 as schema.md shows it: "0644", "04755".
-        mode: f.has_mode().then(|| format!("0{:03o}", f.mode & 0o7777)),
+        mode: f.mode_text(),
         uid: f.is_chown().then(|| unset(f.uid)).flatten(),
         gid: f.is_chown().then(|| unset(f.gid)).flatten(),
         fd: f.by_fd.then_some(f.dirfd),

@@ -57,6 +57,13 @@ impl FileRecord {
         )
     }
 
+    /// `mode` as the records write it (`"0644"`, permission and setuid bits), when it means
+    /// something for this call.
+    pub fn mode_text(&self) -> Option<String> {
+        self.has_mode()
+            .then(|| format!("0{:03o}", self.mode & 0o7777))
+    }
+
     /// Whether `mode` means something for this call.
     pub fn has_mode(&self) -> bool {
         match self.syscall {
