@@ -2,7 +2,7 @@
 //! synthetic rules loaded, against the same runs without rules, round by round.
 use std::{path::Path, time::Duration};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::Result;
 
 use super::{
     common::{median, Opts, Row},
@@ -170,34 +170,13 @@ pub(super) fn w8(
 /// the CPU an `analyze` call with these rules adds to a file open, an exec and a connect.
 fn in_process(rules: &[std::path::PathBuf], opts: &Opts, rows: &mut Vec<Row>) -> Result<()> {
     let dirs: Vec<String> = rules.iter().map(|d| d.display().to_string()).collect();
-    let mut runs = Vec::new();
-    for round in 0..opts.rounds.max(1) {
-        eprintln!("bench: W8 in process round {}/{}", round + 1, opts.rounds);
-        let out = util::cargo(&[
-            "test",
-            "--release",
-            "-q",
-            "-p",
-            "probe-user",
-            "--lib",
-            "analyze::bench::rules_cost",
-            "--",
-            "--ignored",
-            "--nocapture",
-            "--exact",
-        ])
-        .env("TPROBE_BENCH_RULES", dirs.join(":"))
-        .output()
-        .context("running the rules_cost measurement")?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let Some(line) = text.lines().find_map(|l| l.strip_prefix("RULES_BENCH ")) else {
-            bail!(
-                "no RULES_BENCH line: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        runs.push(serde_json::from_str::<serde_json::Value>(line)?);
-    }
+    let runs = super::common::in_process(
+        "W8 in process",
+        "analyze::bench::rules_cost",
+        "RULES_BENCH",
+        &[("TPROBE_BENCH_RULES", dirs.join(":"))],
+        opts.rounds,
+    )?;
     let get = |k: &str| {
         let mut v: Vec<f64> = runs.iter().filter_map(|r| r[k].as_f64()).collect();
         median(&mut v) / 1e3

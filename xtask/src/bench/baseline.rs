@@ -2,39 +2,18 @@
 //! `baseline_cost` measurement in probe-user): CPU per file and network event while watching
 //! known values (the common case) and while learning, and resident memory per workload. In
 //! process, the numbers do not carry the probe's drain and encode, which W2 and W4 measure.
-use anyhow::{bail, Context as _, Result};
+use anyhow::Result;
 
 use super::common::{Opts, Row};
-use crate::util;
 
 pub(super) fn w9(opts: &Opts, rows: &mut Vec<Row>) -> Result<()> {
-    let mut runs = Vec::new();
-    for round in 0..opts.rounds.max(1) {
-        eprintln!("bench: W9 baseline round {}/{}", round + 1, opts.rounds);
-        let out = util::cargo(&[
-            "test",
-            "--release",
-            "-q",
-            "-p",
-            "probe-user",
-            "--lib",
-            "analyze::baseline::bench::baseline_cost",
-            "--",
-            "--ignored",
-            "--nocapture",
-            "--exact",
-        ])
-        .output()
-        .context("running the baseline_cost measurement")?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let Some(line) = text.lines().find_map(|l| l.strip_prefix("BASELINE_BENCH ")) else {
-            bail!(
-                "no BASELINE_BENCH line: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        runs.push(serde_json::from_str::<serde_json::Value>(line)?);
-    }
+    let runs = super::common::in_process(
+        "W9 baseline",
+        "analyze::baseline::bench::baseline_cost",
+        "BASELINE_BENCH",
+        &[],
+        opts.rounds,
+    )?;
     let get = |k: &str| {
         let mut v: Vec<f64> = runs.iter().filter_map(|r| r[k].as_f64()).collect();
         super::common::median(&mut v)

@@ -63,6 +63,46 @@ pub(super) fn threads_cpu_s(pid: u32) -> f64 {
     ns as f64 / 1e9
 }
 
+/// Runs probe-user's ignored measurement `test` (release build) once per round and reads the
+/// JSON of its `MARKER {json}` line from each run; `env` is set for it.
+pub(super) fn in_process(
+    what: &str,
+    test: &str,
+    marker: &str,
+    env: &[(&str, String)],
+    rounds: usize,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    use anyhow::Context as _;
+    let mut runs = Vec::new();
+    for round in 0..rounds.max(1) {
+        eprintln!("bench: {what} round {}/{}", round + 1, rounds);
+        let mut cmd = crate::util::cargo(&[
+            "test",
+            "--release",
+            "-q",
+            "-p",
+            "probe-user",
+            "--lib",
+            test,
+            "--",
+            "--ignored",
+            "--nocapture",
+            "--exact",
+        ]);
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        let out = cmd
+            .output()
+            .with_context(|| format!("running the {test} measurement"))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let prefix = format!("{marker} ");
+        let Some(line) = text.lines().find_map(|l| l.strip_prefix(prefix.as_str())) else {
+            anyhow::bail!("no {marker} line: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        runs.push(serde_json::from_str(line)?);
+    }
+    Ok(runs)
+}
+
 pub(super) fn proc_cpu_s(pid: u32) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0.0;
