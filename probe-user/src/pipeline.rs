@@ -45,6 +45,13 @@ pub struct Pipeline {
     /// Kinds the user asked for; others reach the pipeline only to keep the process table
     /// right and are dropped after enrichment.
     pub emit: Vec<probe_common::EventKind>,
+    /// Kinds the first stages let through: `emit` as of the newest reload, which the output
+    /// stage takes over only once that reload's `probe.reload` reaches it.
+    admit: Vec<probe_common::EventKind>,
+    /// Reloads whose `probe.reload` is still in the hold stages, oldest first.
+    switches: std::collections::VecDeque<Switch>,
+    /// The run's end, found inside a stage (the old sink failed at a reload).
+    ended: Option<Result<(), SinkError>>,
     /// Container enrichment and its hold queue (absent with `--no-containers`).
     pub containers: Option<ContainerStage>,
     /// Exec events held for their executable's hash (absent with `--no-hash`).
@@ -82,6 +89,16 @@ pub struct Pipeline {
     respond_kinds: Vec<probe_common::EventKind>,
 }
 
+/// What a reload changes where its `probe.reload` is written: the events that came before it
+/// and were held for a hash or a container lookup still go out under the old settings.
+struct Switch {
+    filter: OutputFilter,
+    emit: Vec<probe_common::EventKind>,
+    alerts: bool,
+    analyzer: Option<Option<Analyzer>>,
+    sink: Option<Box<dyn Sink>>,
+}
+
 /// New settings for a running pipeline (SIGHUP). Applied between two batches, right after
 /// the `after_batches`-th one, so the swap lands exactly where the kernel switched.
 pub struct Reload {
@@ -107,7 +124,10 @@ impl Pipeline {
         emit: Vec<probe_common::EventKind>,
     ) -> Self {
         Pipeline {
+            admit: emit.clone(),
             emit,
+            switches: Default::default(),
+            ended: None,
             paths: Default::default(),
             table,
             users: Users::default(),
@@ -152,6 +172,7 @@ impl Pipeline {
         alerts: bool,
         render: Native,
     ) -> Self {
+        self.analyzed = analyzer.as_ref().map(Analyzer::kinds).unwrap_or_default();
         self.set_analyzer(analyzer);
         self.alerts = alerts;
         self.render = Some(render);
@@ -164,7 +185,6 @@ impl Pipeline {
         if let (Some(a), Some(b)) = (&mut analyzer, running) {
             a.put_baseline(Some(b));
         }
-        self.analyzed = analyzer.as_ref().map(Analyzer::kinds).unwrap_or_default();
         self.analyzer = analyzer.filter(|a| !a.is_noop());
     }
 
@@ -174,8 +194,9 @@ impl Pipeline {
         self
     }
 
-    /// Applies the reloads due before the next batch. The buffer is empty here (every batch
-    /// is written out before the next one), so nothing is lost in a sink swap.
+    /// Applies the reloads due before the next batch: the first stages take the new kinds
+    /// now, where the kernel switched, and the output stage the rest when the reload's
+    /// `probe.reload` reaches it behind the events held before it.
     fn apply_reloads(&mut self, stop: &watch::Sender<Stop>) {
         if let Some(rx) = &self.control {
             self.pending.extend(rx.try_iter());
@@ -188,16 +209,35 @@ impl Pipeline {
             let Some(r) = self.pending.pop_front() else {
                 break;
             };
-            self.filter = r.filter;
-            self.emit = r.emit;
-            self.alerts = r.alerts;
-            if let Some(a) = r.analyzer {
-                self.set_analyzer(a);
+            self.admit.clone_from(&r.emit);
+            if let Some(a) = &r.analyzer {
+                self.analyzed = a.as_ref().map(Analyzer::kinds).unwrap_or_default();
             }
-            if let Some(sink) = r.sink {
-                self.sink = sink;
-            }
+            self.switches.push_back(Switch {
+                filter: r.filter,
+                emit: r.emit,
+                alerts: r.alerts,
+                analyzer: r.analyzer,
+                sink: r.sink,
+            });
             self.process(r.event, stop);
+        }
+    }
+
+    /// The output stage takes a reload's settings; the lines before it go to the old sink.
+    fn switch(&mut self, s: Switch, stop: &watch::Sender<Stop>) {
+        self.filter = s.filter;
+        self.emit = s.emit;
+        self.alerts = s.alerts;
+        if let Some(a) = s.analyzer {
+            self.set_analyzer(a);
+        }
+        if let Some(sink) = s.sink {
+            if let Some(end) = self.flush(stop) {
+                self.ended.get_or_insert(end);
+                self.buf.clear();
+            }
+            self.sink = sink;
         }
     }
 
@@ -214,7 +254,7 @@ impl Pipeline {
         crate::enrich::targets::resolve(&mut self.table, &mut ev);
         // Kinds nobody asked to see reach the rest of the stages only when rules need them.
         if kind.is_some_and(|k| {
-            !self.emit.contains(&k)
+            !self.admit.contains(&k)
                 && !self.analyzed.contains(&k)
                 && !self.respond_kinds.contains(&k)
         }) {
@@ -321,6 +361,11 @@ impl Pipeline {
     /// Applies the userspace filters (container metadata is known by now), then numbers,
     /// encodes and counts one event.
     fn emit(&mut self, mut ev: Event, stop: &watch::Sender<Stop>) {
+        if matches!(ev.body, Body::Reload { .. }) {
+            if let Some(s) = self.switches.pop_front() {
+                self.switch(s, stop);
+            }
+        }
         let kind = ev.data_kind();
         if kind.is_some() && self.limit_reached() {
             return;
@@ -510,6 +555,9 @@ impl Pipeline {
                 Received::Closed => {
                     // Nothing else can come: let every held event go.
                     self.release_held(true, &stop);
+                    if let Some(end) = self.ended.take() {
+                        return end;
+                    }
                     // Holds are lifted before the last line, which counts them.
                     self.respond_control(true, &stop);
                     if let Some(a) = &mut self.analyzer {
@@ -534,6 +582,9 @@ impl Pipeline {
                     self.batches += 1;
                     for ev in batch {
                         self.process(ev, &stop);
+                        if let Some(end) = self.ended.take() {
+                            return end;
+                        }
                         // Written as it grows: a drained batch can be tens of MB of lines,
                         // which otherwise sit in memory and leave the cache before the write.
                         if self.buf.len() >= FLUSH_BYTES {
@@ -545,6 +596,9 @@ impl Pipeline {
                 }
             }
             self.release_held(false, &stop);
+            if let Some(end) = self.ended.take() {
+                return end;
+            }
             self.respond_control(false, &stop);
             self.stats
                 .process_table
