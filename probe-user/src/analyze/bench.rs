@@ -136,6 +136,10 @@ fn rules_cost() {
             20_000,
         ),
     ] {
+        // For a profile of one case.
+        if std::env::var("TPROBE_BENCH_ONLY").is_ok_and(|o| o != name) {
+            continue;
+        }
         let on = per_call(&mut with, &evs, per_sec, &native, n);
         let off = per_call(&mut none, &evs, per_sec, &native, n);
         row.insert(format!("{name}_ns"), (on - off).max(0.0).into());

@@ -9,6 +9,7 @@ pub mod baseline;
 mod bench;
 pub mod fields;
 pub mod ioc;
+mod partition;
 pub mod respond;
 pub mod rules;
 pub mod view;
@@ -232,16 +233,15 @@ impl Analyzer {
                 .map(|c| ("linux", c))
                 .chain(std::iter::once((OWN_PRODUCT, own)));
             let made = view::Made::default();
-            let table = rules.probe_keys();
-            let keys = table
-                .get(crate::event::objects::body_class(&ev.body))
-                .map_or(&[][..], Vec::as_slice);
+            let class = crate::event::objects::body_class(&ev.body);
             for (product, category) in views {
-                if !rules.reads(product, category) {
+                let Some(engine) = rules.engine_of(product, category) else {
                     continue;
-                }
+                };
+                let table = rules.probe_keys(engine);
+                let keys = table.get(class).map_or(&[][..], Vec::as_slice);
                 let view = View::new(ev, product, category, seq, render, &made, keys);
-                for r in rules.evaluate(&view, ts_secs) {
+                for r in rules.evaluate(engine, &view, ts_secs) {
                     let info = rules.info(&r);
                     let (group, contributing) = match r.as_correlation() {
                         Some(c) => (

@@ -15,7 +15,10 @@ use rsigma_eval::{
 };
 use rsigma_parser::{Detection, LogSource, Modifier, SigmaCollection, SigmaRule};
 
-use super::fields::{self, OWN_PRODUCT};
+use super::{
+    fields::{self, OWN_PRODUCT},
+    partition,
+};
 use crate::event::alert::RuleInfo;
 
 /// Largest rule file read: a YAML bomb or a stray huge file is an error, not a hang.
@@ -352,20 +355,27 @@ fn known_field(
     }
 }
 
-/// The loaded rules, ready to evaluate.
+/// The loaded rules, ready to evaluate: one engine per logsource, or per set of logsources a
+/// correlation joins (`partition`).
 pub struct RuleSet {
-    engine: CorrelationEngine,
+    engines: Vec<Part>,
     infos: HashMap<String, Arc<RuleInfo>>,
-    /// (product, category) pairs some rule reads: other events skip the engine.
-    sources: BTreeSet<(String, String)>,
+    /// `(product, category)` a rule reads, with its engine: other views skip the engines.
+    sources: Vec<(String, String, usize)>,
     pub kinds: Vec<EventKind>,
     pub per_category: BTreeMap<String, usize>,
     pub rule_count: usize,
     pub correlations: usize,
-    max_groups: usize,
     /// Correlation groups dropped because the cap was reached.
     pub evicted: u64,
-    /// Per body class, the top-level names the engine's index may probe (`view::probe_keys`).
+}
+
+struct Part {
+    engine: CorrelationEngine,
+    correlations: usize,
+    /// The groups this engine may hold (the cap shared by the engines with correlations).
+    max_groups: usize,
+    /// Per body class, the top-level names its rules may read (`view::probe_keys`).
     probe_keys: Arc<[Vec<&'static str>]>,
 }
 
@@ -374,39 +384,13 @@ impl RuleSet {
         Self::build_capped(loaded, MAX_GROUPS)
     }
 
-    /// [`RuleSet::build`] with room for `max_groups` correlation groups.
+    /// [`RuleSet::build`] with room for `max_groups` correlation groups in all.
     pub fn build_capped(loaded: Loaded, max_groups: usize) -> Result<RuleSet, RulesError> {
-        let mut engine = CorrelationEngine::new(CorrelationConfig {
-            max_state_entries: max_groups,
-            max_correlation_events: MAX_CONTRIBUTING,
-            correlation_event_mode: CorrelationEventMode::Refs,
-            // Rules a correlation names (`generate: false`, Sigma's default) feed it and do
-            // not alert on their own; a fired correlation waits this long per group.
-            emit_detections: false,
-            suppress: Some(SUPPRESS_SECS),
-            max_group_entries: Some(MAX_GROUP_ENTRIES),
-            ..Default::default()
-        });
-        engine.set_logsource_extractor(Some(LogSourceExtractor::new()));
         let mut infos = HashMap::new();
-        let mut sources = BTreeSet::new();
         let mut kinds = BTreeSet::new();
-        let mut refused = Vec::new();
         let mut rule_count = 0;
-        // Top-level names the rules read: a flat Sigma name, or the first part of a dotted one.
-        let mut used = BTreeSet::new();
         for (file, coll) in &loaded.rules {
             for r in &coll.rules {
-                let mut names = BTreeSet::new();
-                for d in r.detection.named.values() {
-                    // Checked at load: a modifier it refuses never gets here.
-                    let _ = collect_fields(d, &mut names);
-                }
-                used.extend(
-                    names
-                        .into_iter()
-                        .map(|n| n.split_once('.').map_or(n.clone(), |(t, _)| t.to_owned())),
-                );
                 let info = rule_info(
                     r.id.as_deref(),
                     &r.title,
@@ -418,22 +402,13 @@ impl RuleSet {
                     file,
                 );
                 infos.insert(rule_key(r.id.as_deref(), &r.title), Arc::new(info));
-                let ls = &r.logsource;
-                match ls.product.as_deref() {
-                    Some(OWN_PRODUCT) => {
-                        let c = ls.category.clone().unwrap_or_default();
-                        if let Some(k) = EventKind::ALL.iter().find(|k| k.name() == c) {
-                            kinds.insert(*k);
-                        }
-                        sources.insert((OWN_PRODUCT.to_owned(), c));
+                let (product, c) = partition::source_of(&r.logsource);
+                if product == OWN_PRODUCT {
+                    if let Some(k) = EventKind::ALL.iter().find(|k| k.name() == c) {
+                        kinds.insert(*k);
                     }
-                    _ => {
-                        let c = ls.category.clone().unwrap_or_default();
-                        if let Some(cat) = fields::category(&c) {
-                            kinds.extend(cat.kinds.iter().copied());
-                        }
-                        sources.insert(("linux".to_owned(), c));
-                    }
+                } else if let Some(cat) = fields::category(&c) {
+                    kinds.extend(cat.kinds.iter().copied());
                 }
                 rule_count += 1;
             }
@@ -450,60 +425,108 @@ impl RuleSet {
                 );
                 infos.insert(rule_key(c.id.as_deref(), &c.title), Arc::new(info));
             }
-            if let Err(e) = engine.add_collection(coll) {
-                refused.push(Refusal {
-                    file: file.display().to_string(),
-                    rule: "-".into(),
-                    reason: e.to_string(),
-                });
+        }
+        let parts = partition::split(loaded.rules);
+        let stateful = parts.iter().filter(|p| p.correlations() > 0).count();
+        let share = (max_groups / stateful.max(1)).max(1);
+        let mut refused = Vec::new();
+        let mut engines = Vec::new();
+        let mut sources = Vec::new();
+        for part in parts {
+            let mut engine = CorrelationEngine::new(CorrelationConfig {
+                max_state_entries: share,
+                max_correlation_events: MAX_CONTRIBUTING,
+                correlation_event_mode: CorrelationEventMode::Refs,
+                // Rules a correlation names (`generate: false`, Sigma's default) feed it and do
+                // not alert on their own; a fired correlation waits this long per group.
+                emit_detections: false,
+                suppress: Some(SUPPRESS_SECS),
+                max_group_entries: Some(MAX_GROUP_ENTRIES),
+                ..Default::default()
+            });
+            // One logsource per engine needs no pruning; a correlation's joined ones do.
+            if part.sources.len() > 1 {
+                engine.set_logsource_extractor(Some(LogSourceExtractor::new()));
             }
+            // Top-level names the rules read: a flat Sigma name, or the first part of a dotted one.
+            let mut used = BTreeSet::new();
+            for r in part.rules() {
+                let mut names = BTreeSet::new();
+                for d in r.detection.named.values() {
+                    // Checked at load: a modifier it refuses never gets here.
+                    let _ = collect_fields(d, &mut names);
+                }
+                used.extend(
+                    names
+                        .into_iter()
+                        .map(|n| n.split_once('.').map_or(n.clone(), |(t, _)| t.to_owned())),
+                );
+            }
+            for (file, coll) in &part.files {
+                if let Err(e) = engine.add_collection(coll) {
+                    refused.push(Refusal {
+                        file: file.display().to_string(),
+                        rule: "-".into(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+            let n = engines.len();
+            sources.extend(part.sources.iter().map(|(p, c)| (p.clone(), c.clone(), n)));
+            engines.push(Part {
+                engine,
+                correlations: part.correlations(),
+                max_groups: share,
+                probe_keys: (0..crate::event::objects::BODY_CLASSES)
+                    .map(|c| super::view::probe_keys(c, &used))
+                    .collect::<Vec<_>>()
+                    .into(),
+            });
         }
         if !refused.is_empty() {
             return Err(RulesError::Refused(refused));
         }
         Ok(RuleSet {
-            engine,
+            engines,
             infos,
             sources,
             kinds: kinds.into_iter().collect(),
             per_category: loaded.per_category,
             rule_count,
             correlations: loaded.correlations,
-            max_groups,
             evicted: 0,
-            probe_keys: (0..crate::event::objects::BODY_CLASSES)
-                .map(|c| super::view::probe_keys(c, &used))
-                .collect::<Vec<_>>()
-                .into(),
         })
     }
 
-    /// Per body class (`event::objects::body_class`), the top-level names to offer the
-    /// engine for an event.
-    pub fn probe_keys(&self) -> Arc<[Vec<&'static str>]> {
-        self.probe_keys.clone()
-    }
-
-    /// Whether any rule reads this logsource.
-    pub fn reads(&self, product: &str, category: &str) -> bool {
+    /// The engine holding the rules of this logsource; `None` when no rule reads it.
+    pub fn engine_of(&self, product: &str, category: &str) -> Option<usize> {
         self.sources
             .iter()
-            .any(|(p, c)| p == product && c == category)
+            .find(|(p, c, _)| p == product && c == category)
+            .map(|s| s.2)
+    }
+
+    /// Per body class (`event::objects::body_class`), the top-level names to offer `engine`
+    /// for an event.
+    pub fn probe_keys(&self, engine: usize) -> Arc<[Vec<&'static str>]> {
+        self.engines[engine].probe_keys.clone()
     }
 
     pub fn evaluate(
         &mut self,
+        engine: usize,
         view: &impl rsigma_eval::event::Event,
         ts_secs: i64,
     ) -> Vec<EvaluationResult> {
-        if self.correlations == 0 {
-            return self.engine.process_event_at(view, ts_secs);
+        let part = &mut self.engines[engine];
+        if part.correlations == 0 {
+            return part.engine.process_event_at(view, ts_secs);
         }
         // The engine drops the stalest tenth of its groups when full: count what went.
-        let before = self.engine.state_count();
-        let r = self.engine.process_event_at(view, ts_secs);
-        let after = self.engine.state_count();
-        if before >= self.max_groups && after <= before {
+        let before = part.engine.state_count();
+        let r = part.engine.process_event_at(view, ts_secs);
+        let after = part.engine.state_count();
+        if before >= part.max_groups && after <= before {
             self.evicted += (before + 1 - after) as u64;
         }
         r
@@ -527,7 +550,7 @@ impl RuleSet {
 
     /// Correlation groups held.
     pub fn state_entries(&self) -> usize {
-        self.engine.state_count()
+        self.engines.iter().map(|p| p.engine.state_count()).sum()
     }
 
     /// Every rule's metadata, for `tprobe rules list`.
