@@ -549,6 +549,15 @@ impl Pipeline {
         mut rx: mpsc::Receiver<Vec<Event>>,
         stop: watch::Sender<Stop>,
     ) -> Result<(), SinkError> {
+        // However the run ends (a panic too), a drain waiting for room must not wait on.
+        struct Gone(Arc<Stats>);
+        impl Drop for Gone {
+            fn drop(&mut self) {
+                self.0.queued_events.store(0, Relaxed);
+                self.0.queue_room.notify_one();
+            }
+        }
+        let _gone = Gone(self.stats.clone());
         loop {
             let got = self.recv(&mut rx);
             match got {
@@ -578,6 +587,7 @@ impl Pipeline {
                 Received::Timer => {}
                 Received::Batch(batch) => {
                     self.stats.queued_batches.fetch_sub(1, Relaxed);
+                    let n = batch.len();
                     self.apply_reloads(&stop);
                     self.batches += 1;
                     for ev in batch {
@@ -593,6 +603,7 @@ impl Pipeline {
                             }
                         }
                     }
+                    self.stats.dequeued(n);
                 }
             }
             self.release_held(false, &stop);

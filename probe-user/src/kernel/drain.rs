@@ -9,6 +9,8 @@ use tokio::io::unix::AsyncFd;
 pub struct Drain {
     fd: AsyncFd<RingBuf<MapData>>,
     tick: tokio::time::Interval,
+    /// The last drain stopped at its limit: records are waiting and no wakeup will say so.
+    backlog: bool,
 }
 
 impl Drain {
@@ -19,11 +21,18 @@ impl Drain {
         // AsyncFd (and so the RingBuf) is dropped.
         let fd = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
             .map_err(std::io::Error::from)?;
-        Ok(Drain { fd, tick })
+        Ok(Drain {
+            fd,
+            tick,
+            backlog: false,
+        })
     }
 
     /// Waits until there may be data: a kernel wakeup or the next tick.
     pub async fn wait(&mut self) -> std::io::Result<()> {
+        if self.backlog {
+            return Ok(());
+        }
         tokio::select! {
             g = self.fd.readable_mut() => {
                 // Clear before draining: data queued after the drain raises a new edge.
@@ -34,14 +43,17 @@ impl Drain {
         Ok(())
     }
 
-    /// Calls `f` for each queued record; returns how many there were.
-    pub fn drain(&mut self, mut f: impl FnMut(&[u8])) -> usize {
+    /// Calls `f` for each queued record, up to `limit` of them; returns how many there were.
+    /// A limit keeps one batch of decoded events small; the rest wait in the ring buffer.
+    pub fn drain(&mut self, limit: usize, mut f: impl FnMut(&[u8])) -> usize {
         let ring = self.fd.get_mut();
         let mut n = 0;
-        while let Some(item) = ring.next() {
+        while n < limit {
+            let Some(item) = ring.next() else { break };
             f(&item);
             n += 1;
         }
+        self.backlog = n == limit;
         n
     }
 }

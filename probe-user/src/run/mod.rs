@@ -105,9 +105,12 @@ impl LossTracker {
     }
 }
 
-fn drain_batch(drain: &mut Drain, stats: &Stats) -> Vec<Event> {
+/// Records decoded into one batch in the drain loop (the final and reload drains take all).
+const BATCH_EVENTS: usize = 4096;
+
+fn drain_batch(drain: &mut Drain, stats: &Stats, limit: usize) -> Vec<Event> {
     let mut batch = Vec::new();
-    let n = drain.drain(|bytes| match decode(bytes) {
+    let n = drain.drain(limit, |bytes| match decode(bytes) {
         Ok(ev) => batch.push(ev),
         Err(DecodeError::Dns(e)) => {
             stats.dns_malformed.fetch_add(1, Relaxed);
@@ -401,6 +404,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
             m,
             x.clone(),
             tx.clone(),
+            stats.clone(),
         )?),
         _ => None,
     };
@@ -481,7 +485,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
                 Ok(mut r) => {
                     // The kernel has switched: what it queued before goes out under the old
                     // userspace filters, then the pipeline switches.
-                    pending.extend(drain_batch(&mut drain, &stats));
+                    pending.extend(drain_batch(&mut drain, &stats, usize::MAX));
                     if !send(&tx, &stats, &mut sent, std::mem::take(&mut pending)).await {
                         break;
                     }
@@ -496,21 +500,30 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
             }
             continue;
         }
-        let mut batch = drain_batch(&mut drain, &stats);
+        let mut batch = drain_batch(&mut drain, &stats, BATCH_EVENTS);
         crate::enrich::flows::tracker::route(tracker.as_ref(), &mut batch);
         pending.extend(batch);
         if pending.is_empty() {
             continue;
         }
-        // A full queue (stuck sink) must not hide a SIGTERM: wait for room or a signal.
-        let permit = tokio::select! {
-            p = tx.reserve() => p,
-            _ = sigterm.recv() => break,
-            _ = sigint.recv() => break,
+        // A full queue (stuck sink) must not hide a SIGTERM, nor the kernel's drops while the
+        // ring buffer fills behind it: wait for room, a signal or the next loss poll.
+        let permit = loop {
+            tokio::select! {
+                p = async {
+                    stats.wait_queue_room().await;
+                    tx.reserve().await
+                } => break Some(p),
+                _ = loss_tick.tick() => pending.extend(losses.poll(&probe, &stats)),
+                _ = sigterm.recv() => break None,
+                _ = sigint.recv() => break None,
+            }
         };
+        let Some(permit) = permit else { break };
         let Ok(permit) = permit else { break };
         sent += 1;
         stats.queued_batches.fetch_add(1, Relaxed);
+        stats.queued(pending.len());
         permit.send(std::mem::take(&mut pending));
     }
 
@@ -587,8 +600,11 @@ async fn send(
 ) -> bool {
     *sent += 1;
     stats.queued_batches.fetch_add(1, Relaxed);
+    let n = batch.len();
+    stats.queued(n);
     if tx.send(batch).await.is_err() {
         stats.queued_batches.fetch_sub(1, Relaxed);
+        stats.queued_events.fetch_sub(n as u64, Relaxed);
         return false;
     }
     true
@@ -599,12 +615,12 @@ async fn send(
 async fn final_drain(drain: &mut Drain, fill: Option<&RingFill>, stats: &Stats) -> Vec<Event> {
     // Let programs that were already running when the hooks went away finish.
     tokio::time::sleep(Duration::from_millis(10)).await;
-    let mut out = drain_batch(drain, stats);
+    let mut out = drain_batch(drain, stats, usize::MAX);
     let Some(fill) = fill else { return out };
     let give_up = tokio::time::Instant::now() + Duration::from_millis(500);
     while fill.used() > 0 && tokio::time::Instant::now() < give_up {
         tokio::time::sleep(Duration::from_millis(1)).await;
-        out.extend(drain_batch(drain, stats));
+        out.extend(drain_batch(drain, stats, usize::MAX));
     }
     if fill.used() > 0 {
         log::warn!(

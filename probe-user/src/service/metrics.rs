@@ -23,6 +23,10 @@ pub struct Stats {
     pub process_table: AtomicU64,
     /// Batches queued between the drain and the pipeline thread.
     pub queued_batches: AtomicU64,
+    /// Events in those batches: the drain waits while there are [`QUEUE_EVENTS`].
+    pub queued_events: AtomicU64,
+    /// Woken each time the pipeline has taken a batch off the queue.
+    pub queue_room: tokio::sync::Notify,
     /// Boot-clock ns of the drain loop's last turn (0 until it first runs): `/healthz`.
     pub drain_heartbeat_ns: AtomicU64,
     /// Boot-clock ns at which the current sink write started, 0 when no write is in progress.
@@ -46,6 +50,8 @@ impl Default for Stats {
             dns_malformed: AtomicU64::new(0),
             process_table: AtomicU64::new(0),
             queued_batches: AtomicU64::new(0),
+            queued_events: AtomicU64::new(0),
+            queue_room: tokio::sync::Notify::new(),
             drain_heartbeat_ns: AtomicU64::new(0),
             sink_write_since_ns: AtomicU64::new(0),
             sinks: Default::default(),
@@ -54,7 +60,30 @@ impl Default for Stats {
     }
 }
 
+/// Decoded events that may wait for the pipeline. Under overload they were most of the probe's
+/// memory (a batch bound alone let 1024 batches of thousands of events queue); past it the
+/// drain waits, the ring buffer fills and the kernel counts what it drops (`probe.loss`).
+pub const QUEUE_EVENTS: u64 = 32_768;
+
 impl Stats {
+    /// `n` events handed to the pipeline's queue.
+    pub fn queued(&self, n: usize) {
+        self.queued_events.fetch_add(n as u64, Relaxed);
+    }
+
+    /// `n` events taken off the queue (and processed) by the pipeline.
+    pub fn dequeued(&self, n: usize) {
+        self.queued_events.fetch_sub(n as u64, Relaxed);
+        self.queue_room.notify_one();
+    }
+
+    /// Returns once fewer than [`QUEUE_EVENTS`] events are queued.
+    pub async fn wait_queue_room(&self) {
+        while self.queued_events.load(Relaxed) >= QUEUE_EVENTS {
+            self.queue_room.notified().await;
+        }
+    }
+
     pub fn count_emitted(&self, kind: EventKind) {
         if let Some(c) = self.emitted.get(kind as usize) {
             c.fetch_add(1, Relaxed);

@@ -377,6 +377,18 @@ impl Collector for RunCollector {
         )?;
         one(
             &mut enc,
+            "tprobe_pipeline_queue_events",
+            "Events in those batches (the drain waits at tprobe_pipeline_queue_capacity_events)",
+            ConstGauge::new(s.queued_events.load(Relaxed) as i64),
+        )?;
+        one(
+            &mut enc,
+            "tprobe_pipeline_queue_capacity_events",
+            "Events that queue may hold",
+            ConstGauge::new(crate::service::metrics::QUEUE_EVENTS as i64),
+        )?;
+        one(
+            &mut enc,
             "tprobe_pipeline_queue_capacity_batches",
             "Capacity of that queue",
             ConstGauge::new(self.queue_capacity as i64),

@@ -149,6 +149,7 @@ fn metrics_parse_as_prometheus_text_and_move_with_events() {
         "tprobe_ringbuf_size_bytes",
         "tprobe_process_table_entries",
         "tprobe_pipeline_queue_batches",
+        "tprobe_pipeline_queue_events",
         "tprobe_losses_total",
         "tprobe_enrich_failures_total",
         "tprobe_hook_attached",
@@ -285,10 +286,12 @@ fn healthz_fails_when_the_drain_stalls_and_recovers() {
     stall_until(&addr, "drain stalled", Duration::from_secs(120));
     let m = scrape(&addr);
     assert_eq!(sample(&m, "tprobe_healthy", &[]), Some(0.0));
-    assert_eq!(
-        sample(&m, "tprobe_pipeline_queue_batches", &[]),
-        sample(&m, "tprobe_pipeline_queue_capacity_batches", &[]),
-        "the queue is full when the drain stalls"
+    let full = |n: &str| sample(&m, n, &[]).unwrap();
+    assert!(
+        full("tprobe_pipeline_queue_batches") == full("tprobe_pipeline_queue_capacity_batches")
+            || full("tprobe_pipeline_queue_events")
+                >= full("tprobe_pipeline_queue_capacity_events"),
+        "the queue is full (in batches or in events) when the drain stalls: {m:?}"
     );
     assert!(sample(&m, "tprobe_sink_write_blocked_seconds", &[]).unwrap() > 1.0);
 
@@ -318,6 +321,104 @@ fn healthz_fails_when_the_drain_stalls_and_recovers() {
     let last: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
     assert_eq!(last["kind"], "probe.stop");
     assert_eq!(last["probe"]["losses"]["ringbuf"], 0);
+}
+
+/// Nobody reads the output while files are opened as fast as one thread can: the queue to the
+/// pipeline stops at its bound in events (memory stays bounded), the ring buffer takes the
+/// rest and the kernel's drops are counted; once the reader is back, every line is numbered
+/// without a gap and `probe.stop` reports the losses.
+#[test]
+fn a_stuck_output_bounds_the_queue_in_events_and_counts_the_losses() {
+    let d = std::env::temp_dir().join(format!("tprobe-queue-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    let f = d.join("f");
+    std::fs::write(&f, b"x").unwrap();
+    let (mut child, mut out, addr) = spawn_unread(&[
+        "--events",
+        "file.open",
+        "--file-include",
+        d.to_str().unwrap(),
+        "--flush-interval",
+        "1ms",
+        "--ringbuf-size",
+        "1M",
+    ]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (stop, f) = (stop.clone(), f.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for _ in 0..1000 {
+                    // Written to: read-only opens are left out by default.
+                    drop(std::fs::OpenOptions::new().write(true).open(&f));
+                }
+            }
+        })
+    };
+    let t = Instant::now();
+    let m = loop {
+        let m = scrape(&addr);
+        let lost: f64 = m
+            .iter()
+            .filter(|(n, l, _)| {
+                n == "tprobe_losses_total" && l.get("stage").map(String::as_str) == Some("ringbuf")
+            })
+            .map(|s| s.2)
+            .sum();
+        if lost > 0.0 {
+            break m;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "no ring buffer loss: {m:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let get = |n: &str| sample(&m, n, &[]).unwrap();
+    let cap = get("tprobe_pipeline_queue_capacity_events");
+    // The drain waits at the bound; one batch (4096 records) may pass it.
+    assert!(
+        get("tprobe_pipeline_queue_events") <= cap + 4096.0,
+        "queue past its bound: {m:?}"
+    );
+    assert!(
+        get("tprobe_pipeline_queue_batches") < get("tprobe_pipeline_queue_capacity_batches"),
+        "the bound in events held first: {m:?}"
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    load.join().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        let mut buf = String::new();
+        while out.read_line(&mut buf).unwrap_or(0) > 0 {
+            lines.push(std::mem::take(&mut buf));
+        }
+        lines
+    });
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let (st, _) = wait_exit(&mut child, Duration::from_secs(60));
+    let err = stderr_of(&mut child);
+    assert!(st.success(), "{st:?} {err}");
+    let lines: Vec<Value> = reader
+        .join()
+        .unwrap()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (i, v) in lines.iter().enumerate() {
+        assert_eq!(v["seq"], i as u64 + 2, "numbered without a gap");
+    }
+    let last = lines.last().unwrap();
+    assert_eq!(last["kind"], "probe.stop");
+    assert!(
+        last["probe"]["losses"]["ringbuf"].as_u64().unwrap() > 0,
+        "{last}"
+    );
+    assert!(
+        lines.iter().any(|v| v["kind"] == "probe.loss"),
+        "the losses were reported as they happened"
+    );
+    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// A stuck output cannot hold the shutdown past `--shutdown-timeout`.

@@ -4,7 +4,7 @@
 use std::{
     collections::{HashMap, HashSet},
     net::SocketAddr,
-    sync::{mpsc as std_mpsc, Arc},
+    sync::{atomic::Ordering::Relaxed, mpsc as std_mpsc, Arc},
     time::{Duration, Instant},
 };
 
@@ -20,6 +20,7 @@ use crate::{
         Body, Event, Task, FLAG_START_APPROX,
     },
     families::flow::{iface::ifname, XdpConfig, XdpMaps},
+    service::metrics::Stats,
 };
 
 /// Moves flow records out of a drained batch into the tracker.
@@ -69,6 +70,7 @@ impl Tracker {
         maps: XdpMaps,
         cfg: XdpConfig,
         out: mpsc::Sender<Vec<Event>>,
+        stats: Arc<Stats>,
     ) -> std::io::Result<Tracker> {
         let (tx, rx) = std_mpsc::channel();
         let state = State {
@@ -76,6 +78,7 @@ impl Tracker {
             scan_every: cfg.scan_interval(),
             cfg,
             out,
+            stats,
             owners: FlowOwners::default(),
             scanner: SocketScanner::new("/proc".into()),
             ifnames: HashMap::new(),
@@ -116,6 +119,8 @@ struct State {
     cfg: XdpConfig,
     scan_every: Duration,
     out: mpsc::Sender<Vec<Event>>,
+    /// Counts the events queued for the pipeline, as the drain does.
+    stats: Arc<Stats>,
     owners: FlowOwners,
     scanner: SocketScanner,
     ifnames: HashMap<u32, Option<Arc<str>>>,
@@ -190,7 +195,11 @@ impl State {
 
     fn send(&self, out: Vec<Event>) {
         if !out.is_empty() {
-            let _ = self.out.blocking_send(out);
+            let n = out.len();
+            self.stats.queued(n);
+            if self.out.blocking_send(out).is_err() {
+                self.stats.queued_events.fetch_sub(n as u64, Relaxed);
+            }
         }
     }
 
