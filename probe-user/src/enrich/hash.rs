@@ -12,7 +12,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         atomic::{AtomicU64, Ordering::Relaxed},
-        mpsc, Arc,
+        mpsc, Arc, Mutex,
     },
     time::{Duration, Instant},
 };
@@ -32,6 +32,8 @@ use crate::{
 const QUEUE: usize = 4096;
 /// Outcomes kept; the cache starts over when full.
 const CACHE_MAX: usize = 16_384;
+/// Cells shared by processes read from /proc; the map starts over when full.
+const PROCFS_SHARED_MAX: usize = 16_384;
 
 /// Counters for `probe.stop` and `/metrics`.
 #[derive(Debug, Default)]
@@ -78,6 +80,9 @@ struct Job {
     inode: Option<ExeInode>,
 }
 
+/// (mount namespace link, exe path) of a process read from /proc.
+type SharedKey = (Vec<u8>, Vec<u8>);
+
 /// The pipeline's handle on the worker.
 #[derive(Clone)]
 pub struct Hasher {
@@ -85,6 +90,11 @@ pub struct Hasher {
     pub stats: Arc<HashStats>,
     /// Woken after each job (the hold stage re-checks its head).
     pub done: Arc<Notify>,
+    proc_root: PathBuf,
+    /// Processes read from /proc that run the same path in the same mount namespace share
+    /// one job: at start-up a node's thousands of workers of a few binaries would otherwise
+    /// fill the queue, and real execs after them would be refused.
+    procfs_shared: Arc<Mutex<HashMap<SharedKey, Arc<HashCell>>>>,
 }
 
 impl Hasher {
@@ -94,7 +104,7 @@ impl Hasher {
         let stats = Arc::new(HashStats::default());
         let done = Arc::new(Notify::new());
         let mut w = Worker {
-            proc_root,
+            proc_root: proc_root.clone(),
             max_size: cfg.max_size,
             tick_ns: crate::clock::tick_ns(),
             cache: HashMap::new(),
@@ -110,7 +120,13 @@ impl Hasher {
                     d.notify_one();
                 }
             })?;
-        Ok(Hasher { tx, stats, done })
+        Ok(Hasher {
+            tx,
+            stats,
+            done,
+            proc_root,
+            procfs_shared: Default::default(),
+        })
     }
 
     /// Hash cells for a new image's exe and, for a script, the script's own file.
@@ -140,7 +156,14 @@ impl Hasher {
     /// read through the process's own root while it runs, else it gets a reason.
     pub fn request_procfs(&self, info: &ProcessInfo) -> Option<Arc<HashCell>> {
         let exe = info.exe.as_deref()?;
-        Some(self.send(Job {
+        let ns = super::process::procfs::link(&self.proc_root.join(format!("{}/ns/mnt", info.pid)));
+        let key = ns.map(|ns| (ns, exe.to_vec()));
+        let mut shared = self.procfs_shared.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(cell) = key.as_ref().and_then(|k| shared.get(k)) {
+            self.stats.requests.fetch_add(1, Relaxed);
+            return Some(cell.clone());
+        }
+        let (cell, queued) = self.try_send(Job {
             cell: Arc::new(HashCell::default()),
             pid: info.pid,
             start_ns: info.start_ns,
@@ -148,18 +171,32 @@ impl Hasher {
             mnt_ns: 0,
             path: exe.to_vec(),
             inode: None,
-        }))
+        });
+        // A refused job is not shared: the next process asks again.
+        if let (Some(k), true) = (key, queued) {
+            if shared.len() >= PROCFS_SHARED_MAX {
+                shared.clear();
+            }
+            shared.insert(k, cell.clone());
+        }
+        Some(cell)
     }
 
     fn send(&self, j: Job) -> Arc<HashCell> {
+        self.try_send(j).0
+    }
+
+    /// The job's cell, and whether the worker took the job (else the cell says why not).
+    fn try_send(&self, j: Job) -> (Arc<HashCell>, bool) {
         let cell = j.cell.clone();
         self.stats.requests.fetch_add(1, Relaxed);
         if self.tx.try_send(j).is_err() {
             self.stats.queue_full.fetch_add(1, Relaxed);
             self.stats.errors.fetch_add(1, Relaxed);
             cell.set(HashOutcome::Error("queue_full".into()));
+            return (cell, false);
         }
-        cell
+        (cell, true)
     }
 }
 
@@ -442,5 +479,56 @@ mod tests {
             err("replaced")
         );
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Real processes older than the probe: the same binary in the same mount namespace is one
+    /// job, so a node's start-up snapshot cannot fill the queue with copies.
+    #[test]
+    fn processes_from_proc_running_one_binary_share_one_job() {
+        let h = Hasher::start(&HashConfig::default(), "/proc".into()).unwrap();
+        let mut kids: Vec<_> = (0..3)
+            .map(|_| {
+                std::process::Command::new("/bin/sleep")
+                    .arg("5")
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let tick = crate::clock::tick_ns();
+        let cells: Vec<_> = kids
+            .iter()
+            .map(|k| {
+                let info = crate::enrich::process::procfs::read(
+                    Path::new("/proc"),
+                    "h",
+                    k.id(),
+                    None,
+                    None,
+                    tick,
+                )
+                .unwrap();
+                h.request_procfs(&info).unwrap()
+            })
+            .collect();
+        assert!(cells.windows(2).all(|w| Arc::ptr_eq(&w[0], &w[1])));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while cells[0].get().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            matches!(cells[0].get(), Some(HashOutcome::Sha256(_))),
+            "{:?}",
+            cells[0].get()
+        );
+        assert_eq!(h.stats.requests.load(Relaxed), 3);
+        assert_eq!(
+            h.stats.hashed.load(Relaxed) + h.stats.cache_hits.load(Relaxed),
+            1,
+            "one job for the three"
+        );
+        for k in &mut kids {
+            let _ = k.kill();
+            let _ = k.wait();
+        }
     }
 }
