@@ -354,6 +354,9 @@ limits:
   process_table: 65536
   # Most event batches queued between the ring buffer reader and the pipeline.
   queue: 1024
+  # Most decoded events in that queue: past it the reader waits and the ring buffer takes the
+  # rest (what the kernel then drops is counted). About 0.3 KiB of memory each.
+  queue_events: 131072
 "#;
 
 pub fn file_err(path: &Path, key: &str, problem: impl fmt::Display) -> ConfigError {

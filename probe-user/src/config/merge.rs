@@ -346,6 +346,7 @@ fn merge(args: &RunArgs, given: &Given) -> Result<RunConfig, ConfigError> {
         for (k, v) in [
             ("limits.process_table", l.process_table),
             ("limits.queue", l.queue),
+            ("limits.queue_events", l.queue_events),
         ] {
             if v == Some(0) {
                 return Err(file_err(p, k, "bad value: must be at least 1"));
@@ -538,6 +539,8 @@ mod tests {
         assert!(m.contains("not valid YAML"), "{m}");
         let m = msg(with_file("limits:\n  queue: 0\n", &[]));
         assert!(m.contains("key `limits.queue`: bad value"), "{m}");
+        let m = msg(with_file("limits:\n  queue_events: 0\n", &[]));
+        assert!(m.contains("key `limits.queue_events`: bad value"), "{m}");
         assert!(msg(with_file("filters:\n  pod: [web]\n", &[])).contains("NAMESPACE/NAME"));
         let m = msg(with_file("- events\n", &[]));
         assert!(m.contains("must be a mapping"), "{m}");
@@ -563,7 +566,7 @@ mod tests {
 
     #[test]
     fn every_section_reaches_the_run_config() {
-        let f = "format: ecs\nsinks:\n  - file:/tmp/x.log,keep=3\n  - stdout\nfile:\n  include: [/etc]\n  reads: true\nenrichment:\n  cri_socket: none\n  containerd_namespace: k8s.io\n  container_wait: 1s\nservice:\n  metrics_addr: none\n  shutdown_timeout: 5s\nlimits:\n  process_table: 100\n  queue: 8\n";
+        let f = "format: ecs\nsinks:\n  - file:/tmp/x.log,keep=3\n  - stdout\nfile:\n  include: [/etc]\n  reads: true\nenrichment:\n  cri_socket: none\n  containerd_namespace: k8s.io\n  container_wait: 1s\nservice:\n  metrics_addr: none\n  shutdown_timeout: 5s\nlimits:\n  process_table: 100\n  queue: 8\n  queue_events: 500\n";
         let c = with_file(f, &[]).unwrap();
         assert_eq!(c.format, crate::encode::format::Format::Ecs);
         assert_eq!(c.sinks.len(), 2);
@@ -575,8 +578,12 @@ mod tests {
         assert!(c.service.listen().is_none());
         assert_eq!(c.service.shutdown_timeout, Duration::from_secs(5));
         assert_eq!(
-            (c.limits.process_table, c.limits.queue),
-            (Some(100), Some(8))
+            (
+                c.limits.process_table,
+                c.limits.queue,
+                c.limits.queue_events
+            ),
+            (Some(100), Some(8), Some(500))
         );
         // A flag still wins over its key.
         let c = with_file(f, &["--format", "ocsf"]).unwrap();

@@ -42,6 +42,8 @@ pub struct Limits {
     pub process_table: Option<u64>,
     /// Most event batches queued between the drain and the pipeline.
     pub queue: Option<u64>,
+    /// Most decoded events in that queue (the bound that holds memory under overload).
+    pub queue_events: Option<u64>,
 }
 
 /// Builds the config again from where it came from (the command line and the file it names),

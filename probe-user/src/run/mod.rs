@@ -385,6 +385,9 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         pipeline.containers = Some(ContainerStage::new(resolver, &cfg.containers));
     }
     let queue_batches = cfg.limits.queue.map_or(1024, |q| q.max(1) as usize);
+    if let Some(n) = cfg.limits.queue_events {
+        stats.queue_events_max.store(n.max(1), Relaxed);
+    }
     let (tx, rx) = mpsc::channel::<Vec<Event>>(queue_batches);
     if let Some(r) = &mut pipeline.respond {
         r.serve(tx.downgrade())

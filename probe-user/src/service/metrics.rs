@@ -23,8 +23,10 @@ pub struct Stats {
     pub process_table: AtomicU64,
     /// Batches queued between the drain and the pipeline thread.
     pub queued_batches: AtomicU64,
-    /// Events in those batches: the drain waits while there are [`QUEUE_EVENTS`].
+    /// Events in those batches: the drain waits while there are `queue_events_max`.
     pub queued_events: AtomicU64,
+    /// `limits.queue_events` ([`QUEUE_EVENTS`] by default).
+    pub queue_events_max: AtomicU64,
     /// Woken each time the pipeline has taken a batch off the queue.
     pub queue_room: tokio::sync::Notify,
     /// Boot-clock ns of the drain loop's last turn (0 until it first runs): `/healthz`.
@@ -51,6 +53,7 @@ impl Default for Stats {
             process_table: AtomicU64::new(0),
             queued_batches: AtomicU64::new(0),
             queued_events: AtomicU64::new(0),
+            queue_events_max: AtomicU64::new(QUEUE_EVENTS),
             queue_room: tokio::sync::Notify::new(),
             drain_heartbeat_ns: AtomicU64::new(0),
             sink_write_since_ns: AtomicU64::new(0),
@@ -60,10 +63,11 @@ impl Default for Stats {
     }
 }
 
-/// Decoded events that may wait for the pipeline. Under overload they were most of the probe's
-/// memory (a batch bound alone let 1024 batches of thousands of events queue); past it the
-/// drain waits, the ring buffer fills and the kernel counts what it drops (`probe.loss`).
-pub const QUEUE_EVENTS: u64 = 32_768;
+/// Decoded events that may wait for the pipeline, by default: about 36 MiB when full (0.3 KiB
+/// each). A bound in batches alone let 1024 batches of up to a whole ring buffer each queue.
+/// Past it the drain waits, the ring buffer fills and the kernel counts what it drops
+/// (`probe.loss`). W2's storm (200k opens in 0.6 s) fits with no loss; 32768 lost a third.
+pub const QUEUE_EVENTS: u64 = 131_072;
 
 impl Stats {
     /// `n` events handed to the pipeline's queue.
@@ -77,9 +81,9 @@ impl Stats {
         self.queue_room.notify_one();
     }
 
-    /// Returns once fewer than [`QUEUE_EVENTS`] events are queued.
+    /// Returns once fewer than `queue_events_max` events are queued.
     pub async fn wait_queue_room(&self) {
-        while self.queued_events.load(Relaxed) >= QUEUE_EVENTS {
+        while self.queued_events.load(Relaxed) >= self.queue_events_max.load(Relaxed) {
             self.queue_room.notified().await;
         }
     }

@@ -385,7 +385,7 @@ impl Collector for RunCollector {
             &mut enc,
             "tprobe_pipeline_queue_capacity_events",
             "Events that queue may hold",
-            ConstGauge::new(crate::service::metrics::QUEUE_EVENTS as i64),
+            ConstGauge::new(s.queue_events_max.load(Relaxed) as i64),
         )?;
         one(
             &mut enc,

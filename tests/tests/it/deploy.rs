@@ -333,7 +333,12 @@ fn a_stuck_output_bounds_the_queue_in_events_and_counts_the_losses() {
     std::fs::create_dir_all(&d).unwrap();
     let f = d.join("f");
     std::fs::write(&f, b"x").unwrap();
+    // A bound of our own, so the test also shows the key is honoured.
+    let cfg = d.join("tprobe.yaml");
+    std::fs::write(&cfg, "limits:\n  queue_events: 2000\n").unwrap();
     let (mut child, mut out, addr) = spawn_unread(&[
+        "--config",
+        cfg.to_str().unwrap(),
         "--events",
         "file.open",
         "--file-include",
@@ -376,6 +381,7 @@ fn a_stuck_output_bounds_the_queue_in_events_and_counts_the_losses() {
     };
     let get = |n: &str| sample(&m, n, &[]).unwrap();
     let cap = get("tprobe_pipeline_queue_capacity_events");
+    assert_eq!(cap, 2000.0);
     // The drain waits at the bound; one batch (4096 records) may pass it.
     assert!(
         get("tprobe_pipeline_queue_events") <= cap + 4096.0,
