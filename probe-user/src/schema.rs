@@ -73,7 +73,7 @@ pub fn fields_of(kind: &str) -> &'static str {
             "process, parent; file {path, path_truncated, flags, mode, uid, gid, target_path}; result {ok, errno, error}"
         }
         ("net", "dns") => {
-            "process, parent; net {transport, family, src {ip, port}, dst {ip, port}, direction}; dns {query, qtype, server, id} and, for a response, {rcode, answers [{name, type, data, ttl}]}"
+            "process, parent; net {transport, family, src {ip, port}, dst {ip, port}, direction}; dns {query, qtype, server, id} and, for a response, {rcode, answers [{name, type, data, ttl}], answers_truncated}"
         }
         ("net", _) => {
             "process, parent; net {transport, family, src {ip, port}, dst {ip, port, domain}, path, direction}; result {ok, errno, error}"

@@ -46,6 +46,8 @@ pub enum Answer {
     Cut,
     /// A name pointer past the end of the message.
     OutOfBounds,
+    /// This many `A` records of this address: a response longer than tprobe captures.
+    Many(u16, Ipv4Addr),
 }
 
 pub struct Responder {
@@ -76,6 +78,19 @@ fn reply(query: &[u8], names: &HashMap<String, Answer>) -> Option<Vec<u8>> {
                     Name::new_unchecked(alias),
                     CLASS::IN,
                     120,
+                    RData::A(rdata::A {
+                        address: u32::from(*addr),
+                    }),
+                ));
+            }
+            p.build_bytes_vec_compressed().ok()
+        }
+        Some(Answer::Many(n, addr)) => {
+            for _ in 0..*n {
+                p.answers.push(ResourceRecord::new(
+                    question.qname.clone(),
+                    CLASS::IN,
+                    60,
                     RData::A(rdata::A {
                         address: u32::from(*addr),
                     }),

@@ -548,6 +548,7 @@ mod tests {
                 response: Some(crate::event::net::DnsResponse {
                     rcode: "NOERROR".into(),
                     answers: Vec::new(),
+                    answers_truncated: false,
                 }),
             });
         }

@@ -131,6 +131,9 @@ pub struct DnsV<'a> {
     pub rcode: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answers: Option<Vec<AnswerV<'a>>>,
+    /// Written only when true: the response was cut where it was captured.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub answers_truncated: bool,
 }
 
 impl<'a> DnsV<'a> {
@@ -154,6 +157,7 @@ impl<'a> DnsV<'a> {
                     })
                     .collect()
             }),
+            answers_truncated: r.is_some_and(|r| r.answers_truncated),
         })
     }
 }

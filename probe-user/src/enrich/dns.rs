@@ -219,6 +219,7 @@ mod tests {
                     ttl,
                     ip: Some(ip.parse().unwrap()),
                 }],
+                answers_truncated: false,
             }),
         });
         net_event(EventKind::NetDns, 1_000, None, b)

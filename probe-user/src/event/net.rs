@@ -78,6 +78,8 @@ pub struct DnsQuery {
 pub struct DnsResponse {
     pub rcode: String,
     pub answers: Vec<DnsAnswer>,
+    /// The response was longer than the bytes captured: `answers` are the ones that fit whole.
+    pub answers_truncated: bool,
 }
 
 /// One resource record of a response's answer section.

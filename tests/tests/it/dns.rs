@@ -216,3 +216,40 @@ fn malformed_responses_are_counted_not_fatal() {
         );
     }
 }
+
+/// A response longer than the 2048 bytes tprobe captures (300 answers, 4.8 KB): the answers
+/// that fit whole are reported and the event says the rest was cut; it is not malformed.
+#[test]
+fn a_response_longer_than_the_capture_keeps_the_answers_that_fit() {
+    let t = tag();
+    let name = format!("many.{t}.test");
+    let addr = unique_loopback(58);
+    let dns = Responder::start(HashMap::from([(name.clone(), Answer::Many(300, addr))]));
+    let probe = Probe::start(&["--events", "net.dns"]);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect((dns.ip, 53)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut q = simple_dns::Packet::new_query(77);
+    q.questions.push(simple_dns::Question::new(
+        simple_dns::Name::new_unchecked(&name),
+        simple_dns::TYPE::A.into(),
+        simple_dns::CLASS::IN.into(),
+        false,
+    ));
+    sock.send(&q.build_bytes_vec().unwrap()).unwrap();
+    let mut buf = vec![0u8; 16384];
+    let n = sock.recv(&mut buf).unwrap();
+    assert!(n > 4000, "the server sent {n} bytes");
+    let ev = response(&probe, std::process::id(), &name);
+    assert_eq!(ev["dns"]["answers_truncated"], true, "{ev}");
+    let answers = ev["dns"]["answers"].as_array().unwrap();
+    // 16 bytes a compressed record: about 125 fit in 2048.
+    assert!((100..300).contains(&answers.len()), "{}", answers.len());
+    for a in answers {
+        assert_eq!(a["data"], addr.to_string(), "{a}");
+        assert_eq!(a["name"], name.as_str());
+    }
+    assert_eq!(ev["dns"]["rcode"], "NOERROR");
+    let st = probe.stop();
+    assert!(st.status.success(), "{}", st.stderr);
+}

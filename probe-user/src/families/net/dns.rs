@@ -1,7 +1,8 @@
 //! DNS messages in captured payloads, parsed with `simple-dns`: the question of a query sent
 //! to port 53, and the code and answers of a response received from it. A payload that is not
-//! a whole, well-formed message (cut, compression loop, out of bounds) is an error, counted by
-//! the caller; nothing here panics on any input.
+//! a well-formed message (compression loop, out of bounds, cut inside its question) is an error,
+//! counted by the caller; a response cut after its question keeps the answers that fit.
+//! Nothing here panics on any input.
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use simple_dns::{rdata::RData, Packet, PacketFlag, QTYPE, RCODE, TYPE};
@@ -114,19 +115,53 @@ fn rdata_text(r: &RData<'_>) -> (String, Option<IpAddr>) {
 }
 
 /// Parses a response received from port 53: its question, code and answer section. `total`
-/// is the length received, which may be more than the bytes captured. A TCP payload may start
+/// is the length received, which may be more than the bytes captured: a response cut there
+/// keeps the answers that fit whole and says so (`answers_truncated`). A TCP payload may start
 /// with the 2-byte length (when the reader took the whole frame at once).
 pub fn parse_response(payload: &[u8], total: usize, tcp: bool) -> Result<DnsQuery, DecodeError> {
-    if total > payload.len() {
-        return Err(dns_err(format!(
-            "response of {total} bytes cut at {} bytes",
-            payload.len()
-        )));
-    }
+    let cut = total > payload.len();
+    let whole = total.max(payload.len());
     let framed = tcp
         && payload.len() >= 2
-        && u16::from_be_bytes([payload[0], payload[1]]) as usize == payload.len() - 2;
+        && u16::from_be_bytes([payload[0], payload[1]]) as usize == whole - 2;
     let msg = if framed { &payload[2..] } else { payload };
+    if !cut {
+        return response_of(msg, false);
+    }
+    if msg.len() < 12 {
+        return Err(dns_err("response cut inside its header"));
+    }
+    // The header announces more records than the captured bytes hold: announce only the
+    // answers that fit (a record is at least 11 bytes), found by bisection since k answers
+    // parse whenever k + 1 do, and drop the authority and additional sections.
+    let announced = u16::from_be_bytes([msg[6], msg[7]]);
+    let mut copy = msg.to_vec();
+    copy[8..12].fill(0);
+    let mut with = |k: u16| {
+        copy[6..8].copy_from_slice(&k.to_be_bytes());
+        response_of(&copy, k < announced).ok()
+    };
+    let (mut lo, mut hi) = (0u16, announced.min((msg.len() / 11) as u16));
+    let mut best = with(0).ok_or_else(|| {
+        dns_err(format!(
+            "response of {total} bytes cut at {} bytes, inside its question",
+            payload.len()
+        ))
+    })?;
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        match with(mid) {
+            Some(q) => {
+                best = q;
+                lo = mid;
+            }
+            None => hi = mid - 1,
+        }
+    }
+    Ok(best)
+}
+
+fn response_of(msg: &[u8], answers_truncated: bool) -> Result<DnsQuery, DecodeError> {
     let packet = Packet::parse(msg).map_err(dns_err)?;
     if !packet.has_flags(PacketFlag::RESPONSE) {
         return Err(dns_err("a query, not a response"));
@@ -153,6 +188,7 @@ pub fn parse_response(payload: &[u8], total: usize, tcp: bool) -> Result<DnsQuer
         response: Some(DnsResponse {
             rcode: rcode_name(packet.rcode()),
             answers,
+            answers_truncated,
         }),
     })
 }
@@ -255,10 +291,20 @@ pub(crate) mod tests {
         let q = parse_response(&framed, framed.len(), true).unwrap();
         assert_eq!(q.response.unwrap().answers.len(), 3);
         assert!(parse_response(&r, r.len(), true).is_ok());
-        // A query is not a response; a cut response is an error.
+        // A query is not a response. A response cut inside its last answer keeps the two
+        // before it and says so; one cut inside its question is an error.
         let qb = query("x.test", TYPE::A);
         assert!(parse_response(&qb, qb.len(), false).is_err());
-        assert!(parse_response(&r[..r.len() - 4], r.len(), false).is_err());
+        let cut = parse_response(&r[..r.len() - 4], r.len(), false).unwrap();
+        let cut = cut.response.unwrap();
+        assert_eq!(cut.answers.len(), 2);
+        assert!(cut.answers_truncated);
+        assert!(parse_response(&r[..20], r.len(), false).is_err());
+        assert!(parse_response(&r[..8], r.len(), false).is_err());
+        let mut framed_cut = (r.len() as u16).to_be_bytes().to_vec();
+        framed_cut.extend(&r[..r.len() - 4]);
+        let q = parse_response(&framed_cut, r.len() + 2, true).unwrap();
+        assert_eq!(q.response.unwrap().answers.len(), 2, "TCP frame cut too");
         let mut nx = Packet::new_reply(1);
         *nx.rcode_mut() = RCODE::NameError;
         nx.questions.push(Question::new(
