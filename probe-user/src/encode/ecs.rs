@@ -426,6 +426,12 @@ pub fn from_native(v: &Value) -> Value {
                     set(&mut out, "dns.type", "answer");
                     copy(&mut out, v, "dns.rcode", "dns.response_code");
                     set(&mut out, "dns.answers", answers.clone());
+                    copy(
+                        &mut out,
+                        v,
+                        "dns.answers_truncated",
+                        "tprobe.dns.answers_truncated",
+                    );
                     let ips: Vec<Value> = answers
                         .iter()
                         .filter(|a| matches!(a["type"].as_str(), Some("A" | "AAAA")))

@@ -252,4 +252,22 @@ fn a_response_longer_than_the_capture_keeps_the_answers_that_fit() {
     assert_eq!(ev["dns"]["rcode"], "NOERROR");
     let st = probe.stop();
     assert!(st.status.success(), "{}", st.stderr);
+    // ECS keeps the answers and the flag (under tprobe.*: ECS has no field for it).
+    let probe = Probe::start_ready(&["--events", "net.dns", "--format", "ecs"], |v| {
+        v["event"]["action"] == "probe.start"
+    });
+    sock.send(&q.build_bytes_vec().unwrap()).unwrap();
+    sock.recv(&mut buf).unwrap();
+    let ecs = probe
+        .wait_for(WAIT, |v| {
+            v["dns"]["question"]["name"] == name.as_str() && v["dns"]["type"] == "answer"
+        })
+        .expect("the response in ECS");
+    assert_eq!(ecs["tprobe"]["dns"]["answers_truncated"], true, "{ecs}");
+    assert_eq!(
+        ecs["dns"]["answers"].as_array().map(Vec::len),
+        Some(answers.len()),
+        "{ecs}"
+    );
+    assert!(probe.stop().status.success());
 }
