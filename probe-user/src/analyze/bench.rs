@@ -15,7 +15,7 @@ use super::{
 use crate::{
     clock::BootClock,
     encode::native::Native,
-    event::{process::ExecRecord, Body, Event},
+    event::{Body, Event},
 };
 
 fn analyzer(rules: Option<RuleSet>) -> Analyzer {
@@ -40,32 +40,6 @@ fn open_event() -> Event {
     if let Body::File(f) = &mut e.body {
         f.flags = libc::O_RDONLY as u32;
     }
-    e.container = None;
-    e
-}
-
-fn exec_event() -> Event {
-    let args: Vec<Vec<u8>> = vec![b"/bin/true".to_vec(), b"--flag".to_vec()];
-    let mut e = event(
-        EventKind::ProcessExec,
-        Body::Exec(Box::new(ExecRecord {
-            filename: b"/bin/true".to_vec(),
-            interp: b"/bin/true".to_vec(),
-            exe: b"/usr/bin/true".to_vec(),
-            exe_truncated: false,
-            exe_pseudo: false,
-            cwd: Some(b"/tmp".to_vec()),
-            cwd_truncated: false,
-            cwd_deleted: false,
-            args: args.clone(),
-            args_truncated: false,
-            nlink0: false,
-            inode: None,
-            kernel_deny: None,
-        })),
-        &container(0),
-        1,
-    );
     e.container = None;
     e
 }
@@ -127,7 +101,7 @@ fn rules_cost() {
     let busy: Vec<Event> = (0..1000).map(|i| connect_event(10_000 + i)).collect();
     for (name, evs, per_sec, n) in [
         ("file_open", vec![open_event()], usize::MAX, 200_000),
-        ("exec", vec![exec_event()], usize::MAX, 50_000),
+        ("exec", vec![super::tests::exec(0)], usize::MAX, 50_000),
         ("connect", busy, 1000, 200_000),
         (
             "connect_storm",

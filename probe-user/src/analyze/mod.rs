@@ -472,7 +472,8 @@ mod tests {
         }
     }
 
-    fn exec(i: u32) -> Event {
+    /// An exec of `/usr/bin/true` by pid 1000 + `i` (also the rules bench's exec).
+    pub(super) fn exec(i: u32) -> Event {
         let args: Vec<Vec<u8>> = vec![
             b"/usr/bin/true".to_vec(),
             format!("arg-{i}").into_bytes(),
