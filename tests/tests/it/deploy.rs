@@ -261,6 +261,20 @@ fn wait_exit(child: &mut Child, limit: Duration) -> (std::process::ExitStatus, D
     }
 }
 
+/// A reader for the output from here on (the reader comes back): every line, once it ends.
+fn read_rest(
+    mut out: BufReader<std::process::ChildStdout>,
+) -> std::thread::JoinHandle<Vec<String>> {
+    std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        let mut buf = String::new();
+        while out.read_line(&mut buf).unwrap_or(0) > 0 {
+            lines.push(std::mem::take(&mut buf));
+        }
+        lines
+    })
+}
+
 fn stderr_of(child: &mut Child) -> String {
     let mut s = String::new();
     if let Some(mut e) = child.stderr.take() {
@@ -273,7 +287,7 @@ fn stderr_of(child: &mut Child) -> String {
 /// itself stops (503); once the reader is back, /healthz recovers.
 #[test]
 fn healthz_fails_when_the_drain_stalls_and_recovers() {
-    let (mut child, mut out, addr) = spawn_unread(&[
+    let (mut child, out, addr) = spawn_unread(&[
         "--events",
         "process",
         "--stall-timeout",
@@ -296,14 +310,7 @@ fn healthz_fails_when_the_drain_stalls_and_recovers() {
     assert!(sample(&m, "tprobe_sink_write_blocked_seconds", &[]).unwrap() > 1.0);
 
     // The reader comes back.
-    let reader = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        let mut buf = String::new();
-        while out.read_line(&mut buf).unwrap_or(0) > 0 {
-            lines.push(std::mem::take(&mut buf));
-        }
-        lines
-    });
+    let reader = read_rest(out);
     let t = Instant::now();
     loop {
         let (code, body) = http_get(&addr, "/healthz");
@@ -336,7 +343,7 @@ fn a_stuck_output_bounds_the_queue_in_events_and_counts_the_losses() {
     // A bound of our own, so the test also shows the key is honoured.
     let cfg = d.join("tprobe.yaml");
     std::fs::write(&cfg, "limits:\n  queue_events: 2000\n").unwrap();
-    let (mut child, mut out, addr) = spawn_unread(&[
+    let (mut child, out, addr) = spawn_unread(&[
         "--config",
         cfg.to_str().unwrap(),
         "--events",
@@ -393,14 +400,7 @@ fn a_stuck_output_bounds_the_queue_in_events_and_counts_the_losses() {
     );
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     load.join().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        let mut buf = String::new();
-        while out.read_line(&mut buf).unwrap_or(0) > 0 {
-            lines.push(std::mem::take(&mut buf));
-        }
-        lines
-    });
+    let reader = read_rest(out);
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let (st, _) = wait_exit(&mut child, Duration::from_secs(60));
     let err = stderr_of(&mut child);
