@@ -586,8 +586,8 @@ impl Pipeline {
                 }
                 Received::Timer => {}
                 Received::Batch(batch) => {
-                    self.stats.queued_batches.fetch_sub(1, Relaxed);
-                    let n = batch.len();
+                    // Off the queue: its events wait no more (the bound is on waiting ones).
+                    self.stats.dequeued(batch.len());
                     self.apply_reloads(&stop);
                     self.batches += 1;
                     for ev in batch {
@@ -603,7 +603,6 @@ impl Pipeline {
                             }
                         }
                     }
-                    self.stats.dequeued(n);
                 }
             }
             self.release_held(false, &stop);

@@ -525,7 +525,6 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<()> {
         let Some(permit) = permit else { break };
         let Ok(permit) = permit else { break };
         sent += 1;
-        stats.queued_batches.fetch_add(1, Relaxed);
         stats.queued(pending.len());
         permit.send(std::mem::take(&mut pending));
     }
@@ -602,12 +601,10 @@ async fn send(
     batch: Vec<Event>,
 ) -> bool {
     *sent += 1;
-    stats.queued_batches.fetch_add(1, Relaxed);
     let n = batch.len();
     stats.queued(n);
     if tx.send(batch).await.is_err() {
-        stats.queued_batches.fetch_sub(1, Relaxed);
-        stats.queued_events.fetch_sub(n as u64, Relaxed);
+        stats.unqueued(n);
         return false;
     }
     true

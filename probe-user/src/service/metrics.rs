@@ -70,14 +70,26 @@ impl Default for Stats {
 pub const QUEUE_EVENTS: u64 = 131_072;
 
 impl Stats {
-    /// `n` events handed to the pipeline's queue.
+    /// A batch of `n` events handed to the pipeline's queue, by any sender (the drain, the
+    /// flow tracker). An empty batch only wakes the pipeline and is counted nowhere.
     pub fn queued(&self, n: usize) {
-        self.queued_events.fetch_add(n as u64, Relaxed);
+        if n > 0 {
+            self.queued_batches.fetch_add(1, Relaxed);
+            self.queued_events.fetch_add(n as u64, Relaxed);
+        }
     }
 
-    /// `n` events taken off the queue (and processed) by the pipeline.
+    /// A send that failed (the pipeline is gone): what [`Stats::queued`] counted is taken back.
+    pub fn unqueued(&self, n: usize) {
+        if n > 0 {
+            self.queued_batches.fetch_sub(1, Relaxed);
+            self.queued_events.fetch_sub(n as u64, Relaxed);
+        }
+    }
+
+    /// The pipeline took a batch of `n` events off the queue.
     pub fn dequeued(&self, n: usize) {
-        self.queued_events.fetch_sub(n as u64, Relaxed);
+        self.unqueued(n);
         self.queue_room.notify_one();
     }
 

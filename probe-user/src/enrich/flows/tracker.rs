@@ -4,7 +4,7 @@
 use std::{
     collections::{HashMap, HashSet},
     net::SocketAddr,
-    sync::{atomic::Ordering::Relaxed, mpsc as std_mpsc, Arc},
+    sync::{mpsc as std_mpsc, Arc},
     time::{Duration, Instant},
 };
 
@@ -198,7 +198,7 @@ impl State {
             let n = out.len();
             self.stats.queued(n);
             if self.out.blocking_send(out).is_err() {
-                self.stats.queued_events.fetch_sub(n as u64, Relaxed);
+                self.stats.unqueued(n);
             }
         }
     }
