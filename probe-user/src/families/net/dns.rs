@@ -137,28 +137,28 @@ pub fn parse_response(payload: &[u8], total: usize, tcp: bool) -> Result<DnsQuer
     let announced = u16::from_be_bytes([msg[6], msg[7]]);
     let mut copy = msg.to_vec();
     copy[8..12].fill(0);
-    let mut with = |k: u16| {
+    let mut parses = |k: u16| {
         copy[6..8].copy_from_slice(&k.to_be_bytes());
-        response_of(&copy, k < announced).ok()
+        Packet::parse(&copy).is_ok()
     };
-    let (mut lo, mut hi) = (0u16, announced.min((msg.len() / 11) as u16));
-    let mut best = with(0).ok_or_else(|| {
-        dns_err(format!(
+    if !parses(0) {
+        return Err(dns_err(format!(
             "response of {total} bytes cut at {} bytes, inside its question",
             payload.len()
-        ))
-    })?;
+        )));
+    }
+    let (mut lo, mut hi) = (0u16, announced.min((msg.len() / 11) as u16));
     while lo < hi {
         let mid = lo + (hi - lo).div_ceil(2);
-        match with(mid) {
-            Some(q) => {
-                best = q;
-                lo = mid;
-            }
-            None => hi = mid - 1,
+        if parses(mid) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
         }
     }
-    Ok(best)
+    // Built once, from the most answers that parse.
+    copy[6..8].copy_from_slice(&lo.to_be_bytes());
+    response_of(&copy, lo < announced)
 }
 
 fn response_of(msg: &[u8], answers_truncated: bool) -> Result<DnsQuery, DecodeError> {
