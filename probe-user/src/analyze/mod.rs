@@ -7,6 +7,7 @@ pub mod attack;
 pub mod baseline;
 #[cfg(test)]
 mod bench;
+mod correlate;
 pub mod fields;
 pub mod ioc;
 mod partition;
@@ -204,7 +205,7 @@ impl Analyzer {
             "alerts": self.stats.alerts.load(Relaxed),
             "eval_seconds": self.stats.eval_ns.load(Relaxed) as f64 / 1e9,
             "correlation_groups": self.rules.as_ref().map_or(0, RuleSet::state_entries),
-            "correlation_groups_evicted": self.rules.as_ref().map_or(0, |r| r.evicted),
+            "correlation_groups_evicted": self.rules.as_ref().map_or(0, RuleSet::evicted),
             "baseline": self.baseline.as_ref().map(Baseline::report),
         })
     }
@@ -234,6 +235,7 @@ impl Analyzer {
                 .chain(std::iter::once((OWN_PRODUCT, own)));
             let made = view::Made::default();
             let class = crate::event::objects::body_class(&ev.body);
+            let mut hits = Vec::new();
             for (product, category) in views {
                 let Some(engine) = rules.engine_of(product, category) else {
                     continue;
@@ -241,26 +243,15 @@ impl Analyzer {
                 let table = rules.probe_keys(engine);
                 let keys = table.get(class).map_or(&[][..], Vec::as_slice);
                 let view = View::new(ev, product, category, seq, render, &made, keys);
-                for r in rules.evaluate(engine, &view, ts_secs) {
-                    let info = rules.info(&r);
-                    let (group, contributing) = match r.as_correlation() {
-                        Some(c) => (
-                            c.group_key.clone(),
-                            c.event_refs
-                                .iter()
-                                .flatten()
-                                .filter_map(|e| e.id.as_deref()?.parse().ok())
-                                .collect(),
-                        ),
-                        None => (Vec::new(), Vec::new()),
-                    };
+                rules.evaluate(engine, &view, seq, ts_secs, &mut hits);
+                for h in hits.drain(..) {
                     out.push(alert(
                         ev,
                         AlertSource::Sigma,
-                        info,
+                        h.info,
                         seq,
-                        group,
-                        contributing,
+                        h.group,
+                        h.contributing,
                         None,
                     ));
                 }
@@ -643,6 +634,6 @@ level: medium
         }
         let r = a.rules().unwrap();
         assert!(r.state_entries() <= 10, "{}", r.state_entries());
-        assert!(r.evicted > 0);
+        assert!(r.evicted() > 0);
     }
 }

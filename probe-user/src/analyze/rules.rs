@@ -1,7 +1,7 @@
 //! Sigma rules: loaded from files and folders, checked against what tprobe can feed them (a
 //! rule that could never match is refused with the reason, never loaded), and evaluated with
-//! `rsigma-eval`, which also keeps the state of correlations (`event_count`, `value_count`,
-//! `temporal`) bounded.
+//! `rsigma-eval`. The state of correlations is kept bounded by `correlate` for the usual
+//! shapes and by rsigma for the rest.
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     path::{Path, PathBuf},
@@ -16,6 +16,7 @@ use rsigma_eval::{
 use rsigma_parser::{Detection, LogSource, Modifier, SigmaCollection, SigmaRule};
 
 use super::{
+    correlate::{self, Correlations},
     fields::{self, OWN_PRODUCT},
     partition,
 };
@@ -29,10 +30,9 @@ pub const MAX_RULES: usize = 20_000;
 pub const MAX_GROUPS: usize = 100_000;
 /// A correlation that fired for a group does not fire again for it within this many seconds.
 pub const SUPPRESS_SECS: u64 = 60;
-/// Entries one correlation group keeps in its window (the oldest go first): rsigma counts a
-/// `value_count` window entry by entry at each event, so an unbounded window made every event
-/// of a storm (a connect loop under the port-scan rule) cost more than the one before.
-/// Conditions above it within one window cannot be met.
+/// Entries a group of a correlation rsigma keeps (`correlate` does not take) holds in its
+/// window, the oldest going first: rsigma counts a `value_count` window entry by entry at each
+/// event, so an unbounded one made every event of a storm cost more than the one before.
 pub const MAX_GROUP_ENTRIES: usize = 512;
 /// Seqs of contributing events kept per correlation alert.
 pub const MAX_CONTRIBUTING: usize = 20;
@@ -55,6 +55,15 @@ fn refusals_text(r: &[Refusal]) -> String {
         s.push_str(&format!("; first: {first}"));
     }
     s
+}
+
+/// One alert's worth of a rule match: the rule, and for a correlation its group and the seqs
+/// of the events that made it.
+#[derive(Debug)]
+pub struct Hit {
+    pub info: Arc<RuleInfo>,
+    pub group: Vec<(String, String)>,
+    pub contributing: Vec<u64>,
 }
 
 /// A rule that was not loaded, and why.
@@ -211,7 +220,7 @@ pub fn load(paths: &[PathBuf], dotted_ok: &dyn Fn(&str) -> bool) -> Result<Loade
     Ok(loaded)
 }
 
-fn rule_key(id: Option<&str>, title: &str) -> String {
+pub fn rule_key(id: Option<&str>, title: &str) -> String {
     id.map(str::to_owned)
         .unwrap_or_else(|| format!("{title:?}"))
 }
@@ -366,13 +375,15 @@ pub struct RuleSet {
     pub per_category: BTreeMap<String, usize>,
     pub rule_count: usize,
     pub correlations: usize,
-    /// Correlation groups dropped because the cap was reached.
-    pub evicted: u64,
+    /// Correlation groups rsigma dropped because the cap was reached.
+    evicted: u64,
 }
 
 struct Part {
     engine: CorrelationEngine,
+    /// Correlations rsigma keeps; the others are in `fast`.
     correlations: usize,
+    fast: Option<Correlations>,
     /// The groups this engine may hold (the cap shared by the engines with correlations).
     max_groups: usize,
     /// Per body class, the top-level names its rules may read (`view::probe_keys`).
@@ -432,7 +443,14 @@ impl RuleSet {
         let mut refused = Vec::new();
         let mut engines = Vec::new();
         let mut sources = Vec::new();
-        for part in parts {
+        for mut part in parts {
+            let fast = take_fast(&mut part, &infos, share);
+            // Metadata lives in `infos`: the engine would clone the tags into every match.
+            for (_, c) in &mut part.files {
+                for r in &mut c.rules {
+                    r.tags.clear();
+                }
+            }
             let mut engine = CorrelationEngine::new(CorrelationConfig {
                 max_state_entries: share,
                 max_correlation_events: MAX_CONTRIBUTING,
@@ -476,6 +494,7 @@ impl RuleSet {
             engines.push(Part {
                 engine,
                 correlations: part.correlations(),
+                fast,
                 max_groups: share,
                 probe_keys: (0..crate::event::objects::BODY_CLASSES)
                     .map(|c| super::view::probe_keys(c, &used))
@@ -512,29 +531,60 @@ impl RuleSet {
         self.engines[engine].probe_keys.clone()
     }
 
+    /// Evaluates `view` (written as `seq`, at `ts_secs`) with `engine`; what alerts goes to `out`.
     pub fn evaluate(
         &mut self,
         engine: usize,
         view: &impl rsigma_eval::event::Event,
+        seq: Option<u64>,
         ts_secs: i64,
-    ) -> Vec<EvaluationResult> {
+        out: &mut Vec<Hit>,
+    ) {
         let part = &mut self.engines[engine];
-        if part.correlations == 0 {
-            return part.engine.process_event_at(view, ts_secs);
+        let results = if part.correlations == 0 {
+            // Nothing of rsigma's to keep: its correlation layer would only look for feeds.
+            part.engine.engine().evaluate(view)
+        } else {
+            // The engine drops the stalest tenth of its groups when full: count what went.
+            let before = part.engine.state_count();
+            let r = part.engine.process_event_at(view, ts_secs);
+            let after = part.engine.state_count();
+            if before >= part.max_groups && after <= before {
+                self.evicted += (before + 1 - after) as u64;
+            }
+            r
+        };
+        for r in results {
+            let key: std::borrow::Cow<str> = match &r.header.rule_id {
+                Some(id) => id.as_str().into(),
+                None => rule_key(None, &r.header.rule_title).into(),
+            };
+            if let Some(fast) = &mut self.engines[engine].fast {
+                if fast.feed(&key, view, seq, ts_secs, out) {
+                    continue;
+                }
+            }
+            let (group, contributing) = match r.as_correlation() {
+                Some(c) => (
+                    c.group_key.clone(),
+                    c.event_refs
+                        .iter()
+                        .flatten()
+                        .filter_map(|e| e.id.as_deref()?.parse().ok())
+                        .collect(),
+                ),
+                None => (Vec::new(), Vec::new()),
+            };
+            out.push(Hit {
+                info: self.info(&key, &r),
+                group,
+                contributing,
+            });
         }
-        // The engine drops the stalest tenth of its groups when full: count what went.
-        let before = part.engine.state_count();
-        let r = part.engine.process_event_at(view, ts_secs);
-        let after = part.engine.state_count();
-        if before >= part.max_groups && after <= before {
-            self.evicted += (before + 1 - after) as u64;
-        }
-        r
     }
 
-    pub fn info(&self, r: &EvaluationResult) -> Arc<RuleInfo> {
-        let key = rule_key(r.header.rule_id.as_deref(), &r.header.rule_title);
-        self.infos.get(&key).cloned().unwrap_or_else(|| {
+    fn info(&self, key: &str, r: &EvaluationResult) -> Arc<RuleInfo> {
+        self.infos.get(key).cloned().unwrap_or_else(|| {
             Arc::new(rule_info(
                 r.header.rule_id.as_deref(),
                 &r.header.rule_title,
@@ -548,9 +598,23 @@ impl RuleSet {
         })
     }
 
+    /// Correlation groups dropped because the cap was reached.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+            + self
+                .engines
+                .iter()
+                .filter_map(|p| p.fast.as_ref())
+                .map(|f| f.evicted)
+                .sum::<u64>()
+    }
+
     /// Correlation groups held.
     pub fn state_entries(&self) -> usize {
-        self.engines.iter().map(|p| p.engine.state_count()).sum()
+        self.engines
+            .iter()
+            .map(|p| p.engine.state_count() + p.fast.as_ref().map_or(0, Correlations::len))
+            .sum()
     }
 
     /// Every rule's metadata, for `tprobe rules list`.
@@ -559,6 +623,51 @@ impl RuleSet {
         v.sort_by(|a, b| a.id.cmp(&b.id));
         v
     }
+}
+
+/// Takes `part`'s correlations out for `correlate` when it supports them all (and none is
+/// named by another); otherwise rsigma keeps them.
+fn take_fast(
+    part: &mut partition::Part,
+    infos: &HashMap<String, Arc<RuleInfo>>,
+    max_groups: usize,
+) -> Option<Correlations> {
+    if part.correlations() == 0 {
+        return None;
+    }
+    let rules: Vec<&SigmaRule> = part.rules().collect();
+    let corrs: Vec<&rsigma_parser::CorrelationRule> = part
+        .files
+        .iter()
+        .flat_map(|(_, c)| c.correlations.iter())
+        .collect();
+    if corrs
+        .iter()
+        .any(|c| correlate::supports(c, &rules).is_some())
+    {
+        return None;
+    }
+    let info = |c: &rsigma_parser::CorrelationRule| {
+        let key = rule_key(c.id.as_deref(), &c.title);
+        infos.get(&key).cloned().unwrap_or_else(|| {
+            Arc::new(rule_info(
+                c.id.as_deref(),
+                &c.title,
+                c.level.map(|l| l.as_str()),
+                None,
+                None,
+                &c.tags,
+                &[],
+                Path::new(""),
+            ))
+        })
+    };
+    let key = |r: &SigmaRule| rule_key(r.id.as_deref(), &r.title);
+    let fast = Correlations::new(&corrs, &rules, &info, &key, max_groups);
+    for (_, c) in &mut part.files {
+        c.correlations.clear();
+    }
+    Some(fast)
 }
 
 #[allow(clippy::too_many_arguments)]
