@@ -214,7 +214,7 @@ fn generate(path: &Path, bytes: u64) -> Result<(u64, String)> {
     Ok((lines, target.context("record too small for a target")?))
 }
 
-/// user + system CPU seconds and peak RSS (MiB) of a finished child.
+/// user + system CPU seconds, wall seconds and peak RSS (MiB) of a finished child.
 fn run_measured(cmd: &mut Command) -> Result<(f64, f64, f64)> {
     let t0 = Instant::now();
     let child = cmd
@@ -223,21 +223,33 @@ fn run_measured(cmd: &mut Command) -> Result<(f64, f64, f64)> {
         .spawn()
         .context("spawn tprobe investigate")?;
     let pid = child.id() as libc::pid_t;
+    // The child's own peak, read while it runs: wait4's ru_maxrss also counts the mm it was
+    // spawned from (posix_spawn shares this process's), which made W10 report the bench's size.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poll = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0f64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(super::common::proc_hwm_mib(pid as u32));
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            peak
+        })
+    };
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: pid is our own child; status and ru are valid for writes.
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
     let wall = t0.elapsed().as_secs_f64();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak = poll.join().unwrap_or(0.0);
     if r != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
         bail!("tprobe investigate failed (status {status})");
     }
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    Ok((
-        secs(ru.ru_utime) + secs(ru.ru_stime),
-        wall,
-        ru.ru_maxrss as f64 / 1024.0,
-    ))
+    Ok((secs(ru.ru_utime) + secs(ru.ru_stime), wall, peak))
 }
 
 pub(super) fn w10(tprobe: &Path, dir: &Path, opts: &Opts, rows: &mut Vec<Row>) -> Result<()> {

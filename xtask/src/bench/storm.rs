@@ -163,7 +163,16 @@ pub(super) fn storm(
             format!("{:.0}", median(&mut size)),
         ));
     }
-    if !cpu.is_empty() {
+    // A workload whose events are reported once (net.send: once per socket and peer) has
+    // CPU per operation, not per event.
+    let once = tp_rep.iter().all(|r| r.events * 2 < n as u64);
+    if once {
+        let mut per_op: Vec<f64> = tp_rep.iter().map(|r| r.cpu_s * 1e6 / n as f64).collect();
+        vals.push((
+            "tprobe CPU/operation (its events are reported once per peer)".to_owned(),
+            format!("{:.2} us", median(&mut per_op)),
+        ));
+    } else if !cpu.is_empty() {
         vals.push((
             "tprobe CPU/event (default --ancestors 5)".to_owned(),
             format!("{:.1} us", median(&mut cpu)),
