@@ -165,7 +165,7 @@ pub(super) fn storm(
     }
     // A workload whose events are reported once (net.send: once per socket and peer) has
     // CPU per operation, not per event.
-    let once = tp_rep.iter().all(|r| r.events * 2 < n as u64);
+    let once = tp_rep.iter().all(|r| r.events * 2 < n);
     if once {
         let mut per_op: Vec<f64> = tp_rep.iter().map(|r| r.cpu_s * 1e6 / n as f64).collect();
         vals.push((
