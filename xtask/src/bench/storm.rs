@@ -82,6 +82,9 @@ pub(super) fn storm(
     let mut tp = Vec::new();
     let mut bt_t = Vec::new();
     let mut tp_rep: Vec<Report> = Vec::new();
+    // The probe's CPU from ready to stopped: its start-up (the /proc snapshot, hashing what
+    // runs) is not the workload's.
+    let mut tp_cpu: Vec<f64> = Vec::new();
     let mut bt_hung = 0;
     let mut bt_rep: Vec<Report> = Vec::new();
     let have_bt = util::ok(Command::new("bpftrace").arg("--version"));
@@ -93,9 +96,12 @@ pub(super) fn storm(
             floor.push(work.run(n, dir).as_secs_f64());
         }
         let t = Tracer::start(TracerKind::Tprobe, tprobe, &args, bt)?;
+        let cpu0 = super::common::threads_cpu_s(t.pid());
         tp.push(work.run(n, dir).as_secs_f64());
         std::thread::sleep(Duration::from_millis(300));
-        tp_rep.push(t.stop(prefix)?);
+        let r = t.stop(prefix)?;
+        tp_cpu.push(r.threads_cpu_s - cpu0);
+        tp_rep.push(r);
         if have_bt {
             match Tracer::start(TracerKind::Bpftrace, tprobe, &args, bt) {
                 Ok(t) => {
@@ -154,8 +160,9 @@ pub(super) fn storm(
         .collect();
     let mut cpu: Vec<f64> = tp_rep
         .iter()
-        .filter(|r| r.events > 0)
-        .map(|r| r.cpu_s * 1e6 / r.events as f64)
+        .zip(&tp_cpu)
+        .filter(|(r, _)| r.events > 0)
+        .map(|(r, c)| c * 1e6 / r.events as f64)
         .collect();
     if !size.is_empty() {
         vals.push((
@@ -167,7 +174,7 @@ pub(super) fn storm(
     // CPU per operation, not per event.
     let once = tp_rep.iter().all(|r| r.events * 2 < n);
     if once {
-        let mut per_op: Vec<f64> = tp_rep.iter().map(|r| r.cpu_s * 1e6 / n as f64).collect();
+        let mut per_op: Vec<f64> = tp_cpu.iter().map(|c| c * 1e6 / n as f64).collect();
         vals.push((
             "tprobe CPU/operation (its events are reported once per peer)".to_owned(),
             format!("{:.2} us", median(&mut per_op)),
