@@ -14,7 +14,6 @@ use rsigma_parser::{
     WindowMode,
 };
 
-use super::rules::{Hit, MAX_CONTRIBUTING, SUPPRESS_SECS};
 use crate::event::alert::RuleInfo;
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -24,6 +23,20 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// only by thousands of distinct values in a window, where any sane condition was met long
 /// before; beyond it the oldest go first.
 pub const MAX_WINDOW: usize = 4096;
+
+/// A correlation that fired for a group does not fire again for it within this many seconds.
+pub const SUPPRESS_SECS: u64 = 60;
+/// Seqs of contributing events kept per correlation alert.
+pub const MAX_CONTRIBUTING: usize = 20;
+
+/// One alert's worth of a rule match: the rule, and for a correlation its group and the seqs
+/// of the events that made it.
+#[derive(Debug)]
+pub struct Hit {
+    pub info: Arc<RuleInfo>,
+    pub group: Vec<(String, String)>,
+    pub contributing: Vec<u64>,
+}
 
 /// Why tprobe's correlations cannot take `c` (rsigma keeps it then), `None` when they can.
 /// `rules` are the detection rules it may name.

@@ -16,7 +16,7 @@ use rsigma_eval::{
 use rsigma_parser::{Detection, LogSource, Modifier, SigmaCollection, SigmaRule};
 
 use super::{
-    correlate::{self, Correlations},
+    correlate::{self, Correlations, Hit, MAX_CONTRIBUTING, SUPPRESS_SECS},
     fields::{self, OWN_PRODUCT},
     partition,
 };
@@ -28,14 +28,10 @@ pub const MAX_FILE_BYTES: u64 = 1 << 20;
 pub const MAX_RULES: usize = 20_000;
 /// Most correlation groups kept; beyond it the oldest state is evicted (and counted).
 pub const MAX_GROUPS: usize = 100_000;
-/// A correlation that fired for a group does not fire again for it within this many seconds.
-pub const SUPPRESS_SECS: u64 = 60;
 /// Entries a group of a correlation rsigma keeps (`correlate` does not take) holds in its
 /// window, the oldest going first: rsigma counts a `value_count` window entry by entry at each
 /// event, so an unbounded one made every event of a storm cost more than the one before.
 pub const MAX_GROUP_ENTRIES: usize = 512;
-/// Seqs of contributing events kept per correlation alert.
-pub const MAX_CONTRIBUTING: usize = 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RulesError {
@@ -55,15 +51,6 @@ fn refusals_text(r: &[Refusal]) -> String {
         s.push_str(&format!("; first: {first}"));
     }
     s
-}
-
-/// One alert's worth of a rule match: the rule, and for a correlation its group and the seqs
-/// of the events that made it.
-#[derive(Debug)]
-pub struct Hit {
-    pub info: Arc<RuleInfo>,
-    pub group: Vec<(String, String)>,
-    pub contributing: Vec<u64>,
 }
 
 /// A rule that was not loaded, and why.
