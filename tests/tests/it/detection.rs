@@ -447,3 +447,135 @@ fn sighup_reloads_rules_and_keeps_them_when_broken() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Correlations tprobe keeps itself, on real execs: `temporal_ordered` fires when the two
+/// programs run in its order (not the other way round), `event_count` when the third run of
+/// one comes; both carry the group (the parent's pid) and the seqs of their execs, and the
+/// rules they name raise nothing of their own.
+#[test]
+fn temporal_ordered_and_event_count_correlations_on_real_execs() {
+    let d = dir("corr");
+    for name in ["tp-corr-first", "tp-corr-then"] {
+        std::fs::copy("/bin/true", d.join(name)).unwrap();
+    }
+    let rules = write(
+        &d.join("corr.yml"),
+        "title: first
+id: 0d7c0000-7470-4000-8000-000000000021
+logsource: {product: linux, category: process_creation}
+detection: {s: {Image|endswith: /tp-corr-first}, condition: s}
+---
+title: then
+id: 0d7c0000-7470-4000-8000-000000000022
+logsource: {product: linux, category: process_creation}
+detection: {s: {Image|endswith: /tp-corr-then}, condition: s}
+---
+title: first then then
+id: 0d7c0000-7470-4000-8000-000000000023
+correlation:
+  type: temporal_ordered
+  rules: [0d7c0000-7470-4000-8000-000000000021, 0d7c0000-7470-4000-8000-000000000022]
+  group-by: [ParentProcessId]
+  timespan: 60s
+level: high
+---
+title: then three times
+id: 0d7c0000-7470-4000-8000-000000000024
+correlation:
+  type: event_count
+  rules: [0d7c0000-7470-4000-8000-000000000022]
+  group-by: [ParentProcessId]
+  timespan: 60s
+  condition: {gte: 3}
+level: medium
+",
+    );
+    let probe = Probe::start(&["--rules", &rules, "--events", "alert,process.exec"]);
+    let run = |name: &str| {
+        Command::new(d.join(name)).status().unwrap();
+    };
+    let me = std::process::id().to_string();
+    let execs = |name: &str| {
+        probe
+            .lines()
+            .iter()
+            .filter(|v| {
+                v["kind"] == "process.exec"
+                    && v["process"]["exe"]
+                        .as_str()
+                        .is_some_and(|e| e.ends_with(name))
+            })
+            .map(|v| v["seq"].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    // The wrong order first: `then` before `first` fires nothing.
+    run("tp-corr-then");
+    run("tp-corr-first");
+    probe
+        .wait_for(WAIT, |v| {
+            v["process"]["exe"]
+                .as_str()
+                .is_some_and(|e| e.ends_with("/tp-corr-first"))
+        })
+        .expect("the exec of tp-corr-first");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !probe
+            .lines()
+            .iter()
+            .any(|v| is_alert(v, "0d7c0000-7470-4000-8000-000000000023")),
+        "then before first is not the order"
+    );
+    run("tp-corr-then");
+    let ordered = probe
+        .wait_for(WAIT, |v| {
+            is_alert(v, "0d7c0000-7470-4000-8000-000000000023")
+        })
+        .expect("the temporal_ordered alert");
+    assert_eq!(
+        ordered["alert"]["group"]["ParentProcessId"],
+        me.as_str(),
+        "{ordered}"
+    );
+    let seqs: Vec<u64> = ordered["alert"]["matched"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    let (first, then) = (execs("/tp-corr-first"), execs("/tp-corr-then"));
+    assert!(
+        seqs.contains(&first[0]) && seqs.contains(&then[1]),
+        "{ordered}"
+    );
+    // Two runs of `then` so far: the count fires with the third, once.
+    assert!(!probe
+        .lines()
+        .iter()
+        .any(|v| is_alert(v, "0d7c0000-7470-4000-8000-000000000024")));
+    run("tp-corr-then");
+    let counted = probe
+        .wait_for(WAIT, |v| {
+            is_alert(v, "0d7c0000-7470-4000-8000-000000000024")
+        })
+        .expect("the event_count alert");
+    assert_eq!(
+        counted["alert"]["group"]["ParentProcessId"],
+        me.as_str(),
+        "{counted}"
+    );
+    assert_eq!(
+        counted["alert"]["matched"].as_array().unwrap().len(),
+        3,
+        "{counted}"
+    );
+    let st = probe.stop();
+    for id in ["21", "22"] {
+        let id = format!("0d7c0000-7470-4000-8000-0000000000{id}");
+        assert!(
+            !st.lines.iter().any(|v| is_alert(v, &id)),
+            "{id} alerted on its own"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
