@@ -100,7 +100,7 @@ struct Corr {
     fields: Vec<String>,
     refs: usize,
     span: i64,
-    /// Empty for a temporal correlation that wants all its rules.
+    /// All must hold for the correlation to fire.
     predicates: Vec<(ConditionOperator, u64)>,
 }
 
@@ -279,30 +279,24 @@ impl Correlations {
                     }
                 }
             }
-            let (kind, fields, mut predicates) = match (&c.condition, c.correlation_type) {
-                (
-                    CorrelationCondition::Threshold {
-                        predicates, field, ..
-                    },
-                    t,
-                ) => (
-                    match t {
-                        CorrelationType::EventCount => Kind::Count,
-                        CorrelationType::ValueCount => Kind::Values,
-                        CorrelationType::TemporalOrdered => Kind::Ordered,
-                        _ => Kind::Temporal,
-                    },
-                    field.clone().unwrap_or_default(),
-                    predicates.clone(),
-                ),
-                (CorrelationCondition::Extended(_), _) => (Kind::Temporal, Vec::new(), Vec::new()),
+            let kind = match c.correlation_type {
+                CorrelationType::EventCount => Kind::Count,
+                CorrelationType::ValueCount => Kind::Values,
+                CorrelationType::TemporalOrdered => Kind::Ordered,
+                _ => Kind::Temporal,
+            };
+            let (fields, mut predicates) = match &c.condition {
+                CorrelationCondition::Threshold {
+                    predicates, field, ..
+                } => (field.clone().unwrap_or_default(), predicates.clone()),
+                // `supports` leaves condition expressions to rsigma.
+                CorrelationCondition::Extended(_) => (Vec::new(), Vec::new()),
             };
             // A temporal correlation without a condition wants all its rules (the parser
-            // writes that as `gte: 1`, which would be any one of them).
-            if matches!(kind, Kind::Temporal | Kind::Ordered)
-                && predicates == [(ConditionOperator::Gte, 1)]
-                || kind == Kind::Ordered
-            {
+            // writes that as `gte: 1`, which would be any one of them); an ordered one always
+            // wants its whole chain.
+            let no_condition = predicates == [(ConditionOperator::Gte, 1)];
+            if kind == Kind::Ordered || kind == Kind::Temporal && no_condition {
                 predicates = vec![(ConditionOperator::Gte, c.rules.len() as u64)];
             }
             out.push(Corr {
@@ -344,6 +338,11 @@ impl Correlations {
         let Some((feeds, quiet)) = self.feeds.get(rule_key) else {
             return false;
         };
+        // An idle node's groups of gone processes go within a minute.
+        if ts.saturating_sub(self.swept) >= SUPPRESS_SECS as i64 {
+            self.swept = ts;
+            drop_expired(&mut self.groups, &self.corrs, ts);
+        }
         for &(c, r) in feeds {
             let corr = &self.corrs[c];
             let value = match corr.kind {
@@ -364,12 +363,6 @@ impl Correlations {
                     ts,
                     &mut self.evicted,
                 );
-            }
-            // An idle node's groups of gone processes go within a minute.
-            if ts.saturating_sub(self.swept) >= SUPPRESS_SECS as i64 {
-                self.swept = ts;
-                let corrs = &self.corrs;
-                self.groups.retain(|(c, _), g| !expired(&corrs[*c], g, ts));
             }
             let g = self.groups.entry((c, key)).or_insert_with_key(|_| Group {
                 last: ts,
@@ -411,6 +404,10 @@ fn expired(c: &Corr, g: &Group, now: i64) -> bool {
     g.last < now - c.span && g.fired.is_none_or(|f| f < now - SUPPRESS_SECS as i64)
 }
 
+fn drop_expired(groups: &mut FastMap<(usize, String), Group>, corrs: &[Corr], now: i64) {
+    groups.retain(|(c, _), g| !expired(&corrs[*c], g, now));
+}
+
 /// The cap is reached: the groups that hold nothing go, else the stalest tenth (counted).
 fn make_room(
     groups: &mut FastMap<(usize, String), Group>,
@@ -419,7 +416,7 @@ fn make_room(
     now: i64,
     evicted: &mut u64,
 ) {
-    groups.retain(|(c, _), g| !expired(&corrs[*c], g, now));
+    drop_expired(groups, corrs, now);
     if groups.len() < max {
         return;
     }

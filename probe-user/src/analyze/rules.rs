@@ -571,18 +571,15 @@ impl RuleSet {
     }
 
     fn info(&self, key: &str, r: &EvaluationResult) -> Arc<RuleInfo> {
-        self.infos.get(key).cloned().unwrap_or_else(|| {
-            Arc::new(rule_info(
-                r.header.rule_id.as_deref(),
-                &r.header.rule_title,
-                r.header.level.map(|l| l.as_str()),
-                None,
-                None,
-                &r.header.tags,
-                &[],
-                Path::new(""),
-            ))
-        })
+        let h = &r.header;
+        info_or_bare(
+            &self.infos,
+            key,
+            h.rule_id.as_deref(),
+            &h.rule_title,
+            h.level,
+            &h.tags,
+        )
     }
 
     /// Correlation groups dropped because the cap was reached.
@@ -636,18 +633,7 @@ fn take_fast(
     }
     let info = |c: &rsigma_parser::CorrelationRule| {
         let key = rule_key(c.id.as_deref(), &c.title);
-        infos.get(&key).cloned().unwrap_or_else(|| {
-            Arc::new(rule_info(
-                c.id.as_deref(),
-                &c.title,
-                c.level.map(|l| l.as_str()),
-                None,
-                None,
-                &c.tags,
-                &[],
-                Path::new(""),
-            ))
-        })
+        info_or_bare(infos, &key, c.id.as_deref(), &c.title, c.level, &c.tags)
     };
     let key = |r: &SigmaRule| rule_key(r.id.as_deref(), &r.title);
     let fast = Correlations::new(&corrs, &rules, &info, &key, max_groups);
@@ -655,6 +641,30 @@ fn take_fast(
         c.correlations.clear();
     }
     Some(fast)
+}
+
+/// The metadata loaded for `key`, else what the engine's result carries of it.
+fn info_or_bare(
+    infos: &HashMap<String, Arc<RuleInfo>>,
+    key: &str,
+    id: Option<&str>,
+    title: &str,
+    level: Option<rsigma_parser::Level>,
+    tags: &[String],
+) -> Arc<RuleInfo> {
+    infos.get(key).cloned().unwrap_or_else(|| {
+        let level = level.map(|l| l.as_str());
+        Arc::new(rule_info(
+            id,
+            title,
+            level,
+            None,
+            None,
+            tags,
+            &[],
+            Path::new(""),
+        ))
+    })
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -526,17 +526,16 @@ level: medium
             .any(|v| is_alert(v, "0d7c0000-7470-4000-8000-000000000023")),
         "then before first is not the order"
     );
+    // A correlation's alert, grouped by this test's pid (the execs' parent).
+    let fired = |id: &str| {
+        let a = probe
+            .wait_for(WAIT, |v| is_alert(v, id))
+            .unwrap_or_else(|| panic!("no alert of {id}"));
+        assert_eq!(a["alert"]["group"]["ParentProcessId"], me.as_str(), "{a}");
+        a
+    };
     run("tp-corr-then");
-    let ordered = probe
-        .wait_for(WAIT, |v| {
-            is_alert(v, "0d7c0000-7470-4000-8000-000000000023")
-        })
-        .expect("the temporal_ordered alert");
-    assert_eq!(
-        ordered["alert"]["group"]["ParentProcessId"],
-        me.as_str(),
-        "{ordered}"
-    );
+    let ordered = fired("0d7c0000-7470-4000-8000-000000000023");
     let seqs: Vec<u64> = ordered["alert"]["matched"]
         .as_array()
         .unwrap()
@@ -554,16 +553,7 @@ level: medium
         .iter()
         .any(|v| is_alert(v, "0d7c0000-7470-4000-8000-000000000024")));
     run("tp-corr-then");
-    let counted = probe
-        .wait_for(WAIT, |v| {
-            is_alert(v, "0d7c0000-7470-4000-8000-000000000024")
-        })
-        .expect("the event_count alert");
-    assert_eq!(
-        counted["alert"]["group"]["ParentProcessId"],
-        me.as_str(),
-        "{counted}"
-    );
+    let counted = fired("0d7c0000-7470-4000-8000-000000000024");
     assert_eq!(
         counted["alert"]["matched"].as_array().unwrap().len(),
         3,
