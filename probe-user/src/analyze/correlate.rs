@@ -123,10 +123,11 @@ enum Window {
         secs: VecDeque<(i64, u64)>,
         total: u64,
     },
-    /// One entry per value and second, and per value its entries and latest second.
+    /// One entry per value and second, and per value its entries and latest second. Values are
+    /// held as their [`Keys`] hash.
     Values {
-        entries: VecDeque<(i64, Box<str>)>,
-        seen: FastMap<Box<str>, (u32, i64)>,
+        entries: VecDeque<(i64, u64)>,
+        seen: FastMap<u64, (u32, i64)>,
     },
     /// Per named rule, its latest hit (`i64::MIN`: none).
     Temporal(Vec<i64>),
@@ -160,7 +161,7 @@ impl Window {
             Window::Values { entries, seen } => {
                 while entries.front().is_some_and(|(t, _)| *t < cutoff) {
                     if let Some((_, v)) = entries.pop_front() {
-                        forget(seen, &v);
+                        forget(seen, v);
                     }
                 }
             }
@@ -169,7 +170,7 @@ impl Window {
     }
 
     /// Adds a hit of named rule `r`; the value the condition is checked against.
-    fn push(&mut self, ts: i64, cutoff: i64, r: usize, value: Option<String>) -> u64 {
+    fn push(&mut self, ts: i64, cutoff: i64, r: usize, value: Option<u64>) -> u64 {
         match self {
             Window::Count { secs, total } => {
                 match secs.back_mut() {
@@ -186,7 +187,7 @@ impl Window {
             }
             Window::Values { entries, seen } => {
                 if let Some(v) = value {
-                    let fresh = match seen.get_mut(v.as_str()) {
+                    let fresh = match seen.get_mut(&v) {
                         Some((_, last)) if *last == ts => false,
                         Some((n, last)) => {
                             *n += 1;
@@ -194,17 +195,17 @@ impl Window {
                             true
                         }
                         None => {
-                            seen.insert(v.clone().into(), (1, ts));
+                            seen.insert(v, (1, ts));
                             true
                         }
                     };
                     if fresh {
                         if entries.len() >= MAX_WINDOW {
                             if let Some((_, old)) = entries.pop_front() {
-                                forget(seen, &old);
+                                forget(seen, old);
                             }
                         }
-                        entries.push_back((ts, v.into()));
+                        entries.push_back((ts, v));
                     }
                 }
                 seen.len() as u64
@@ -225,11 +226,11 @@ impl Window {
     }
 }
 
-fn forget(seen: &mut FastMap<Box<str>, (u32, i64)>, v: &str) {
-    if let Some((n, _)) = seen.get_mut(v) {
+fn forget(seen: &mut FastMap<u64, (u32, i64)>, v: u64) {
+    if let Some((n, _)) = seen.get_mut(&v) {
         *n -= 1;
         if *n == 0 {
-            seen.remove(v);
+            seen.remove(&v);
         }
     }
 }
@@ -249,7 +250,9 @@ pub struct Correlations {
     /// Rule key (`rules::rule_key`) -> the `(correlation, position in its rules)` it feeds, and
     /// whether a correlation with `generate: false` names it (no alert of its own then).
     feeds: FastMap<String, (Vec<(usize, usize)>, bool)>,
-    groups: FastMap<(usize, String), Group>,
+    /// Keyed by correlation and the [`Keys`] hash of the group-by values.
+    groups: FastMap<(usize, u64), Group>,
+    keys: Keys,
     max_groups: usize,
     pub evicted: u64,
     swept: i64,
@@ -313,10 +316,17 @@ impl Correlations {
             corrs: out,
             feeds,
             groups: FastMap::default(),
+            keys: Keys::default(),
             max_groups: max_groups.max(1),
             evicted: 0,
             swept: i64::MIN,
         }
+    }
+
+    /// Whether rule `rule_key` only feeds correlations here (`generate: false`), raising no
+    /// alert of its own.
+    pub fn is_quiet(&self, rule_key: &str) -> bool {
+        self.feeds.get(rule_key).is_some_and(|f| f.1)
     }
 
     /// Groups held.
@@ -346,16 +356,15 @@ impl Correlations {
         for &(c, r) in feeds {
             let corr = &self.corrs[c];
             let value = match corr.kind {
-                Kind::Values => match distinct_key(view, &corr.fields) {
+                Kind::Values => match self.keys.distinct(view, &corr.fields) {
                     Some(v) => Some(v),
                     // Without the counted field the event is not counted (as rsigma).
                     None => continue,
                 },
                 _ => None,
             };
-            let key = group_key(view, &corr.group_by);
-            if self.groups.len() >= self.max_groups && !self.groups.contains_key(&(c, key.clone()))
-            {
+            let key = self.keys.group(view, &corr.group_by);
+            if self.groups.len() >= self.max_groups && !self.groups.contains_key(&(c, key)) {
                 make_room(
                     &mut self.groups,
                     &self.corrs,
@@ -404,13 +413,13 @@ fn expired(c: &Corr, g: &Group, now: i64) -> bool {
     g.last < now - c.span && g.fired.is_none_or(|f| f < now - SUPPRESS_SECS as i64)
 }
 
-fn drop_expired(groups: &mut FastMap<(usize, String), Group>, corrs: &[Corr], now: i64) {
+fn drop_expired(groups: &mut FastMap<(usize, u64), Group>, corrs: &[Corr], now: i64) {
     groups.retain(|(c, _), g| !expired(&corrs[*c], g, now));
 }
 
 /// The cap is reached: the groups that hold nothing go, else the stalest tenth (counted).
 fn make_room(
-    groups: &mut FastMap<(usize, String), Group>,
+    groups: &mut FastMap<(usize, u64), Group>,
     corrs: &[Corr],
     max: usize,
     now: i64,
@@ -458,39 +467,57 @@ fn text(v: &EventValue) -> Option<String> {
     push_text(&mut s, v).then_some(s)
 }
 
-/// The values of `fields` as one key (unit separator between them); `None` when one is
-/// missing or not a scalar.
-fn distinct_key(view: &impl Event, fields: &[String]) -> Option<String> {
-    let mut key = String::new();
-    for (i, f) in fields.iter().enumerate() {
-        if i > 0 {
-            key.push('\u{1f}');
-        }
-        match view.get_field(f)? {
-            EventValue::Null => key.push_str("null"),
-            v => {
-                if !push_text(&mut key, &v) {
-                    return None;
+/// Group-by and counted values as 64-bit hashes with a per-process random seed, made in one
+/// reused buffer: an event allocates nothing. Two distinct keys share a hash with odds near
+/// n²/2⁶⁵ for n keys, which no count of a window can tell from noise.
+#[derive(Default)]
+struct Keys {
+    seed: foldhash::fast::RandomState,
+    buf: String,
+}
+
+impl Keys {
+    fn hash(&self) -> u64 {
+        use std::hash::BuildHasher;
+        self.seed.hash_one(self.buf.as_bytes())
+    }
+
+    /// The values of `fields` as one key (unit separator between them); `None` when one is
+    /// missing or not a scalar.
+    fn distinct(&mut self, view: &impl Event, fields: &[String]) -> Option<u64> {
+        self.buf.clear();
+        for (i, f) in fields.iter().enumerate() {
+            if i > 0 {
+                self.buf.push('\u{1f}');
+            }
+            match view.get_field(f)? {
+                EventValue::Null => self.buf.push_str("null"),
+                v => {
+                    if !push_text(&mut self.buf, &v) {
+                        return None;
+                    }
                 }
             }
         }
+        Some(self.hash())
     }
-    Some(key)
-}
 
-/// The group-by values as one key; a missing one is its own value.
-fn group_key(view: &impl Event, group_by: &[String]) -> String {
-    let mut key = String::new();
-    for (i, f) in group_by.iter().enumerate() {
-        if i > 0 {
-            key.push('\u{1f}');
+    /// The group-by values as one key; a missing one is its own value.
+    fn group(&mut self, view: &impl Event, group_by: &[String]) -> u64 {
+        self.buf.clear();
+        for (i, f) in group_by.iter().enumerate() {
+            if i > 0 {
+                self.buf.push('\u{1f}');
+            }
+            let found = view
+                .get_field(f)
+                .is_some_and(|v| push_text(&mut self.buf, &v));
+            if !found {
+                self.buf.push('\u{0}');
+            }
         }
-        let found = view.get_field(f).is_some_and(|v| push_text(&mut key, &v));
-        if !found {
-            key.push('\u{0}');
-        }
+        self.hash()
     }
-    key
 }
 
 fn group_pairs(view: &impl Event, group_by: &[String]) -> Vec<(String, String)> {

@@ -10,8 +10,8 @@ use std::{
 
 use probe_common::EventKind;
 use rsigma_eval::{
-    logsource::LogSourceExtractor, CorrelationConfig, CorrelationEngine, CorrelationEventMode,
-    EvaluationResult,
+    logsource::LogSourceExtractor, CompiledRule, CorrelationConfig, CorrelationEngine,
+    CorrelationEventMode, EvaluationResult,
 };
 use rsigma_parser::{Detection, LogSource, Modifier, SigmaCollection, SigmaRule};
 
@@ -21,6 +21,8 @@ use super::{
     partition,
 };
 use crate::event::alert::RuleInfo;
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Largest rule file read: a YAML bomb or a stray huge file is an error, not a hang.
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
@@ -357,7 +359,8 @@ pub struct RuleSet {
     engines: Vec<Part>,
     infos: HashMap<String, Arc<RuleInfo>>,
     /// `(product, category)` a rule reads, with its engine: other views skip the engines.
-    sources: Vec<(String, String, usize)>,
+    /// Product -> category -> engine (two hash lookups, every view of every event asks).
+    sources: FastMap<String, FastMap<String, usize>>,
     pub kinds: Vec<EventKind>,
     pub per_category: BTreeMap<String, usize>,
     pub rule_count: usize,
@@ -371,6 +374,10 @@ struct Part {
     /// Correlations rsigma keeps; the others are in `fast`.
     correlations: usize,
     fast: Option<Correlations>,
+    /// Rules that only feed `fast` (no alert of their own), by rule key, matched here and not
+    /// by the engine: its match result (selections, fields, a header, each an allocation) is
+    /// thrown away for them, and the pack's port-scan base rule matches every connect.
+    quiet: Vec<(String, CompiledRule)>,
     /// The groups this engine may hold (the cap shared by the engines with correlations).
     max_groups: usize,
     /// Per body class, the top-level names its rules may read (`view::probe_keys`).
@@ -429,9 +436,12 @@ impl RuleSet {
         let share = (max_groups / stateful.max(1)).max(1);
         let mut refused = Vec::new();
         let mut engines = Vec::new();
-        let mut sources = Vec::new();
+        let mut sources: FastMap<String, FastMap<String, usize>> = FastMap::default();
         for mut part in parts {
             let fast = take_fast(&mut part, &infos, share);
+            let quiet = fast
+                .as_ref()
+                .map_or_else(Vec::new, |f| take_quiet(&mut part, f));
             // Metadata lives in `infos`: the engine would clone the tags into every match.
             for (_, c) in &mut part.files {
                 for r in &mut c.rules {
@@ -477,11 +487,14 @@ impl RuleSet {
                 }
             }
             let n = engines.len();
-            sources.extend(part.sources.iter().map(|(p, c)| (p.clone(), c.clone(), n)));
+            for (p, c) in &part.sources {
+                sources.entry(p.clone()).or_default().insert(c.clone(), n);
+            }
             engines.push(Part {
                 engine,
                 correlations: part.correlations(),
                 fast,
+                quiet,
                 max_groups: share,
                 probe_keys: (0..crate::event::objects::BODY_CLASSES)
                     .map(|c| super::view::probe_keys(c, &used))
@@ -506,10 +519,7 @@ impl RuleSet {
 
     /// The engine holding the rules of this logsource; `None` when no rule reads it.
     pub fn engine_of(&self, product: &str, category: &str) -> Option<usize> {
-        self.sources
-            .iter()
-            .find(|(p, c, _)| p == product && c == category)
-            .map(|s| s.2)
+        self.sources.get(product)?.get(category).copied()
     }
 
     /// Per body class (`event::objects::body_class`), the top-level names to offer `engine`
@@ -528,6 +538,13 @@ impl RuleSet {
         out: &mut Vec<Hit>,
     ) {
         let part = &mut self.engines[engine];
+        if let Some(fast) = &mut part.fast {
+            for (key, rule) in &part.quiet {
+                if matches_rule(rule, view) {
+                    fast.feed(key, view, seq, ts_secs, out);
+                }
+            }
+        }
         let results = if part.correlations == 0 {
             // Nothing of rsigma's to keep: its correlation layer would only look for feeds.
             part.engine.engine().evaluate(view)
@@ -580,6 +597,12 @@ impl RuleSet {
             h.level,
             &h.tags,
         )
+    }
+
+    /// Rules matched outside the engines because they only feed correlations.
+    #[cfg(test)]
+    pub fn quiet_rules(&self) -> usize {
+        self.engines.iter().map(|p| p.quiet.len()).sum()
     }
 
     /// Correlation groups dropped because the cap was reached.
@@ -641,6 +664,42 @@ fn take_fast(
         c.correlations.clear();
     }
     Some(fast)
+}
+
+/// Takes out of `part` the rules that only feed `fast`, compiled, when the engine would do no
+/// more with them than match: one logsource (nothing to prune) and no filter rules (which the
+/// engine applies to the rules they name).
+fn take_quiet(part: &mut partition::Part, fast: &Correlations) -> Vec<(String, CompiledRule)> {
+    if part.sources.len() != 1 || part.files.iter().any(|(_, c)| !c.filters.is_empty()) {
+        return Vec::new();
+    }
+    let mut quiet = Vec::new();
+    for (_, c) in &mut part.files {
+        c.rules.retain(|r| {
+            let key = rule_key(r.id.as_deref(), &r.title);
+            if !fast.is_quiet(&key) {
+                return true;
+            }
+            // A rule that does not compile stays, for the engine to refuse with its reason.
+            match rsigma_eval::compile_rule(r) {
+                Ok(compiled) => {
+                    quiet.push((key, compiled));
+                    false
+                }
+                Err(_) => true,
+            }
+        });
+    }
+    quiet
+}
+
+/// Whether `rule` matches `view`, as the engine decides it (without building a result).
+fn matches_rule(rule: &CompiledRule, view: &impl rsigma_eval::event::Event) -> bool {
+    let mut selections = Vec::new();
+    rule.conditions.iter().any(|c| {
+        selections.clear();
+        rsigma_eval::compiler::eval_condition(c, &rule.detections, view, &mut selections)
+    })
 }
 
 /// The metadata loaded for `key`, else what the engine's result carries of it.
