@@ -209,6 +209,73 @@ fn metrics_parse_as_prometheus_text_and_move_with_events() {
     assert!(stop["probe"]["events"]["process.exec"].as_f64().unwrap() >= exec(&after));
 }
 
+/// `/metrics` counts alerts by rule and level, and times the analyze stage (one event in 16),
+/// in agreement with probe.stop's `analyze` report.
+#[test]
+fn metrics_count_alerts_by_rule_and_time_the_analyze_stage() {
+    let marker = format!("tprobe-metrics-alert-{}", std::process::id());
+    let d = std::env::temp_dir().join(&marker);
+    std::fs::create_dir_all(&d).unwrap();
+    let rule = d.join("rule.yml");
+    let id = "0d7c0000-7470-4000-8000-0000000000f1";
+    std::fs::write(
+        &rule,
+        format!(
+            "title: Marker shell\nid: {id}\nlogsource:\n  product: linux\n  category: \
+             process_creation\ndetection:\n  s:\n    CommandLine|contains: '{marker}'\n  \
+             condition: s\nlevel: high\n"
+        ),
+    )
+    .unwrap();
+    let probe = Probe::start(&[
+        "--events",
+        "process",
+        "--rules",
+        rule.to_str().unwrap(),
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    let addr = metrics_addr(&probe.lines()[0]);
+    let before = scrape(&addr);
+    assert_eq!(
+        sample(&before, "tprobe_alerts_total", &[("rule", id)]),
+        None,
+        "an alert counted before any"
+    );
+    // 40 execs and their exits: more than two timed events, whatever the phase.
+    for _ in 0..20 {
+        Command::new("/bin/sh")
+            .args(["-c", "exit 0", &marker])
+            .status()
+            .unwrap();
+    }
+    probe.wait_n(WAIT, 20, |v| {
+        v["kind"] == "alert" && v["alert"]["rule"]["id"] == id
+    });
+    let after = scrape(&addr);
+    assert_eq!(
+        sample(
+            &after,
+            "tprobe_alerts_total",
+            &[("rule", id), ("level", "high")]
+        ),
+        Some(20.0)
+    );
+    let count = sample(&after, "tprobe_rule_eval_seconds_count", &[]).unwrap();
+    let sum = sample(&after, "tprobe_rule_eval_seconds_sum", &[]).unwrap();
+    assert!(count >= 2.0 && sum > 0.0, "count {count} sum {sum}");
+    let st = probe.stop();
+    let _ = std::fs::remove_dir_all(&d);
+    let an = &st.lines.last().unwrap()["probe"]["analyze"];
+    assert_eq!(an["alerts"], 20, "{an}");
+    let evaluated = an["evaluated"].as_f64().unwrap();
+    // Every event is counted; one in 16 is timed and observed.
+    assert!(
+        evaluated >= 40.0 && count <= evaluated / 16.0 + 1.0,
+        "{an} {count}"
+    );
+    assert!(an["eval_seconds"].as_f64().unwrap() > 0.0, "{an}");
+}
 /// Spawns `tprobe run ARGS` with stdout on a pipe the test controls; returns the child, a reader
 /// positioned after the `probe.start` line, and the metrics address.
 fn spawn_unread(args: &[&str]) -> (Child, BufReader<std::process::ChildStdout>, String) {
