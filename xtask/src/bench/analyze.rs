@@ -1,5 +1,6 @@
 //! W8: the analyze stage's cost. W2 (file storm) and W3 (exec storm) with the rule pack plus 200
-//! synthetic rules loaded, against the same runs without rules, round by round.
+//! synthetic rules loaded and baselines on (a fresh profile folder each round: the workload
+//! learns throughout), against the same runs without either, round by round.
 use std::{path::Path, time::Duration};
 
 use anyhow::Result;
@@ -106,6 +107,10 @@ pub(super) fn w8(
         let (mut off, mut on) = (Side::default(), Side::default());
         for round in 0..opts.rounds {
             eprintln!("bench: {title} round {}/{}", round + 1, opts.rounds);
+            let profiles = dir.join(format!("w8-profiles-{round}"));
+            let _ = std::fs::remove_dir_all(&profiles);
+            let mut with = with.clone();
+            with.extend(["--baseline".to_owned(), profiles.display().to_string()]);
             for (args, side) in [(&base, &mut off), (&with, &mut on)] {
                 let t = Tracer::start(TracerKind::Tprobe, tprobe, args, "")?;
                 let cpu0 = super::common::threads_cpu_s(t.pid());
@@ -128,21 +133,24 @@ pub(super) fn w8(
             name: title.to_owned(),
             values: vec![
                 ("ops".into(), n.to_string()),
-                ("rules".into(), "the pack + 200 synthetic".into()),
                 (
-                    "workload, no rules".into(),
+                    "analysis".into(),
+                    "the pack + 200 synthetic rules, baselines learning".into(),
+                ),
+                (
+                    "workload, no analysis".into(),
                     format!("{:.3} s", median(&mut off.secs)),
                 ),
                 (
-                    "workload, with rules".into(),
+                    "workload, with analysis".into(),
                     format!("{:.3} s", median(&mut on.secs)),
                 ),
                 (
-                    "probe CPU per event, no rules".into(),
+                    "probe CPU per event, no analysis".into(),
                     format!("{c0:.2} µs"),
                 ),
                 (
-                    "probe CPU per event, with rules".into(),
+                    "probe CPU per event, with analysis".into(),
                     format!("{c1:.2} µs"),
                 ),
                 (
@@ -154,7 +162,7 @@ pub(super) fn w8(
                     ),
                 ),
                 (
-                    "lines/s, no rules / with rules".into(),
+                    "lines/s, no analysis / with analysis".into(),
                     format!(
                         "{l0:.0} / {l1:.0} ({:+.1}%, target within 10%)",
                         (l1 / l0 - 1.0) * 100.0
