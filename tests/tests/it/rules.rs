@@ -35,6 +35,9 @@ struct Run {
 }
 
 const TEMP: &str = "/tmp/tprobe-rulepack";
+/// Outside /tmp: a program with a dot name, and one in a home's dot-folder.
+const HIDDEN_NAME_DIR: &str = "/var/lib/tprobe-rulepack";
+const HOME_TOOLS_DIR: &str = "/root/.tprobe-rulepack/bin";
 
 fn fake(dir: &Path, name: &str) -> String {
     std::fs::create_dir_all(dir).unwrap();
@@ -111,6 +114,9 @@ fn scenarios(port: u16) -> Vec<Scenario> {
         sc("5f1c0014", false, "/bin/true".into()),
         sc("5f1c0015", true, format!("{tt}/.hidden/tool")),
         sc("5f1c0015", false, format!("{tt}/visible/tool")),
+        sc("5f1c0015", true, fake(Path::new(HIDDEN_NAME_DIR), ".updater")),
+        // A toolchain in a home's dot-folder (~/.cargo/bin, ~/.pyenv) is not hidden.
+        sc("5f1c0015", false, fake(Path::new(HOME_TOOLS_DIR), "tool")),
         sc("5f1c0016", true, ": >> /etc/sudoers.d/tprobe-rulepack".into()),
         sc("5f1c0016", false, format!(": >> {tt}/sudoers")),
         sc("5f1c0017", true, format!("echo 'ssh-ed25519 AAAA test' >> {h}/.ssh/authorized_keys")),
@@ -219,6 +225,8 @@ fn run_pack() -> Run {
         let _ = std::fs::remove_file("/etc/cron.d/tprobe-rulepack");
         let _ = std::fs::remove_file("/etc/sudoers.d/tprobe-rulepack");
         let _ = std::fs::remove_dir_all(TEMP);
+        let _ = std::fs::remove_dir_all(HIDDEN_NAME_DIR);
+        let _ = std::fs::remove_dir_all("/root/.tprobe-rulepack");
         let lines = stopped.lines;
         // entity -> parent entity, from exec and fork events (kernel facts).
         let mut parent: HashMap<String, String> = HashMap::new();
