@@ -251,7 +251,7 @@ impl Analyzer {
                     continue;
                 };
                 let table = rules.probe_keys(engine);
-                let keys = table.get(class).map_or(&[][..], Vec::as_slice);
+                let keys = table.get(class).unwrap_or(&view::NO_KEYS);
                 let view = View::new(ev, product, category, seq, render, &made, keys);
                 rules.evaluate(engine, &view, seq, ts_secs, &mut hits);
                 for h in hits.drain(..) {
@@ -534,6 +534,20 @@ mod tests {
         }
     }
 
+    /// A class that answers every name the rules read lets the index walk its own fields;
+    /// one that lacks some offers only what it has.
+    #[test]
+    fn probe_keys_are_whole_only_when_the_class_answers_every_name_read() {
+        use crate::event::objects::body_class;
+        let used: std::collections::BTreeSet<String> =
+            ["Image", "DestinationPort"].map(String::from).into();
+        let net = view::probe_keys(body_class(&connect(7, 80).body), &used);
+        assert!(net.whole, "{net:?}");
+        let exec = view::probe_keys(body_class(&exec(1).body), &used);
+        assert!(!exec.whole, "{exec:?}");
+        assert_eq!(exec.names, ["Image"]);
+    }
+
     /// The names offered to the engine's index cover every name an event can answer: a flat
     /// Sigma name the view gives a value for, and every object of its native record.
     #[test]
@@ -567,7 +581,7 @@ mod tests {
             for f in &flat {
                 if v.get_field(f).is_some() {
                     assert!(
-                        keys.contains(f),
+                        keys.names.contains(f),
                         "{} answers {f} but does not offer it",
                         ev.kind_name()
                     );
@@ -575,7 +589,7 @@ mod tests {
             }
             for k in json.as_object().unwrap().keys() {
                 assert!(
-                    keys.contains(&k.as_str()),
+                    keys.names.contains(&k.as_str()),
                     "{} has {k} but does not offer it",
                     ev.kind_name()
                 );

@@ -381,7 +381,7 @@ struct Part {
     /// The groups this engine may hold (the cap shared by the engines with correlations).
     max_groups: usize,
     /// Per body class, the top-level names its rules may read (`view::probe_keys`).
-    probe_keys: Arc<[Vec<&'static str>]>,
+    probe_keys: Arc<[super::view::ProbeKeys]>,
 }
 
 impl RuleSet {
@@ -524,7 +524,7 @@ impl RuleSet {
 
     /// Per body class (`event::objects::body_class`), the top-level names to offer `engine`
     /// for an event.
-    pub fn probe_keys(&self, engine: usize) -> Arc<[Vec<&'static str>]> {
+    pub fn probe_keys(&self, engine: usize) -> Arc<[super::view::ProbeKeys]> {
         self.engines[engine].probe_keys.clone()
     }
 

@@ -23,13 +23,29 @@ pub struct View<'a> {
     pub render: &'a dyn Render,
     made: &'a Made,
     /// The top-level names to offer the engine's index, from [`probe_keys`].
-    keys: &'a [&'static str],
+    keys: &'a ProbeKeys,
 }
+
+/// What a view tells the engine's index to probe for one body class.
+#[derive(Debug, Default)]
+pub struct ProbeKeys {
+    /// The top-level names an event of the class can answer that some rule reads.
+    pub names: Vec<&'static str>,
+    /// The class answers every name the rules read: the index then walks its own fields,
+    /// the same set, with no hash lookup per name (its maps hash with SipHash).
+    pub whole: bool,
+}
+
+/// For a class no engine has a table entry for: nothing to offer.
+pub static NO_KEYS: ProbeKeys = ProbeKeys {
+    names: Vec::new(),
+    whole: false,
+};
 
 /// The top-level names an event of body class `class` (`event::objects::body_class`) can
 /// answer, kept to those in `used` (the top-level names the loaded rules read). A superset is
 /// safe; a name left out is a rule that never matches.
-pub fn probe_keys(class: usize, used: &std::collections::BTreeSet<String>) -> Vec<&'static str> {
+pub fn probe_keys(class: usize, used: &std::collections::BTreeSet<String>) -> ProbeKeys {
     use super::fields::{
         ACCESS_FIELDS, DNS_FIELDS, FILE_FIELDS, MODULE_FIELDS, NET_FIELDS, PROCESS_FIELDS,
     };
@@ -54,7 +70,8 @@ pub fn probe_keys(class: usize, used: &std::collections::BTreeSet<String>) -> Ve
             .map(String::as_str)
             .collect(),
     };
-    flat.iter()
+    let names: Vec<&'static str> = flat
+        .iter()
         .copied()
         .flatten()
         .copied()
@@ -62,7 +79,9 @@ pub fn probe_keys(class: usize, used: &std::collections::BTreeSet<String>) -> Ve
         .chain(COMMON_OBJECTS.iter().copied())
         .chain(objects)
         .filter(|k| used.contains(*k))
-        .collect()
+        .collect();
+    let whole = used.iter().all(|u| names.contains(&u.as_str()));
+    ProbeKeys { names, whole }
 }
 
 /// What the views of one event make on first use and share: the event is evaluated once per
@@ -84,7 +103,7 @@ impl<'a> View<'a> {
         seq: Option<u64>,
         render: &'a dyn Render,
         made: &'a Made,
-        keys: &'a [&'static str],
+        keys: &'a ProbeKeys,
     ) -> Self {
         View {
             ev,
@@ -302,7 +321,10 @@ impl SigmaEvent for View<'_> {
     /// The names this event can answer that some rule reads (see [`probe_keys`]): the engine's
     /// index then probes only those, not every field it knows (`bpf.command` of an exec).
     fn visit_top_level_keys(&self, visit: &mut dyn FnMut(&str)) -> bool {
-        for k in self.keys {
+        if self.keys.whole {
+            return false;
+        }
+        for k in &self.keys.names {
             visit(k);
         }
         true
