@@ -11,6 +11,7 @@ mod correlate;
 pub mod fields;
 pub mod ioc;
 mod partition;
+mod quiet;
 pub mod respond;
 pub mod rules;
 pub mod view;

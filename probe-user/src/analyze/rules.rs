@@ -10,8 +10,8 @@ use std::{
 
 use probe_common::EventKind;
 use rsigma_eval::{
-    logsource::LogSourceExtractor, CompiledRule, CorrelationConfig, CorrelationEngine,
-    CorrelationEventMode, EvaluationResult,
+    logsource::LogSourceExtractor, CorrelationConfig, CorrelationEngine, CorrelationEventMode,
+    EvaluationResult,
 };
 use rsigma_parser::{Detection, LogSource, Modifier, SigmaCollection, SigmaRule};
 
@@ -19,6 +19,7 @@ use super::{
     correlate::{self, Correlations, Hit, MAX_CONTRIBUTING, SUPPRESS_SECS},
     fields::{self, OWN_PRODUCT},
     partition,
+    quiet::QuietRule,
 };
 use crate::event::alert::RuleInfo;
 
@@ -374,10 +375,8 @@ struct Part {
     /// Correlations rsigma keeps; the others are in `fast`.
     correlations: usize,
     fast: Option<Correlations>,
-    /// Rules that only feed `fast` (no alert of their own), by rule key, matched here and not
-    /// by the engine: its match result (selections, fields, a header, each an allocation) is
-    /// thrown away for them, and the pack's port-scan base rule matches every connect.
-    quiet: Vec<(String, CompiledRule)>,
+    /// Rules that only feed `fast` (no alert of their own), matched outside the engine.
+    quiet: Vec<QuietRule>,
     /// The groups this engine may hold (the cap shared by the engines with correlations).
     max_groups: usize,
     /// Per body class, the top-level names its rules may read (`view::probe_keys`).
@@ -539,9 +538,9 @@ impl RuleSet {
     ) {
         let part = &mut self.engines[engine];
         if let Some(fast) = &mut part.fast {
-            for (key, rule) in &part.quiet {
-                if matches_rule(rule, view) {
-                    fast.feed(key, view, seq, ts_secs, out);
+            for q in &part.quiet {
+                if q.matches(view) {
+                    fast.feed(&q.key, view, seq, ts_secs, out);
                 }
             }
         }
@@ -669,7 +668,7 @@ fn take_fast(
 /// Takes out of `part` the rules that only feed `fast`, compiled, when the engine would do no
 /// more with them than match: one logsource (nothing to prune) and no filter rules (which the
 /// engine applies to the rules they name).
-fn take_quiet(part: &mut partition::Part, fast: &Correlations) -> Vec<(String, CompiledRule)> {
+fn take_quiet(part: &mut partition::Part, fast: &Correlations) -> Vec<QuietRule> {
     if part.sources.len() != 1 || part.files.iter().any(|(_, c)| !c.filters.is_empty()) {
         return Vec::new();
     }
@@ -683,7 +682,7 @@ fn take_quiet(part: &mut partition::Part, fast: &Correlations) -> Vec<(String, C
             // A rule that does not compile stays, for the engine to refuse with its reason.
             match rsigma_eval::compile_rule(r) {
                 Ok(compiled) => {
-                    quiet.push((key, compiled));
+                    quiet.push(QuietRule::new(key, compiled));
                     false
                 }
                 Err(_) => true,
@@ -691,15 +690,6 @@ fn take_quiet(part: &mut partition::Part, fast: &Correlations) -> Vec<(String, C
         });
     }
     quiet
-}
-
-/// Whether `rule` matches `view`, as the engine decides it (without building a result).
-fn matches_rule(rule: &CompiledRule, view: &impl rsigma_eval::event::Event) -> bool {
-    let mut selections = Vec::new();
-    rule.conditions.iter().any(|c| {
-        selections.clear();
-        rsigma_eval::compiler::eval_condition(c, &rule.detections, view, &mut selections)
-    })
 }
 
 /// The metadata loaded for `key`, else what the engine's result carries of it.
