@@ -121,17 +121,22 @@ pub fn category(name: &str) -> Option<&'static Category> {
     CATEGORIES.iter().find(|c| c.name == name)
 }
 
-/// The Sigma categories an event feeds: a file open counts as a change only when it may
-/// write, a rename is both a rename and a new file at its target.
-pub fn categories_of(ev: &Event, kind: EventKind) -> impl Iterator<Item = &'static str> + '_ {
+/// The Sigma categories an event of `kind` may feed (a rename is both a rename and a new file
+/// at its target); [`belongs`] says whether one event does.
+pub fn categories_of(kind: EventKind) -> impl Iterator<Item = &'static str> {
     CATEGORIES
         .iter()
         .filter(move |c| c.kinds.contains(&kind))
-        .filter(move |c| match (&ev.body, c.name) {
-            (Body::File(f), "file_change") if f.is_open() => opens_to_write(f),
-            _ => true,
-        })
         .map(|c| c.name)
+}
+
+/// Whether `ev` of a kind `category` takes belongs to it: an open is a `file_change` only
+/// with write access.
+pub fn belongs(ev: &Event, category: &str) -> bool {
+    match (&ev.body, category) {
+        (Body::File(f), "file_change") if f.is_open() => opens_to_write(f),
+        _ => true,
+    }
 }
 
 /// Write access (or truncation) asked for by an open.

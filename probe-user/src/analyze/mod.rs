@@ -31,7 +31,6 @@ use crate::event::{
     Alert, Body, Event,
 };
 use baseline::Baseline;
-use fields::OWN_PRODUCT;
 use ioc::{IocError, IocSet};
 use rules::{RuleSet, RulesError};
 use view::{Render, View};
@@ -240,17 +239,18 @@ impl Analyzer {
         let t0 = timed.then(std::time::Instant::now);
         let before = out.len();
         if let Some(rules) = &mut self.rules {
-            let own = kind.name();
-            let views = fields::categories_of(ev, kind)
-                .map(|c| ("linux", c))
-                .chain(std::iter::once((OWN_PRODUCT, own)));
             let made = view::Made::default();
             let class = crate::event::objects::body_class(&ev.body);
             let mut hits = Vec::new();
-            for (product, category) in views {
-                let Some(engine) = rules.engine_of(product, category) else {
+            for i in 0..rules.routes(kind).len() {
+                let rules::Route {
+                    product,
+                    category,
+                    engine,
+                } = rules.routes(kind)[i];
+                if !fields::belongs(ev, category) {
                     continue;
-                };
+                }
                 let table = rules.probe_keys(engine);
                 let keys = table.get(class).unwrap_or(&view::NO_KEYS);
                 let view = View::new(ev, product, category, seq, render, &made, keys);

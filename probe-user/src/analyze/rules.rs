@@ -356,12 +356,22 @@ fn known_field(
 
 /// The loaded rules, ready to evaluate: one engine per logsource, or per set of logsources a
 /// correlation joins (`partition`).
+/// One view of an event kind and the engine that reads it.
+#[derive(Clone, Copy, Debug)]
+pub struct Route {
+    pub product: &'static str,
+    pub category: &'static str,
+    pub engine: usize,
+}
+
 pub struct RuleSet {
     engines: Vec<Part>,
     infos: HashMap<String, Arc<RuleInfo>>,
     /// `(product, category)` a rule reads, with its engine: other views skip the engines.
-    /// Product -> category -> engine (two hash lookups, every view of every event asks).
-    sources: FastMap<String, FastMap<String, usize>>,
+    /// Per event kind, the views its events are evaluated as (`linux` and a Sigma category, or
+    /// `tprobe` and the kind) that some engine reads, with the engine: no string is hashed or
+    /// compared per event.
+    routes: FastMap<EventKind, Vec<Route>>,
     pub kinds: Vec<EventKind>,
     pub per_category: BTreeMap<String, usize>,
     pub rule_count: usize,
@@ -504,10 +514,25 @@ impl RuleSet {
         if !refused.is_empty() {
             return Err(RulesError::Refused(refused));
         }
+        let mut routes: FastMap<EventKind, Vec<Route>> = FastMap::default();
+        for &kind in EventKind::ALL {
+            let views = fields::categories_of(kind)
+                .map(|c| ("linux", c))
+                .chain(std::iter::once((OWN_PRODUCT, kind.name())));
+            for (product, category) in views {
+                if let Some(&engine) = sources.get(product).and_then(|c| c.get(category)) {
+                    routes.entry(kind).or_default().push(Route {
+                        product,
+                        category,
+                        engine,
+                    });
+                }
+            }
+        }
         Ok(RuleSet {
             engines,
             infos,
-            sources,
+            routes,
             kinds: kinds.into_iter().collect(),
             per_category: loaded.per_category,
             rule_count,
@@ -516,9 +541,9 @@ impl RuleSet {
         })
     }
 
-    /// The engine holding the rules of this logsource; `None` when no rule reads it.
-    pub fn engine_of(&self, product: &str, category: &str) -> Option<usize> {
-        self.sources.get(product)?.get(category).copied()
+    /// The views of an event of `kind` some engine reads.
+    pub fn routes(&self, kind: EventKind) -> &[Route] {
+        self.routes.get(&kind).map_or(&[], Vec::as_slice)
     }
 
     /// Per body class (`event::objects::body_class`), the top-level names to offer `engine`
