@@ -242,6 +242,7 @@ impl Analyzer {
             let made = view::Made::default();
             let class = crate::event::objects::body_class(&ev.body);
             let mut hits = Vec::new();
+            // By index: `evaluate` borrows the rule set mutably.
             for i in 0..rules.routes(kind).len() {
                 let rules::Route {
                     product,

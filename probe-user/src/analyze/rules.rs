@@ -354,8 +354,6 @@ fn known_field(
     }
 }
 
-/// The loaded rules, ready to evaluate: one engine per logsource, or per set of logsources a
-/// correlation joins (`partition`).
 /// One view of an event kind and the engine that reads it.
 #[derive(Clone, Copy, Debug)]
 pub struct Route {
@@ -364,10 +362,11 @@ pub struct Route {
     pub engine: usize,
 }
 
+/// The loaded rules, ready to evaluate: one engine per logsource, or per set of logsources a
+/// correlation joins (`partition`).
 pub struct RuleSet {
     engines: Vec<Part>,
     infos: HashMap<String, Arc<RuleInfo>>,
-    /// `(product, category)` a rule reads, with its engine: other views skip the engines.
     /// Per event kind, the views its events are evaluated as (`linux` and a Sigma category, or
     /// `tprobe` and the kind) that some engine reads, with the engine: no string is hashed or
     /// compared per event.
