@@ -325,6 +325,12 @@ pub struct EventHeader {
     pub id: HeaderIdentity,
 }
 
+// The probe stores `comm` as two aligned u64 (BPF has no unaligned stores).
+const _: () = assert!(
+    core::mem::offset_of!(EventHeader, comm).is_multiple_of(8)
+        && core::mem::align_of::<EventHeader>() == 8
+);
+
 impl EventHeader {
     pub const fn zeroed() -> Self {
         EventHeader {

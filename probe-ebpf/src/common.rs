@@ -15,7 +15,7 @@ use probe_common::{
     EventHeader, EventKind, HeaderIdentity, KernelOffsets, ProbeConfig, CFG_FILTERS,
 };
 
-use crate::kernel::{current_task_btf, koff, load_btf, read_kernel};
+use crate::kernel::{current_task_btf, koff, load_btf, offsets, read_kernel};
 use crate::maps::{TaskStorage, CONFIG, EVENTS, LOSSES};
 use crate::task;
 use crate::task::toff;
@@ -144,7 +144,7 @@ static IDS_SCRATCH: PerCpuArray<IdCache> = PerCpuArray::with_max_entries(1, 0);
 
 /// Fills the common header for the current task, through the thread's shared cache.
 #[inline(always)]
-pub fn fill_header(h: &mut EventHeader, kind: EventKind, task: *const u8, off: &KernelOffsets) {
+pub fn fill_header(h: &mut EventHeader, kind: EventKind, task: *const u8) {
     let cache = match TASK_IDS.current_or_create() {
         Some(c) => c,
         None => match IDS_SCRATCH.get_ptr_mut(0) {
@@ -156,7 +156,7 @@ pub fn fill_header(h: &mut EventHeader, kind: EventKind, task: *const u8, off: &
             None => return,
         },
     };
-    fill_header_cached(h, kind, task, off, unsafe { &mut *cache });
+    fill_header_cached(h, kind, task, unsafe { &mut *cache });
 }
 
 /// [`fill_header`] for a thread with its own [`IdCache`]. When the cache is the thread's and
@@ -168,7 +168,6 @@ pub fn fill_header_cached(
     h: &mut EventHeader,
     kind: EventKind,
     task: *const u8,
-    off: &KernelOffsets,
     cache: &mut IdCache,
 ) {
     let bt = current_task_btf();
@@ -176,6 +175,8 @@ pub fn fill_header_cached(
     let parent: *const u8 = load_btf(bt, koff!(task_real_parent)).unwrap_or(core::ptr::null());
     let same_task = cache.pid_tgid == pid_tgid;
     if !same_task || cache.parent != parent as u64 || parent.is_null() {
+        // Copied only here: a copy of all the offsets is 33 loads, most of them dead.
+        let off = &offsets();
         let (_, start) = task_identity(task, off);
         let (ppid, pstart) = if parent.is_null() {
             (0, 0)
@@ -195,7 +196,7 @@ pub fn fill_header_cached(
     let cred = load_btf::<u64>(bt, toff!(task_cred)).unwrap_or(0);
     let nsproxy = load_btf::<u64>(bt, toff!(task_nsproxy)).unwrap_or(0);
     if !same_task || cache.exec_id != exec_id || cache.cred != cred || cache.nsproxy != nsproxy {
-        task::read_identity(task, cred, nsproxy, off.task_signal, &mut cache.id);
+        task::read_identity(task, cred, nsproxy, koff!(task_signal), &mut cache.id);
         // Committed creds are never changed in place: the uid and gid are the cred's.
         cache.uid_gid = bpf_get_current_uid_gid();
         cache.exec_id = exec_id;
@@ -230,10 +231,12 @@ fn fill_ids(h: &mut EventHeader, kind: EventKind, bt: *const u8) -> u64 {
     match (load_btf::<u64>(bt, comm_off), load_btf::<u64>(bt, comm_hi)) {
         (Some(a), Some(b)) => {
             let c = h.comm.as_mut_ptr() as *mut u64;
-            // SAFETY: `comm` is 16 bytes; the header is 8-byte aligned there.
+            // SAFETY: `comm` is 16 bytes at an 8-byte aligned offset of the header (asserted
+            // in probe-common), which a reference keeps aligned. Aligned stores: BPF has no
+            // unaligned ones, so `write_unaligned` was sixteen byte stores.
             unsafe {
-                c.write_unaligned(a);
-                c.add(1).write_unaligned(b);
+                c.write(a);
+                c.add(1).write(b);
             }
         }
         // Straight into the record: the safe wrapper zeroes a stack copy and moves it byte

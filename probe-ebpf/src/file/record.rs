@@ -20,7 +20,7 @@ use super::{
     O_TRUNC,
 };
 use crate::common::{count_loss, emit_bytes, enabled, fill_header_cached, kind_enabled, sys_ret};
-use crate::kernel::{current_task, offsets};
+use crate::kernel::current_task;
 
 /// What one syscall passed, in the shape of a file event.
 #[derive(Clone, Copy)]
@@ -274,8 +274,7 @@ pub(super) fn try_enter(a: Args) {
     };
     let t = unsafe { &mut *t };
     let ev = &mut t.rec;
-    let off = offsets();
-    fill_header_cached(&mut ev.header, a.kind, current_task(), &off, &mut t.ids);
+    fill_header_cached(&mut ev.header, a.kind, current_task(), &mut t.ids);
     ev.ret = 0;
     ev.fflags = 0;
     ev.dirfd = a.dirfd;

@@ -37,7 +37,7 @@ fn begin(kind: EventKind, fd: i64, f: impl FnOnce(&mut NetHead, &KernelOffsets))
     let off = offsets();
     let h = NET_HEAD_SCRATCH.get_ptr_mut(0)?;
     let h = unsafe { &mut *h };
-    fill_header(&mut h.header, kind, current_task(), &off);
+    fill_header(&mut h.header, kind, current_task());
     h.info = NetInfo::zeroed();
     h.info.fd = fd as i32;
     f(h, &off);

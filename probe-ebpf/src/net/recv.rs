@@ -238,7 +238,7 @@ fn try_recv_exit(ctx: &TracePointContext, p: &RecvPending) -> Option<()> {
     if p.protocol == IPPROTO_TCP as u32 {
         info.nflags |= NET_PAYLOAD_TCP;
     }
-    fill_header(&mut ev.head.header, EventKind::NetDns, current_task(), &off);
+    fill_header(&mut ev.head.header, EventKind::NetDns, current_task());
     let n = info.payload_len as usize;
     if n <= NET_DATA_LEN {
         emit_bytes(

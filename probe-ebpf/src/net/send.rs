@@ -163,7 +163,7 @@ fn send_one(fd: i64, uaddr: u64, ulen: u64, buf: u64, len: u64, tcp_prefix: bool
             info.nflags |= NET_PAYLOAD_TCP;
         }
         let n = info.payload_len as usize;
-        fill_header(&mut ev.head.header, EventKind::NetDns, current_task(), &off);
+        fill_header(&mut ev.head.header, EventKind::NetDns, current_task());
         remember_owner(Some(sk), &ev.head.header);
         mark_dns_client();
         if n <= NET_DATA_LEN {
@@ -196,12 +196,7 @@ fn send_one(fd: i64, uaddr: u64, ulen: u64, buf: u64, len: u64, tcp_prefix: bool
         return None;
     }
     let _ = NET_SENT.insert(key, 1u8, 0);
-    fill_header(
-        &mut ev.head.header,
-        EventKind::NetSend,
-        current_task(),
-        &off,
-    );
+    fill_header(&mut ev.head.header, EventKind::NetSend, current_task());
     remember_owner(Some(sk), &ev.head.header);
     emit(EventKind::NetSend, &ev.head);
     Some(())

@@ -193,7 +193,7 @@ fn try_exec(ctx: &RawTracePointContext) -> Result<(), i64> {
     let ev = EXEC_SCRATCH.get_ptr_mut(0).ok_or(0)?;
     let ev = unsafe { &mut *ev };
     let task = current_task();
-    fill_header(&mut ev.header, EventKind::ProcessExec, task, &off);
+    fill_header(&mut ev.header, EventKind::ProcessExec, task);
 
     let bprm = ctx.arg::<u64>(2) as *const u8;
     let data = ev.data.as_mut_ptr();

@@ -18,7 +18,7 @@ use probe_common::{
 
 use crate::{
     common::{bound, count_loss, emit_bytes, enabled, fill_header, kind_enabled, sys_arg, sys_ret},
-    kernel::{current_task, offsets},
+    kernel::current_task,
     maps::TaskStorage,
 };
 
@@ -131,13 +131,7 @@ fn exit(ctx: &TracePointContext) {
 fn report(c: &ExecCall, ret: i64) -> Option<()> {
     let s = EXECF_SCRATCH.get_ptr_mut(0)?;
     let ev = unsafe { &mut (*s).ev };
-    let off = offsets();
-    fill_header(
-        &mut ev.header,
-        EventKind::ProcessExecFailed,
-        current_task(),
-        &off,
-    );
+    fill_header(&mut ev.header, EventKind::ProcessExecFailed, current_task());
     ev.ret = ret;
     ev.dirfd = c.dirfd;
     ev.at_flags = c.at_flags;

@@ -44,7 +44,7 @@ fn try_fork(ctx: &RawTracePointContext) -> Result<(), i64> {
         child_tid,
         child_start_ns: child_start,
     };
-    fill_header(&mut ev.header, EventKind::ProcessFork, current_task(), &off);
+    fill_header(&mut ev.header, EventKind::ProcessFork, current_task());
     if is_thread {
         ev.header.flags |= FLAG_THREAD;
     }
@@ -81,7 +81,7 @@ fn try_exit() -> Result<(), i64> {
         stime_ns,
         runtime_ns,
     };
-    fill_header(&mut ev.header, EventKind::ProcessExit, task, &off);
+    fill_header(&mut ev.header, EventKind::ProcessExit, task);
     if !last {
         ev.header.flags |= FLAG_THREAD;
     }

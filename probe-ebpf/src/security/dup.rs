@@ -42,7 +42,7 @@ fn begin(kind: EventKind, f: impl FnOnce(&mut NetInfo)) {
     p.info = NetInfo::zeroed();
     f(&mut p.info);
     // Last: the kind arms the record.
-    fill_header(&mut p.header, kind, current_task(), &offsets());
+    fill_header(&mut p.header, kind, current_task());
 }
 
 /// Completes the pending record of `kind` with the result; `f` may drop it.

@@ -23,7 +23,7 @@ use probe_common::{
 
 use crate::common::{count_loss, emit_bytes, enabled, fill_header, kind_enabled, sys_arg, sys_ret};
 use crate::file::{record::read_user_path, walk::resolve_base};
-use crate::kernel::{current_task, offsets};
+use crate::kernel::current_task;
 use crate::maps::TaskStorage;
 
 mod creds;
@@ -91,8 +91,7 @@ fn enter<const N: usize>(
         return;
     };
     let p = unsafe { &mut *p };
-    let off = offsets();
-    fill_header(&mut p.header, kind, current_task(), &off);
+    fill_header(&mut p.header, kind, current_task());
     p.ret = 0;
     p.args = [0; 6];
     for i in 0..N {

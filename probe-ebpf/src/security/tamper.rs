@@ -326,12 +326,7 @@ fn try_rename(ctx: &RawTracePointContext) -> Option<()> {
     }
     let ev = SEC_SCRATCH.get_ptr_mut(0)?;
     let ev = unsafe { &mut *ev };
-    fill_header(
-        &mut ev.header,
-        EventKind::ProcessRename,
-        current_task(),
-        &off,
-    );
+    fill_header(&mut ev.header, EventKind::ProcessRename, current_task());
     ev.ret = 0;
     ev.args = [0; 6];
     ev.sflags = SEC_HAS_RET | SEC_HAS_EXTRA;
