@@ -20,43 +20,52 @@ enum Cond {
 pub struct QuietRule {
     /// The rule key (`rules::rule_key`) it feeds the correlations under.
     pub key: String,
-    rule: CompiledRule,
-    /// The conditions over `selections`, when every part has a shape walked here.
-    walk: Option<(Vec<Cond>, Vec<CompiledDetection>)>,
+    how: How,
+}
+
+enum How {
+    /// Conditions over the selections, found by index: every part has a shape walked here.
+    Walk(Vec<Cond>, Vec<CompiledDetection>),
+    /// Any other shape: rsigma's condition evaluator.
+    Rsigma(Box<CompiledRule>),
 }
 
 impl QuietRule {
-    pub fn new(key: String, rule: CompiledRule) -> QuietRule {
-        let names: Vec<&String> = rule.detections.keys().collect();
+    pub fn new(key: String, mut rule: CompiledRule) -> QuietRule {
+        let names: Vec<String> = rule.detections.keys().cloned().collect();
         let conds: Option<Vec<Cond>> = rule.conditions.iter().map(|c| cond(c, &names)).collect();
-        let walk = conds
-            .filter(|_| rule.detections.values().all(plain))
-            .map(|c| {
-                let sels = names.iter().map(|n| rule.detections[*n].clone()).collect();
-                (c, sels)
-            });
-        QuietRule { key, rule, walk }
+        let how = match conds {
+            Some(conds) if rule.detections.values().all(plain) => {
+                let sels = names
+                    .iter()
+                    .filter_map(|n| rule.detections.remove(n))
+                    .collect();
+                How::Walk(conds, sels)
+            }
+            _ => How::Rsigma(Box::new(rule)),
+        };
+        QuietRule { key, how }
     }
 
     /// Whether the rule matches `view`, as rsigma's engine decides it.
     pub fn matches(&self, view: &impl Event) -> bool {
-        match &self.walk {
-            Some((conds, sels)) => conds.iter().any(|c| holds(c, sels, view)),
-            None => {
+        match &self.how {
+            How::Walk(conds, sels) => conds.iter().any(|c| holds(c, sels, view)),
+            How::Rsigma(rule) => {
                 let mut selections = Vec::new();
-                self.rule.conditions.iter().any(|c| {
+                rule.conditions.iter().any(|c| {
                     selections.clear();
-                    eval_condition(c, &self.rule.detections, view, &mut selections)
+                    eval_condition(c, &rule.detections, view, &mut selections)
                 })
             }
         }
     }
 }
 
-fn cond(c: &ConditionExpr, names: &[&String]) -> Option<Cond> {
+fn cond(c: &ConditionExpr, names: &[String]) -> Option<Cond> {
     let all = |v: &[ConditionExpr]| v.iter().map(|c| cond(c, names)).collect::<Option<Vec<_>>>();
     Some(match c {
-        ConditionExpr::Identifier(n) => Cond::Selection(names.iter().position(|x| *x == n)?),
+        ConditionExpr::Identifier(n) => Cond::Selection(names.iter().position(|x| x == n)?),
         ConditionExpr::And(v) => Cond::And(all(v)?),
         ConditionExpr::Or(v) => Cond::Or(all(v)?),
         ConditionExpr::Not(c) => Cond::Not(Box::new(cond(c, names)?)),
@@ -158,7 +167,7 @@ mod tests {
             let coll = parse_sigma_yaml(&text).unwrap();
             let rule = compile_rule(&coll.rules[0]).unwrap();
             let quiet = QuietRule::new("t".into(), rule.clone());
-            assert_eq!(quiet.walk.is_some(), walked, "{det}");
+            assert_eq!(matches!(quiet.how, How::Walk(..)), walked, "{det}");
             for e in &events {
                 let ev = JsonEvent::borrow(e);
                 seen[quiet.matches(&ev) as usize] += 1;
