@@ -10,24 +10,15 @@ use probe_common::EventKind;
 
 use super::{
     baseline::bench::{connect, container, event, file},
-    rules, Analyzer, RuleSet,
+    rules,
+    tests::analyzer,
+    Analyzer, RuleSet,
 };
 use crate::{
     clock::BootClock,
     encode::native::Native,
     event::{Body, Event},
 };
-
-fn analyzer(rules: Option<RuleSet>) -> Analyzer {
-    Analyzer {
-        rules,
-        ioc: None,
-        wants_baseline: false,
-        baseline: None,
-        dev_buf: Vec::new(),
-        stats: Default::default(),
-    }
-}
 
 /// W2's event: a read-only open under the bench's own directory.
 fn open_event() -> Event {

@@ -599,6 +599,18 @@ mod tests {
         }
     }
 
+    /// An analyzer with these rules and nothing else.
+    pub(super) fn analyzer(rules: Option<RuleSet>) -> Analyzer {
+        Analyzer {
+            rules,
+            ioc: None,
+            wants_baseline: false,
+            baseline: None,
+            dev_buf: Vec::new(),
+            stats: Default::default(),
+        }
+    }
+
     fn rules(text: &str, cap: usize) -> RuleSet {
         let d = std::env::temp_dir().join(format!("tprobe-analyze-{}-{cap}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
@@ -629,14 +641,7 @@ level: medium
 
     #[test]
     fn a_value_count_correlation_fires_once_per_group_and_its_state_is_capped() {
-        let mut a = Analyzer {
-            rules: Some(rules(SCAN, 1000)),
-            ioc: None,
-            wants_baseline: false,
-            baseline: None,
-            dev_buf: Vec::new(),
-            stats: Default::default(),
-        };
+        let mut a = analyzer(Some(rules(SCAN, 1000)));
         let mut out = Vec::new();
         for port in 1..=8 {
             a.analyze(&connect(7, port), Some(port as u64), 100, &NoJson, &mut out);
@@ -649,14 +654,7 @@ level: medium
         assert_eq!(al.group, vec![("ProcessId".to_string(), "7".to_string())]);
         assert_eq!(al.contributing.len(), 5, "{:?}", al.contributing);
         // A small cap: many groups, evictions counted, memory bounded.
-        let mut a = Analyzer {
-            rules: Some(rules(SCAN, 10)),
-            ioc: None,
-            wants_baseline: false,
-            baseline: None,
-            dev_buf: Vec::new(),
-            stats: Default::default(),
-        };
+        let mut a = analyzer(Some(rules(SCAN, 10)));
         for pid in 1..=50 {
             a.analyze(&connect(pid, 80), None, 100, &NoJson, &mut out);
         }
@@ -683,14 +681,7 @@ filter:
         ] {
             let set = rules(&text, 1000);
             assert_eq!(set.quiet_rules(), quiet);
-            let mut a = Analyzer {
-                rules: Some(set),
-                ioc: None,
-                wants_baseline: false,
-                baseline: None,
-                dev_buf: Vec::new(),
-                stats: Default::default(),
-            };
+            let mut a = analyzer(Some(set));
             let mut out = Vec::new();
             let mut fired = None;
             for port in 1..=8 {

@@ -368,8 +368,8 @@ pub struct RuleSet {
     engines: Vec<Part>,
     infos: HashMap<String, Arc<RuleInfo>>,
     /// Per event kind, the views its events are evaluated as (`linux` and a Sigma category, or
-    /// `tprobe` and the kind) that some engine reads, with the engine: no string is hashed or
-    /// compared per event.
+    /// `tprobe` and the kind) that some engine reads, with the engine: no string is hashed per
+    /// event.
     routes: FastMap<EventKind, Vec<Route>>,
     pub kinds: Vec<EventKind>,
     pub per_category: BTreeMap<String, usize>,
