@@ -123,12 +123,8 @@ enum Window {
         secs: VecDeque<(i64, u64)>,
         total: u64,
     },
-    /// One entry per value and second, and per value its entries and latest second. Values are
-    /// held as their [`Keys`] hash.
-    Values {
-        entries: VecDeque<(i64, u64)>,
-        seen: FastMap<u64, (u32, i64)>,
-    },
+    /// The distinct values (their [`Keys`] hash) and when each was last seen.
+    Values(Values),
     /// Per named rule, its latest hit (`i64::MIN`: none).
     Temporal(Vec<i64>),
     /// Per named rule, the latest start of an in-order chain of hits that ends at it.
@@ -142,10 +138,7 @@ impl Window {
                 secs: VecDeque::new(),
                 total: 0,
             },
-            Kind::Values => Window::Values {
-                entries: VecDeque::new(),
-                seen: FastMap::default(),
-            },
+            Kind::Values => Window::Values(Values::Few(Vec::new())),
             Kind::Temporal => Window::Temporal(vec![i64::MIN; c.refs]),
             Kind::Ordered => Window::Ordered(vec![i64::MIN; c.refs]),
         }
@@ -158,19 +151,13 @@ impl Window {
                     *total -= secs.pop_front().map_or(0, |e| e.1);
                 }
             }
-            Window::Values { entries, seen } => {
-                while entries.front().is_some_and(|(t, _)| *t < cutoff) {
-                    if let Some((_, v)) = entries.pop_front() {
-                        forget(seen, v);
-                    }
-                }
-            }
+            Window::Values(v) => v.evict(cutoff),
             Window::Temporal(_) | Window::Ordered(_) => {}
         }
     }
 
     /// Adds a hit of named rule `r`; the value the condition is checked against.
-    fn push(&mut self, ts: i64, cutoff: i64, r: usize, value: Option<u64>) -> u64 {
+    fn push(&mut self, ts: i64, cutoff: i64, r: usize, value: Option<u64>, seq: u64) -> u64 {
         match self {
             Window::Count { secs, total } => {
                 match secs.back_mut() {
@@ -185,30 +172,11 @@ impl Window {
                 *total += 1;
                 *total
             }
-            Window::Values { entries, seen } => {
+            Window::Values(vals) => {
                 if let Some(v) = value {
-                    let fresh = match seen.get_mut(&v) {
-                        Some((_, last)) if *last == ts => false,
-                        Some((n, last)) => {
-                            *n += 1;
-                            *last = ts;
-                            true
-                        }
-                        None => {
-                            seen.insert(v, (1, ts));
-                            true
-                        }
-                    };
-                    if fresh {
-                        if entries.len() >= MAX_WINDOW {
-                            if let Some((_, old)) = entries.pop_front() {
-                                forget(seen, old);
-                            }
-                        }
-                        entries.push_back((ts, v));
-                    }
+                    vals.push(ts, v, seq);
                 }
-                seen.len() as u64
+                vals.len() as u64
             }
             Window::Temporal(last) => {
                 last[r] = ts;
@@ -226,12 +194,111 @@ impl Window {
     }
 }
 
-fn forget(seen: &mut FastMap<u64, (u32, i64)>, v: u64) {
-    if let Some((n, _)) = seen.get_mut(&v) {
-        *n -= 1;
-        if *n == 0 {
-            seen.remove(&v);
+/// Up to this many distinct values a window is a plain list: most groups (a process and its
+/// few ports) stay in one small allocation, scanned in a cache line or two, where a map, a
+/// queue and the group's list of seqs were three allocations and a hash per event.
+const FEW_VALUES: usize = 16;
+
+/// The seq of an event that is analysed but not written.
+const NO_SEQ: u64 = u64::MAX;
+
+enum Values {
+    /// Each value with its latest second and the seq of its latest event.
+    Few(Vec<(u64, i64, u64)>),
+    /// Beyond [`FEW_VALUES`]: per value its latest second, and the `(second, value, seq)`
+    /// entries in arrival order, one per value and second, which expire from the front.
+    Many(Box<Many>),
+}
+
+struct Many {
+    entries: VecDeque<(i64, u64, u64)>,
+    last: FastMap<u64, i64>,
+}
+
+impl Values {
+    fn len(&self) -> usize {
+        match self {
+            Values::Few(v) => v.len(),
+            Values::Many(m) => m.last.len(),
         }
+    }
+
+    fn evict(&mut self, cutoff: i64) {
+        match self {
+            Values::Few(v) => v.retain(|e| e.1 >= cutoff),
+            Values::Many(m) => {
+                let Many { entries, last } = &mut **m;
+                while entries.front().is_some_and(|e| e.0 < cutoff) {
+                    if let Some((t, v, _)) = entries.pop_front() {
+                        forget(last, t, v);
+                    }
+                }
+            }
+        }
+    }
+
+    fn push(&mut self, ts: i64, v: u64, seq: u64) {
+        match self {
+            Values::Few(few) => {
+                if let Some(e) = few.iter_mut().find(|e| e.0 == v) {
+                    e.1 = ts;
+                    e.2 = seq;
+                    return;
+                }
+                if few.len() < FEW_VALUES {
+                    few.push((v, ts, seq));
+                    return;
+                }
+                let mut sorted = std::mem::take(few);
+                sorted.sort_by_key(|e| (e.1, e.2));
+                *self = Values::Many(Box::new(Many {
+                    entries: sorted.iter().map(|&(v, t, s)| (t, v, s)).collect(),
+                    last: sorted.into_iter().map(|(v, t, _)| (v, t)).collect(),
+                }));
+                self.push(ts, v, seq);
+            }
+            Values::Many(m) => {
+                let Many { entries, last } = &mut **m;
+                if last.insert(v, ts) == Some(ts) {
+                    return;
+                }
+                if entries.len() >= MAX_WINDOW {
+                    if let Some((t, old, _)) = entries.pop_front() {
+                        forget(last, t, old);
+                    }
+                }
+                entries.push_back((ts, v, seq));
+            }
+        }
+    }
+
+    /// Seqs of the newest contributing events, oldest first: per value its latest event while
+    /// the list is small, the latest entries after.
+    fn seqs(&self) -> Vec<u64> {
+        let mut out: Vec<u64> = match self {
+            Values::Few(v) => v.iter().map(|e| e.2).collect(),
+            Values::Many(m) => m
+                .entries
+                .iter()
+                .rev()
+                .map(|e| e.2)
+                .filter(|&s| s != NO_SEQ)
+                .take(MAX_CONTRIBUTING)
+                .collect(),
+        };
+        out.retain(|&s| s != NO_SEQ);
+        out.sort_unstable();
+        out.dedup();
+        let skip = out.len().saturating_sub(MAX_CONTRIBUTING);
+        out.drain(..skip);
+        out
+    }
+}
+
+/// An expired entry takes its value out unless the value was seen again since.
+fn forget(last: &mut FastMap<u64, i64>, t: i64, v: u64) {
+    if last.get(&v) == Some(&t) {
+        last.remove(&v);
     }
 }
 
@@ -240,7 +307,8 @@ struct Group {
     last: i64,
     fired: Option<i64>,
     window: Window,
-    /// Seqs of the contributing events still in the window, newest last.
+    /// Seqs of the contributing events still in the window, newest last (a value_count window
+    /// keeps them with its values).
     seqs: VecDeque<(i64, u64)>,
 }
 
@@ -385,7 +453,8 @@ impl Correlations {
             while g.seqs.front().is_some_and(|&(t, _)| t < cutoff) {
                 g.seqs.pop_front();
             }
-            if let Some(s) = seq {
+            // A value_count window keeps its events' seqs with its values.
+            if let (Some(s), false) = (seq, corr.kind == Kind::Values) {
                 if g.seqs.back().is_none_or(|&(_, b)| b != s) {
                     if g.seqs.len() >= MAX_CONTRIBUTING {
                         g.seqs.pop_front();
@@ -393,14 +462,17 @@ impl Correlations {
                     g.seqs.push_back((ts, s));
                 }
             }
-            let value = g.window.push(ts, cutoff, r, value);
+            let value = g.window.push(ts, cutoff, r, value, seq.unwrap_or(NO_SEQ));
             let suppressed = g.fired.is_some_and(|f| ts - f < SUPPRESS_SECS as i64);
             if !suppressed && corr.met(value) {
                 g.fired = Some(ts);
                 out.push(Hit {
                     info: corr.info.clone(),
                     group: group_pairs(view, &corr.group_by),
-                    contributing: g.seqs.iter().map(|e| e.1).collect(),
+                    contributing: match &g.window {
+                        Window::Values(v) => v.seqs(),
+                        _ => g.seqs.iter().map(|e| e.1).collect(),
+                    },
                 });
             }
         }
@@ -616,17 +688,17 @@ title: inorder
 correlation: {type: temporal_ordered, rules: [b, a], group-by: [pid], timespan: 6s}
 ";
 
-    #[test]
-    fn fires_where_rsigma_fires_on_the_same_stream() {
-        let events = stream(3000);
-        let (coll, mut ours) = correlations(CORRS, 1000);
-        let mine = run(&mut ours, &events);
+    /// What rsigma's own correlation engine fires on `events`, as [`run`] reports it.
+    fn rsigma_fires(
+        coll: &SigmaCollection,
+        events: &[(&str, u32, u32, i64)],
+    ) -> Vec<(usize, String, String)> {
         let mut engine = CorrelationEngine::new(CorrelationConfig {
             emit_detections: false,
             suppress: Some(SUPPRESS_SECS),
             ..Default::default()
         });
-        engine.add_collection(&coll).unwrap();
+        engine.add_collection(coll).unwrap();
         let mut theirs = Vec::new();
         for (i, &(r, pid, port, ts)) in events.iter().enumerate() {
             let v = json!({"r": r, "pid": pid, "port": port});
@@ -635,11 +707,48 @@ correlation: {type: temporal_ordered, rules: [b, a], group-by: [pid], timespan: 
                 theirs.push((i, res.header.rule_title.clone(), c.group_key[0].1.clone()));
             }
         }
+        theirs
+    }
+
+    #[test]
+    fn fires_where_rsigma_fires_on_the_same_stream() {
+        let events = stream(3000);
+        let (coll, mut ours) = correlations(CORRS, 1000);
+        let mine = run(&mut ours, &events);
         assert!(mine.len() > 40, "the stream exercises every kind: {mine:?}");
         for t in ["many", "ports", "both", "inorder"] {
             assert!(mine.iter().any(|m| m.1 == t), "{t} never fired");
         }
-        assert_eq!(mine, theirs);
+        assert_eq!(mine, rsigma_fires(&coll, &events));
+    }
+
+    #[test]
+    fn a_window_past_the_small_list_still_fires_where_rsigma_fires() {
+        // Several events a second over 60 ports: the groups' windows outgrow FEW_VALUES,
+        // shrink as values expire, and grow again.
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut ts = 1_000;
+        let events: Vec<_> = (0..6000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                ts += x.is_multiple_of(4) as i64;
+                ("a", (x >> 16) as u32 % 2, (x >> 24) as u32 % 60, ts)
+            })
+            .collect();
+        let text = "title: wide
+correlation: {type: value_count, rules: [a], group-by: [pid], timespan: 8s, condition: {gte: 30, field: port}}
+";
+        let (coll, mut ours) = correlations(text, 1000);
+        let mine = run(&mut ours, &events);
+        assert!(mine.len() > 5, "{mine:?}");
+        let many = ours
+            .groups
+            .values()
+            .any(|g| matches!(&g.window, Window::Values(Values::Many(_))));
+        assert!(many, "a window outgrew the small list");
+        assert_eq!(mine, rsigma_fires(&coll, &events));
     }
 
     #[test]
@@ -673,10 +782,10 @@ correlation: {type: temporal_ordered, rules: [b, a], group-by: [pid], timespan: 
             .collect();
         run(&mut c, &storm);
         let g = c.groups.values().find_map(|g| match &g.window {
-            Window::Values { entries, .. } => Some(entries.len()),
+            Window::Values(Values::Few(v)) => Some(v.len()),
             _ => None,
         });
-        assert_eq!(g, Some(10), "one entry per second of the storm");
+        assert_eq!(g, Some(1), "one entry for the one value of the storm");
         let counts = c.groups.values().find_map(|g| match &g.window {
             Window::Count { secs, total } => Some((secs.len(), *total)),
             _ => None,
