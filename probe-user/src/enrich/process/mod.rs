@@ -210,8 +210,17 @@ impl ProcessTable {
     /// The chain above `parent` (parent first), reused from the last event of `key` when it
     /// is made of the same images.
     fn ancestors(&mut self, key: Key, parent: Arc<ProcessInfo>, ts: u64) -> Option<Arc<Ancestors>> {
-        // Walked into a list kept across events: when the chain is unchanged (the common case)
-        // nothing is allocated.
+        // The common case, an unchanged chain, is checked by reference: cloning each link to
+        // compare it was two atomic operations per ancestor and event.
+        if let Some(a) = self
+            .find(key.0, key.1, false)
+            .and_then(|s| s.ancestors.as_ref())
+        {
+            if self.chain_is(&a.list, &parent, ts) {
+                return Some(a.clone());
+            }
+        }
+        // Walked into a list kept across events.
         let mut list = std::mem::take(&mut self.walk);
         list.clear();
         list.push(parent);
@@ -251,6 +260,28 @@ impl ProcessTable {
         });
         slot.ancestors = Some(a.clone());
         Some(a)
+    }
+
+    /// Whether the walk of [`Self::ancestors`] from `parent` at `ts` gives exactly `list`.
+    fn chain_is(&self, list: &[Arc<ProcessInfo>], parent: &Arc<ProcessInfo>, ts: u64) -> bool {
+        if list.first().is_none_or(|f| !Arc::ptr_eq(f, parent)) {
+            return false;
+        }
+        let mut n = 1;
+        while n < self.ancestors_max {
+            let last = &list[n - 1];
+            let next = (last.ppid != 0 && last.pid > 1)
+                .then(|| self.find(last.ppid, last.parent_start_ns, true))
+                .flatten()
+                .and_then(|up| up.image_at(ts))
+                .filter(|img| !list[..n].iter().any(|a| a.pid == img.pid));
+            match (next, list.get(n)) {
+                (None, None) => return true,
+                (Some(img), Some(want)) if Arc::ptr_eq(img, want) => n += 1,
+                _ => return false,
+            }
+        }
+        n == list.len()
     }
 
     fn find(&self, pid: u32, start_ns: u64, approx: bool) -> Option<&Slot> {

@@ -136,3 +136,45 @@ fn own_process_loads_from_proc_and_pid_reuse_does_not_match() {
     assert_eq!(me2.exec_id, Some(3));
     assert!(!me2.args.is_empty());
 }
+
+/// The chain an event's process keeps is reused while its links are the same images, and
+/// walked again when an ancestor execs.
+#[test]
+fn ancestors_are_reused_until_an_ancestor_execs() {
+    let mut t = ProcessTable::new("h".into(), "/nonexistent".into());
+    t.ancestors_max = 5;
+    // 4000100 -> 4000101 -> 4000102, each exec'd at ts 10.
+    let at = |pid: u32, ppid: u32, exec_id: u32, ts: u64| {
+        let mut k = task(pid, 1000, exec_id);
+        k.ppid = ppid;
+        k.parent_start_ns = if ppid == 0 { 0 } else { 1000 };
+        k.ts_ns = ts;
+        k
+    };
+    for (pid, ppid) in [
+        (4_000_100, 0),
+        (4_000_101, 4_000_100),
+        (4_000_102, 4_000_101),
+    ] {
+        t.enrich(&mut event(at(pid, ppid, 1, 10), exec("/bin/a", "/", "a")));
+    }
+    let exit = || Body::Exit(crate::event::ExitStatus::from_wait_status(0));
+    let mut first = event(at(4_000_102, 4_000_101, 1, 20), exit());
+    t.enrich(&mut first);
+    let first = first.ancestors.unwrap();
+    assert_eq!(first.list.len(), 2);
+    let mut again = event(at(4_000_102, 4_000_101, 1, 21), exit());
+    t.enrich(&mut again);
+    assert!(Arc::ptr_eq(&first, &again.ancestors.unwrap()), "reused");
+    // The grandparent execs another program: later events see it.
+    t.enrich(&mut event(
+        at(4_000_100, 0, 2, 30),
+        exec("/bin/b", "/", "b"),
+    ));
+    let mut after = event(at(4_000_102, 4_000_101, 1, 31), exit());
+    t.enrich(&mut after);
+    let after = after.ancestors.unwrap();
+    assert_eq!(after.list.len(), 2);
+    assert_eq!(after.list[1].args, vec![b"b".to_vec()]);
+    assert!(!Arc::ptr_eq(&first, &after));
+}
