@@ -7,6 +7,7 @@
 mod analyze;
 mod baseline;
 mod common;
+mod discard;
 mod empty;
 mod investigate;
 mod rate;

@@ -261,58 +261,13 @@ pub(super) fn storm(
 }
 
 /// CPU seconds (all threads) of a tprobe run with `args` writing to /dev/null while `work`
-/// runs: a file sink's cost is the page cache's, and fresh tmpfs pages are dear on this VM
-/// (writing 500 MB into a new tmpfs file ran at 0.45 to 1.5 GB/s, rewriting it at 6 GB/s).
+/// runs (see [`super::discard`]).
 fn discarding_cpu_s(tprobe: &Path, args: &[String], work: Work, n: u64, dir: &Path) -> Result<f64> {
-    use std::process::Stdio;
-    let mut child = Command::new(tprobe)
-        .arg("run")
-        .args(args)
-        .args(["--no-metrics", "-o", "/dev/null"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let pid = child.id();
-    // No probe.start to read: ready when its program links stop coming (and a settle time,
-    // as for the file runs).
-    let links = || {
-        std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| {
-            d.flatten()
-                .filter(|f| {
-                    std::fs::read_link(f.path())
-                        .is_ok_and(|l| l.to_string_lossy() == "anon_inode:bpf_link")
-                })
-                .count()
-        })
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let mut seen = (0, 0);
-    while seen.1 < 5 {
-        if std::time::Instant::now() > deadline || child.try_wait()?.is_some() {
-            let _ = child.kill();
-            anyhow::bail!("tprobe writing to /dev/null did not start");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-        let now = links();
-        seen = if now > 0 && now == seen.0 {
-            (now, seen.1 + 1)
-        } else {
-            (now, 0)
-        };
-    }
-    let cpu0 = super::common::threads_cpu_s(pid);
+    let d = super::discard::Discarding::start(tprobe, args, None)?;
+    let cpu0 = super::common::threads_cpu_s(d.pid());
     work.run(n, dir);
     std::thread::sleep(Duration::from_millis(300));
-    let cpu = super::common::threads_cpu_s(pid) - cpu0;
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while child.try_wait()?.is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            anyhow::bail!("tprobe writing to /dev/null did not exit within 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let cpu = super::common::threads_cpu_s(d.pid()) - cpu0;
+    d.stop()?;
     Ok(cpu)
 }

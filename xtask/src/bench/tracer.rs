@@ -43,17 +43,40 @@ impl Tracer {
         args: &[String],
         bt_script: &str,
     ) -> Result<Tracer> {
+        Tracer::start_on(kind, tprobe, args, bt_script, None)
+    }
+
+    /// [`Tracer::start`] with tprobe pinned to `cpu` when given.
+    pub(super) fn start_on(
+        kind: TracerKind,
+        tprobe: &Path,
+        args: &[String],
+        bt_script: &str,
+        cpu: Option<usize>,
+    ) -> Result<Tracer> {
+        use std::os::unix::process::CommandExt as _;
         let out = PathBuf::from(format!("/dev/shm/tprobe-bench-{}.out", std::process::id()));
         let _ = std::fs::remove_file(&out);
         let child = match kind {
-            TracerKind::Tprobe => Command::new(tprobe)
-                .arg("run")
-                .args(args)
-                .args(["--no-metrics", "-o"])
-                .arg(&out)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()?,
+            TracerKind::Tprobe => {
+                let mut cmd = Command::new(tprobe);
+                cmd.arg("run")
+                    .args(args)
+                    .args(["--no-metrics", "-o"])
+                    .arg(&out)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
+                if let Some(cpu) = cpu {
+                    // SAFETY: only sched_setaffinity between fork and exec.
+                    unsafe {
+                        cmd.pre_exec(move || {
+                            super::discard::pin_to(cpu);
+                            Ok(())
+                        });
+                    }
+                }
+                cmd.spawn()?
+            }
             TracerKind::Bpftrace => Command::new("bpftrace")
                 .args(["-B", "full", "-o"])
                 .arg(&out)
