@@ -70,6 +70,8 @@ pub struct Pipeline {
     batches: u64,
     /// Events the container stage let go, reused from one event to the next.
     ready: Vec<Event>,
+    /// The same for the events the hash stage lets go.
+    hashed: Vec<Event>,
     /// Names of addresses from the DNS answers seen (per container).
     pub dns: crate::enrich::dns::DnsNames,
     /// Sigma rules and IoC lists; `None` when none are loaded.
@@ -146,6 +148,7 @@ impl Pipeline {
             pending: Default::default(),
             batches: 0,
             ready: Vec::new(),
+            hashed: Vec::new(),
             dns: Default::default(),
             analyzer: None,
             alerts: true,
@@ -270,11 +273,12 @@ impl Pipeline {
         let mut ready = std::mem::take(&mut self.ready);
         match &mut self.hashes {
             Some(h) => {
-                let mut hashed = Vec::new();
+                let mut hashed = std::mem::take(&mut self.hashed);
                 h.push(ev, &mut hashed);
-                for ev in hashed {
+                for ev in hashed.drain(..) {
                     self.contain(ev, &mut ready);
                 }
+                self.hashed = hashed;
             }
             None => self.contain(ev, &mut ready),
         }
