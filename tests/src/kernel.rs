@@ -165,9 +165,11 @@ hostname kt-guest
 ip link set lo up
 echo "KT-KERNEL $(uname -r)"
 # The respond stage: a denied copy of busybox (it runs as `touch`), and the control socket
-# (which loads the TC isolate programs through this kernel's verifier).
+# (which loads the TC isolate programs through this kernel's verifier). An emulated guest
+# beside the other tests can take longer than the default 200 ms to hash an executable, and a
+# short-lived process then has no event that carries it: execs wait up to 10 s here.
 mkdir -p /tmp/ktd; cp /bin/busybox /tmp/ktd/touch
-/bin/tprobe run --deny-exec /tmp/ktd/touch --respond-socket /tmp/kt-respond.sock >/tmp/tprobe.json 2>/tmp/tprobe.err &
+/bin/tprobe run --deny-exec /tmp/ktd/touch --respond-socket /tmp/kt-respond.sock --hash-wait 10s >/tmp/tprobe.json 2>/tmp/tprobe.err &
 TP=$!
 n=0
 while ! grep -q '"probe.start"' /tmp/tprobe.json 2>/dev/null; do
