@@ -275,18 +275,18 @@ impl Values {
     /// Seqs of the newest contributing events, oldest first: per value its latest event while
     /// the list is small, the latest entries after.
     fn seqs(&self) -> Vec<u64> {
+        let written = |&s: &u64| s != NO_SEQ;
         let mut out: Vec<u64> = match self {
-            Values::Few(v) => v.iter().map(|e| e.2).collect(),
+            Values::Few(v) => v.iter().map(|e| e.2).filter(written).collect(),
             Values::Many(m) => m
                 .entries
                 .iter()
                 .rev()
                 .map(|e| e.2)
-                .filter(|&s| s != NO_SEQ)
+                .filter(written)
                 .take(MAX_CONTRIBUTING)
                 .collect(),
         };
-        out.retain(|&s| s != NO_SEQ);
         out.sort_unstable();
         out.dedup();
         let skip = out.len().saturating_sub(MAX_CONTRIBUTING);
@@ -454,7 +454,7 @@ impl Correlations {
                 g.seqs.pop_front();
             }
             // A value_count window keeps its events' seqs with its values.
-            if let (Some(s), false) = (seq, corr.kind == Kind::Values) {
+            if let Some(s) = seq.filter(|_| corr.kind != Kind::Values) {
                 if g.seqs.back().is_none_or(|&(_, b)| b != s) {
                     if g.seqs.len() >= MAX_CONTRIBUTING {
                         g.seqs.pop_front();

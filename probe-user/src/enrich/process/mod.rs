@@ -225,41 +225,35 @@ impl ProcessTable {
         list.clear();
         list.push(parent);
         while list.len() < self.ancestors_max {
-            let Some(last) = list.last() else { break };
-            if last.ppid == 0 || last.pid <= 1 {
-                break;
-            }
-            let Some(up) = self.find(last.ppid, last.parent_start_ns, true) else {
+            let Some(img) = self.link_above(&list, ts).cloned() else {
                 break;
             };
-            let Some(img) = up.image_at(ts).cloned() else {
-                break;
-            };
-            if list.iter().any(|a| a.pid == img.pid) {
-                break; // a loop (pid reuse seen through tick-resolution start times)
-            }
             list.push(img);
         }
         let Some(slot) = self.slot_mut(key.0, key.1, false) else {
             self.walk = list;
             return None;
         };
-        if let Some(a) = &slot.ancestors {
-            let same = a.list.len() == list.len()
-                && a.list.iter().zip(&list).all(|(x, y)| Arc::ptr_eq(x, y));
-            if same {
-                let a = a.clone();
-                list.clear();
-                self.walk = list;
-                return Some(a);
-            }
-        }
         let a = Arc::new(Ancestors {
             list,
             json: Default::default(),
         });
         slot.ancestors = Some(a.clone());
         Some(a)
+    }
+
+    /// The image a chain walk adds above the last of `chain` at `ts`; `None` where the walk
+    /// ends: at init or a process without a parent, a parent not in the table, or a loop (pid
+    /// reuse seen through tick-resolution start times).
+    fn link_above(&self, chain: &[Arc<ProcessInfo>], ts: u64) -> Option<&Arc<ProcessInfo>> {
+        let last = chain.last()?;
+        if last.ppid == 0 || last.pid <= 1 {
+            return None;
+        }
+        let img = self
+            .find(last.ppid, last.parent_start_ns, true)?
+            .image_at(ts)?;
+        (!chain.iter().any(|a| a.pid == img.pid)).then_some(img)
     }
 
     /// Whether the walk of [`Self::ancestors`] from `parent` at `ts` gives exactly `list`.
@@ -269,13 +263,7 @@ impl ProcessTable {
         }
         let mut n = 1;
         while n < self.ancestors_max {
-            let last = &list[n - 1];
-            let next = (last.ppid != 0 && last.pid > 1)
-                .then(|| self.find(last.ppid, last.parent_start_ns, true))
-                .flatten()
-                .and_then(|up| up.image_at(ts))
-                .filter(|img| !list[..n].iter().any(|a| a.pid == img.pid));
-            match (next, list.get(n)) {
+            match (self.link_above(&list[..n], ts), list.get(n)) {
                 (None, None) => return true,
                 (Some(img), Some(want)) if Arc::ptr_eq(img, want) => n += 1,
                 _ => return false,
