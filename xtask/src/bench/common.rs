@@ -127,3 +127,48 @@ pub(super) fn proc_hwm_mib(pid: u32) -> f64 {
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
 }
+
+/// Pins the calling thread to `cpu`; `false` when the kernel refuses (no such CPU).
+pub(super) fn pin_to(cpu: usize) -> bool {
+    // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET stays within it for cpu < 1024.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    }
+}
+
+/// Makes `cmd`'s process start on `cpu`, when given.
+pub(super) fn pin_command(cmd: &mut std::process::Command, cpu: Option<usize>) {
+    use std::os::unix::process::CommandExt as _;
+    if let Some(cpu) = cpu {
+        // SAFETY: only sched_setaffinity between fork and exec, async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                pin_to(cpu);
+                Ok(())
+            });
+        }
+    }
+}
+
+/// Sends `sig` to `child` and waits at most 30 s for it to exit (killed past that): a tracer
+/// stuck in the kernel must not hang the whole benchmark. `what` names it in the error.
+pub(super) fn stop_child(
+    child: &mut std::process::Child,
+    sig: libc::c_int,
+    what: &str,
+) -> anyhow::Result<()> {
+    use std::time::{Duration, Instant};
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, sig) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait()?.is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            anyhow::bail!("{what} did not exit within 30 s of its stop signal");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}

@@ -5,7 +5,6 @@
 use std::{
     io::{Read as _, Write as _},
     net::{TcpListener, TcpStream},
-    os::unix::process::CommandExt as _,
     path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -27,16 +26,6 @@ impl Drop for Discarding {
     }
 }
 
-/// Pins the calling thread to `cpu`; `false` when the kernel refuses (no such CPU).
-pub(super) fn pin_to(cpu: usize) -> bool {
-    // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET stays within it for cpu < 1024.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
-    }
-}
-
 impl Discarding {
     /// `tprobe run ARGS -o /dev/null`, on `cpu` when given, once its programs are attached.
     pub(super) fn start(tprobe: &Path, args: &[String], cpu: Option<usize>) -> Result<Discarding> {
@@ -53,15 +42,7 @@ impl Discarding {
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        if let Some(cpu) = cpu {
-            // SAFETY: only sched_setaffinity between fork and exec, async-signal-safe.
-            unsafe {
-                cmd.pre_exec(move || {
-                    pin_to(cpu);
-                    Ok(())
-                });
-            }
-        }
+        super::common::pin_command(&mut cmd, cpu);
         let mut d = Discarding {
             child: cmd.spawn()?,
             port,
@@ -135,15 +116,10 @@ impl Discarding {
 
     /// SIGTERM, and the wait for its exit (bounded).
     pub(super) fn stop(mut self) -> Result<()> {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.child.try_wait()?.is_none() {
-            if Instant::now() > deadline {
-                bail!("tprobe writing to /dev/null did not exit within 30 s");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(())
+        super::common::stop_child(
+            &mut self.child,
+            libc::SIGTERM,
+            "tprobe writing to /dev/null",
+        )
     }
 }

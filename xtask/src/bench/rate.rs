@@ -28,7 +28,7 @@ fn paced_opens(dir: &Path, rate: u64, threads: u64, secs: f64, cpu: Option<usize
             .expect("no NUL in path");
             std::thread::spawn(move || {
                 if let Some(c) = cpu {
-                    super::discard::pin_to(c);
+                    super::common::pin_to(c);
                 }
                 let mut done: u64 = 0;
                 loop {

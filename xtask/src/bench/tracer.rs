@@ -54,7 +54,6 @@ impl Tracer {
         bt_script: &str,
         cpu: Option<usize>,
     ) -> Result<Tracer> {
-        use std::os::unix::process::CommandExt as _;
         let out = PathBuf::from(format!("/dev/shm/tprobe-bench-{}.out", std::process::id()));
         let _ = std::fs::remove_file(&out);
         let child = match kind {
@@ -66,15 +65,7 @@ impl Tracer {
                     .arg(&out)
                     .stdout(Stdio::null())
                     .stderr(Stdio::null());
-                if let Some(cpu) = cpu {
-                    // SAFETY: only sched_setaffinity between fork and exec.
-                    unsafe {
-                        cmd.pre_exec(move || {
-                            super::discard::pin_to(cpu);
-                            Ok(())
-                        });
-                    }
-                }
+                super::common::pin_command(&mut cmd, cpu);
                 cmd.spawn()?
             }
             TracerKind::Bpftrace => Command::new("bpftrace")
@@ -156,24 +147,12 @@ impl Tracer {
         } else {
             libc::SIGINT
         };
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(pid as i32, sig) };
-        // Bounded: a tracer stuck in the kernel must not hang the whole benchmark.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.child.try_wait()?.is_none() {
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                bail!(
-                    "{} did not exit within 30 s of its stop signal",
-                    if self.kind == TracerKind::Tprobe {
-                        "tprobe"
-                    } else {
-                        "bpftrace"
-                    }
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let what = if self.kind == TracerKind::Tprobe {
+            "tprobe"
+        } else {
+            "bpftrace"
+        };
+        super::common::stop_child(&mut self.child, sig, what)?;
         let text = std::fs::read(&self.out).unwrap_or_default();
         let _ = std::fs::remove_file(&self.out);
         let text = String::from_utf8_lossy(&text);
