@@ -3,6 +3,7 @@
 //! `rsigma-eval`), `ioc` (indicator lists), `fields` (the Sigma mapping), `view` (an event as
 //! the engine sees it), `attack` (ATT&CK from tags), `baseline` (learned profiles per
 //! workload), `respond` (actions on alerts, the exec deny list).
+mod anchored;
 pub mod attack;
 pub mod baseline;
 #[cfg(test)]
@@ -15,6 +16,7 @@ mod quiet;
 pub mod respond;
 pub mod rules;
 pub mod view;
+mod walk;
 
 use std::{
     path::PathBuf,

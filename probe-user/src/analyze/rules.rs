@@ -16,10 +16,12 @@ use rsigma_eval::{
 use rsigma_parser::{Detection, LogSource, Modifier, SigmaCollection, SigmaRule};
 
 use super::{
+    anchored::Anchored,
     correlate::{self, Correlations, Hit, MAX_CONTRIBUTING, SUPPRESS_SECS},
     fields::{self, OWN_PRODUCT},
     partition,
     quiet::QuietRule,
+    walk::Walk,
 };
 use crate::event::alert::RuleInfo;
 
@@ -386,6 +388,13 @@ struct Part {
     fast: Option<Correlations>,
     /// Rules that only feed `fast` (no alert of their own), matched outside the engine.
     quiet: Vec<QuietRule>,
+    /// Rules with an anchor, matched outside the engine (`anchored`).
+    anchored: Anchored,
+    /// The engine was left no rule: it is not asked.
+    idle: bool,
+    /// Reused per event: the anchored rules matched, and a lowercased copy of a value.
+    matched: Vec<usize>,
+    scratch: String,
     /// The groups this engine may hold (the cap shared by the engines with correlations).
     max_groups: usize,
     /// Per body class, the top-level names its rules may read (`view::probe_keys`).
@@ -447,9 +456,7 @@ impl RuleSet {
         let mut sources: FastMap<String, FastMap<String, usize>> = FastMap::default();
         for mut part in parts {
             let fast = take_fast(&mut part, &infos, share);
-            let quiet = fast
-                .as_ref()
-                .map_or_else(Vec::new, |f| take_quiet(&mut part, f));
+            let (quiet, anchored) = take_walked(&mut part, fast.as_ref(), &infos);
             // Metadata lives in `infos`: the engine would clone the tags into every match.
             for (_, c) in &mut part.files {
                 for r in &mut c.rules {
@@ -501,8 +508,12 @@ impl RuleSet {
             engines.push(Part {
                 engine,
                 correlations: part.correlations(),
+                idle: part.correlations() == 0 && part.rules().next().is_none(),
                 fast,
                 quiet,
+                anchored,
+                matched: Vec::new(),
+                scratch: String::new(),
                 max_groups: share,
                 probe_keys: (0..crate::event::objects::BODY_CLASSES)
                     .map(|c| super::view::probe_keys(c, &used))
@@ -563,10 +574,30 @@ impl RuleSet {
         let part = &mut self.engines[engine];
         if let Some(fast) = &mut part.fast {
             for q in &part.quiet {
-                if q.matches(view) {
+                if q.matches(view, &mut part.scratch) {
                     fast.feed(&q.key, view, seq, ts_secs, out);
                 }
             }
+        }
+        if !part.anchored.is_empty() {
+            part.matched.clear();
+            part.anchored.evaluate(view, &mut part.matched);
+            for &i in &part.matched {
+                let r = part.anchored.rule(i);
+                if let Some(fast) = &mut part.fast {
+                    if fast.feed(&r.key, view, seq, ts_secs, out) {
+                        continue;
+                    }
+                }
+                out.push(Hit {
+                    info: r.info.clone(),
+                    group: Vec::new(),
+                    contributing: Vec::new(),
+                });
+            }
+        }
+        if part.idle {
+            return;
         }
         let results = if part.correlations == 0 {
             // Nothing of rsigma's to keep: its correlation layer would only look for feeds.
@@ -689,31 +720,45 @@ fn take_fast(
     Some(fast)
 }
 
-/// Takes out of `part` the rules that only feed `fast`, compiled, when the engine would do no
-/// more with them than match: one logsource (nothing to prune) and no filter rules (which the
-/// engine applies to the rules they name).
-fn take_quiet(part: &mut partition::Part, fast: &Correlations) -> Vec<QuietRule> {
-    if part.sources.len() != 1 || part.files.iter().any(|(_, c)| !c.filters.is_empty()) {
-        return Vec::new();
-    }
+/// Takes out of `part`, compiled, the rules the engine would do no more with than match: one
+/// logsource (nothing to prune) and no filter rules (which the engine applies to the rules they
+/// name). Those that only feed `fast` are matched on every event (`QuietRule`); those with an
+/// anchor go to the index (`Anchored`) when rsigma keeps no correlation here that could name
+/// them.
+fn take_walked(
+    part: &mut partition::Part,
+    fast: Option<&Correlations>,
+    infos: &HashMap<String, Arc<RuleInfo>>,
+) -> (Vec<QuietRule>, Anchored) {
     let mut quiet = Vec::new();
+    let mut anchored = Anchored::default();
+    if part.sources.len() != 1 || part.files.iter().any(|(_, c)| !c.filters.is_empty()) {
+        return (quiet, anchored);
+    }
+    let rsigma_correlates = part.correlations() > 0;
     for (_, c) in &mut part.files {
         c.rules.retain(|r| {
             let key = rule_key(r.id.as_deref(), &r.title);
-            if !fast.is_quiet(&key) {
+            let is_quiet = fast.is_some_and(|f| f.is_quiet(&key));
+            if !is_quiet && rsigma_correlates {
                 return true;
             }
             // A rule that does not compile stays, for the engine to refuse with its reason.
-            match rsigma_eval::compile_rule(r) {
-                Ok(compiled) => {
-                    quiet.push(QuietRule::new(key, compiled));
-                    false
-                }
-                Err(_) => true,
+            let Ok(compiled) = rsigma_eval::compile_rule(r) else {
+                return true;
+            };
+            if is_quiet {
+                quiet.push(QuietRule::new(key, compiled));
+                return false;
             }
+            let Ok(walk) = Walk::of(compiled) else {
+                return true;
+            };
+            let info = info_or_bare(infos, &key, r.id.as_deref(), &r.title, r.level, &r.tags);
+            anchored.add(key, info, walk).is_err()
         });
     }
-    quiet
+    (quiet, anchored)
 }
 
 /// The metadata loaded for `key`, else what the engine's result carries of it.
