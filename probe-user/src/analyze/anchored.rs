@@ -13,9 +13,9 @@ use crate::event::alert::RuleInfo;
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 pub struct AnchoredRule {
-    /// The rule key (`rules::rule_key`).
-    pub key: String,
     pub info: Arc<RuleInfo>,
+    /// Its id in the correlations it feeds (`Correlations::feed_id`), if any.
+    pub feed: Option<usize>,
     walk: Walk,
 }
 
@@ -39,7 +39,12 @@ pub struct Anchored {
 
 impl Anchored {
     /// Adds `walk` when it has an anchor; gives it back when not.
-    pub fn add(&mut self, key: String, info: Arc<RuleInfo>, walk: Walk) -> Result<(), Walk> {
+    pub fn add(
+        &mut self,
+        info: Arc<RuleInfo>,
+        feed: Option<usize>,
+        walk: Walk,
+    ) -> Result<(), Walk> {
         let Some((field, keys)) = walk.anchor() else {
             return Err(walk);
         };
@@ -65,7 +70,7 @@ impl Anchored {
                 slot.push(n);
             }
         }
-        self.rules.push(AnchoredRule { key, info, walk });
+        self.rules.push(AnchoredRule { info, feed, walk });
         Ok(())
     }
 
@@ -183,7 +188,7 @@ mod tests {
                 id: det.into(),
                 ..Default::default()
             });
-            if index.add(det.into(), info, walk).is_ok() {
+            if index.add(info, None, walk).is_ok() {
                 rules.push(r);
             }
         }

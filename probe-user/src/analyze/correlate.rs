@@ -315,9 +315,11 @@ struct Group {
 /// The correlations of one engine part, with their state.
 pub struct Correlations {
     corrs: Vec<Corr>,
-    /// Rule key (`rules::rule_key`) -> the `(correlation, position in its rules)` it feeds, and
-    /// whether a correlation with `generate: false` names it (no alert of its own then).
-    feeds: FastMap<String, (Vec<(usize, usize)>, bool)>,
+    /// Per rule that feeds some correlation here, the `(correlation, position in its rules)`
+    /// it feeds, and whether a correlation with `generate: false` names it (no alert of its own
+    /// then); found by rule key (`rules::rule_key`) in `feed_ids`.
+    feeds: Vec<(Vec<(usize, usize)>, bool)>,
+    feed_ids: FastMap<String, usize>,
     /// Keyed by correlation and the [`Keys`] hash of the group-by values.
     groups: FastMap<(usize, u64), Group>,
     keys: Keys,
@@ -335,7 +337,8 @@ impl Correlations {
         key: &dyn Fn(&SigmaRule) -> String,
         max_groups: usize,
     ) -> Correlations {
-        let mut feeds: FastMap<String, (Vec<(usize, usize)>, bool)> = FastMap::default();
+        let mut feeds: Vec<(Vec<(usize, usize)>, bool)> = Vec::new();
+        let mut feed_ids: FastMap<String, usize> = FastMap::default();
         let mut out = Vec::new();
         for (i, c) in corrs.iter().enumerate() {
             for (pos, name) in c.rules.iter().enumerate() {
@@ -343,7 +346,11 @@ impl Correlations {
                     .iter()
                     .filter(|r| r.id.as_ref() == Some(name) || r.name.as_ref() == Some(name))
                 {
-                    let (f, quiet) = feeds.entry(key(r)).or_default();
+                    let id = *feed_ids.entry(key(r)).or_insert_with(|| {
+                        feeds.push(Default::default());
+                        feeds.len() - 1
+                    });
+                    let (f, quiet) = &mut feeds[id];
                     *quiet |= !c.generate;
                     if !f.contains(&(i, pos)) {
                         f.push((i, pos));
@@ -383,6 +390,7 @@ impl Correlations {
         Correlations {
             corrs: out,
             feeds,
+            feed_ids,
             groups: FastMap::default(),
             keys: Keys::default(),
             max_groups: max_groups.max(1),
@@ -394,7 +402,12 @@ impl Correlations {
     /// Whether rule `rule_key` only feeds correlations here (`generate: false`), raising no
     /// alert of its own.
     pub fn is_quiet(&self, rule_key: &str) -> bool {
-        self.feeds.get(rule_key).is_some_and(|f| f.1)
+        self.feed_id(rule_key).is_some_and(|id| self.feeds[id].1)
+    }
+
+    /// What [`Correlations::feed_at`] knows rule `rule_key` by, when it feeds any correlation.
+    pub fn feed_id(&self, rule_key: &str) -> Option<usize> {
+        self.feed_ids.get(rule_key).copied()
     }
 
     /// Groups held.
@@ -413,7 +426,22 @@ impl Correlations {
         ts: i64,
         out: &mut Vec<Hit>,
     ) -> bool {
-        let Some((feeds, quiet)) = self.feeds.get(rule_key) else {
+        match self.feed_id(rule_key) {
+            Some(id) => self.feed_at(id, view, seq, ts, out),
+            None => false,
+        }
+    }
+
+    /// [`Correlations::feed`] of the rule with `id` (from [`Correlations::feed_id`]).
+    pub fn feed_at(
+        &mut self,
+        id: usize,
+        view: &impl Event,
+        seq: Option<u64>,
+        ts: i64,
+        out: &mut Vec<Hit>,
+    ) -> bool {
+        let Some((feeds, quiet)) = self.feeds.get(id) else {
             return false;
         };
         // An idle node's groups of gone processes go within a minute.
@@ -522,9 +550,8 @@ fn push_text(out: &mut String, v: &EventValue) -> bool {
     use std::fmt::Write;
     match v {
         EventValue::Str(s) => out.push_str(s),
-        EventValue::Int(n) => {
-            let _ = write!(out, "{n}");
-        }
+        // The hot case (a port, a pid): no formatting machinery.
+        EventValue::Int(n) => out.push_str(itoa::Buffer::new().format(*n)),
         EventValue::Float(f) => {
             let _ = write!(out, "{f}");
         }

@@ -7,8 +7,8 @@ use rsigma_eval::{compiler::eval_condition, event::Event, CompiledRule};
 use super::walk::Walk;
 
 pub struct QuietRule {
-    /// The rule key (`rules::rule_key`) it feeds the correlations under.
-    pub key: String,
+    /// Its id in the correlations it feeds (`Correlations::feed_id`).
+    pub feed: usize,
     how: How,
 }
 
@@ -19,12 +19,12 @@ enum How {
 }
 
 impl QuietRule {
-    pub fn new(key: String, rule: CompiledRule) -> QuietRule {
+    pub fn new(feed: usize, rule: CompiledRule) -> QuietRule {
         let how = match Walk::of(rule) {
             Ok(w) => How::Walk(w),
             Err(rule) => How::Rsigma(rule),
         };
-        QuietRule { key, how }
+        QuietRule { feed, how }
     }
 
     /// Whether the rule matches `view`, as rsigma's engine decides it.
@@ -56,7 +56,7 @@ mod tests {
         let mut scratch = String::new();
         for &(det, condition, walked) in DETECTIONS {
             let rule = rule(det, condition);
-            let quiet = QuietRule::new("t".into(), rule.clone());
+            let quiet = QuietRule::new(0, rule.clone());
             assert_eq!(matches!(quiet.how, How::Walk(..)), walked, "{det}");
             for e in &events() {
                 let ev = JsonEvent::borrow(e);

@@ -575,7 +575,7 @@ impl RuleSet {
         if let Some(fast) = &mut part.fast {
             for q in &part.quiet {
                 if q.matches(view, &mut part.scratch) {
-                    fast.feed(&q.key, view, seq, ts_secs, out);
+                    fast.feed_at(q.feed, view, seq, ts_secs, out);
                 }
             }
         }
@@ -584,8 +584,8 @@ impl RuleSet {
             part.anchored.evaluate(view, &mut part.matched);
             for &i in &part.matched {
                 let r = part.anchored.rule(i);
-                if let Some(fast) = &mut part.fast {
-                    if fast.feed(&r.key, view, seq, ts_secs, out) {
+                if let (Some(fast), Some(id)) = (&mut part.fast, r.feed) {
+                    if fast.feed_at(id, view, seq, ts_secs, out) {
                         continue;
                     }
                 }
@@ -739,6 +739,7 @@ fn take_walked(
     for (_, c) in &mut part.files {
         c.rules.retain(|r| {
             let key = rule_key(r.id.as_deref(), &r.title);
+            let feed = fast.and_then(|f| f.feed_id(&key));
             let is_quiet = fast.is_some_and(|f| f.is_quiet(&key));
             if !is_quiet && rsigma_correlates {
                 return true;
@@ -747,15 +748,15 @@ fn take_walked(
             let Ok(compiled) = rsigma_eval::compile_rule(r) else {
                 return true;
             };
-            if is_quiet {
-                quiet.push(QuietRule::new(key, compiled));
+            if let (true, Some(feed)) = (is_quiet, feed) {
+                quiet.push(QuietRule::new(feed, compiled));
                 return false;
             }
             let Ok(walk) = Walk::of(compiled) else {
                 return true;
             };
             let info = info_or_bare(infos, &key, r.id.as_deref(), &r.title, r.level, &r.tags);
-            anchored.add(key, info, walk).is_err()
+            anchored.add(info, feed, walk).is_err()
         });
     }
     (quiet, anchored)

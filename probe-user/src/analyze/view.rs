@@ -203,7 +203,9 @@ impl SigmaEvent for View<'_> {
             a.map(|a| EventValue::Str(Cow::Owned(a.ip().to_string())))
         };
         let port = |a: Option<std::net::SocketAddr>| a.map(|a| EventValue::Int(a.port().into()));
-        let (src, dst) = net.map(|n| n.src_dst()).unwrap_or((None, None));
+        // Only the address fields read them.
+        let src = || net.and_then(|n| n.src_dst().0);
+        let dst = || net.and_then(|n| n.src_dst().1);
         Some(match path {
             "product" => EventValue::Str(Cow::Borrowed(self.product)),
             "category" => EventValue::Str(Cow::Borrowed(self.category)),
@@ -262,10 +264,10 @@ impl SigmaEvent for View<'_> {
             // them, so the engine's index probes them on every file event).
             "file.mode" => EventValue::Str(Cow::Owned(file?.mode_text()?)),
             p if p.starts_with("times.") && file.is_some_and(|f| f.times.is_none()) => return None,
-            "DestinationIp" | "net.dst.ip" => ip(dst)?,
-            "DestinationPort" | "net.dst.port" => port(dst)?,
-            "SourceIp" | "net.src.ip" => ip(src)?,
-            "SourcePort" | "net.src.port" => port(src)?,
+            "DestinationIp" | "net.dst.ip" => ip(dst())?,
+            "DestinationPort" | "net.dst.port" => port(dst())?,
+            "SourceIp" | "net.src.ip" => ip(src())?,
+            "SourcePort" | "net.src.port" => port(src())?,
             "Initiated" => EventValue::Str(Cow::Borrowed(match net?.direction? {
                 Direction::Outbound => "true",
                 Direction::Inbound => "false",

@@ -193,13 +193,17 @@ fn decide(m: &CompiledMatcher, v: &EventValue, view: &impl Event, scratch: &mut 
         (M::Not(m), _) => !decide(m, v, view, scratch),
         (M::CaseInsensitiveGroup { children, mode }, EventValue::Str(s)) if s.is_ascii() => {
             let lowered = lower(s, scratch);
-            let one = |c: &CompiledMatcher| pre_lowered(c, lowered);
-            let all_known = children.iter().all(|c| one(c).is_some());
-            match mode {
-                _ if !all_known => m.matches(v, view),
-                GroupMode::Any => children.iter().any(|c| one(c) == Some(true)),
-                GroupMode::All => children.iter().all(|c| one(c) == Some(true)),
+            // A child that decides the group decides it as in rsigma; one of a kind left to
+            // rsigma before that hands the whole group over.
+            let decisive = *mode == GroupMode::Any;
+            for c in children {
+                match pre_lowered(c, lowered) {
+                    Some(r) if r == decisive => return decisive,
+                    Some(_) => {}
+                    None => return m.matches(v, view),
+                }
             }
+            !decisive
         }
         (_, EventValue::Str(s)) if s.is_ascii() => {
             ascii(m, s, scratch).unwrap_or_else(|| m.matches(v, view))
