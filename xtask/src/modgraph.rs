@@ -270,7 +270,13 @@ fn strip_tests(code: &str) -> String {
     while let Some(at) = rest.find("#[cfg(test)]") {
         let after = &rest[at + "#[cfg(test)]".len()..];
         let trimmed = after.trim_start();
-        let is_mod = trimmed.starts_with("mod ") || trimmed.starts_with("pub mod ");
+        // Any visibility: `pub(crate) mod tests` shares its helpers with sibling tests.
+        let unvis = match trimmed.strip_prefix("pub") {
+            Some(r) if r.starts_with('(') => r.find(')').map_or(r, |c| &r[c + 1..]),
+            Some(r) => r,
+            None => trimmed,
+        };
+        let is_mod = unvis.trim_start().starts_with("mod ");
         let open = trimmed.find(['{', ';']);
         if !is_mod || open.is_none_or(|o| trimmed.as_bytes()[o] == b';') {
             out.push_str(&rest[..at + "#[cfg(test)]".len()]);
@@ -471,9 +477,10 @@ mod tests {
             ("", "pub mod a; pub mod b;"),
             ("a", "pub mod inner; // crate::b\nconst S: &str = \"crate::b\";\n#[cfg(test)]\nmod tests { use crate::b; }"),
             ("a::inner", "use super::Y;"),
-            ("b", "use crate::a::inner::X;"),
+            ("b", "use crate::a::inner::X;\n#[cfg(test)]\npub(crate) mod tests { use crate::a; }"),
         ]);
         assert!(graph["a"].is_empty(), "{:?}", graph["a"]);
+        assert_eq!(graph["b"], BTreeSet::from(["a::inner".to_string()]));
         assert_eq!(graph["a::inner"], BTreeSet::from(["a".to_string()]));
         assert!(cycles(&graph).is_empty());
         assert_eq!(depth(&graph), 3);

@@ -284,7 +284,7 @@ fn pre_lowered(m: &CompiledMatcher, lowered: &str) -> Option<bool> {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+pub(crate) mod tests {
     use rsigma_eval::{compile_rule, evaluate_rule, JsonEvent};
     use rsigma_parser::parse_sigma_yaml;
     use serde_json::json;
