@@ -5,9 +5,12 @@
 //! about 200 ns of a connect's cost with the pack's one alerting network rule.
 use std::{collections::HashMap, fmt::Write, sync::Arc};
 
-use rsigma_eval::event::{Event, EventValue};
+use rsigma_eval::event::EventValue;
 
-use super::walk::{Key, Walk};
+use super::{
+    view::{FieldRef, Fields},
+    walk::{Key, Walk},
+};
 use crate::event::alert::RuleInfo;
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -22,7 +25,7 @@ pub struct AnchoredRule {
 /// The rules anchored on one field, by key.
 #[derive(Default)]
 struct FieldIndex {
-    field: String,
+    field: FieldRef,
     folded: FastMap<String, Vec<u32>>,
     cased: FastMap<String, Vec<u32>>,
     num: FastMap<u64, Vec<u32>>,
@@ -88,10 +91,10 @@ impl Anchored {
     }
 
     /// The rules that match `view`, by index, ascending, to `out`.
-    pub fn evaluate(&mut self, view: &impl Event, out: &mut Vec<usize>) {
+    pub fn evaluate(&mut self, view: &impl Fields, out: &mut Vec<usize>) {
         self.candidates.clear();
         for f in &self.fields {
-            if let Some(v) = view.get_field(&f.field) {
+            if let Some(v) = view.field(&f.field) {
                 select(f, &v, &mut self.text, &mut self.candidates);
             }
         }

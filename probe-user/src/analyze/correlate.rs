@@ -8,12 +8,13 @@ use std::{
     sync::Arc,
 };
 
-use rsigma_eval::event::{Event, EventValue};
+use rsigma_eval::event::EventValue;
 use rsigma_parser::{
     ConditionOperator, CorrelationCondition, CorrelationRule, CorrelationType, SigmaRule,
     WindowMode,
 };
 
+use super::view::{FieldRef, Fields};
 use crate::event::alert::RuleInfo;
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -95,9 +96,9 @@ enum Kind {
 struct Corr {
     info: Arc<RuleInfo>,
     kind: Kind,
-    group_by: Vec<String>,
+    group_by: Vec<FieldRef>,
     /// `value_count`: the fields whose distinct values are counted.
-    fields: Vec<String>,
+    fields: Vec<FieldRef>,
     refs: usize,
     span: i64,
     /// All must hold for the correlation to fire.
@@ -380,8 +381,8 @@ impl Correlations {
             out.push(Corr {
                 info: info(c),
                 kind,
-                group_by: c.group_by.clone(),
-                fields,
+                group_by: c.group_by.iter().map(|f| FieldRef::new(f)).collect(),
+                fields: fields.iter().map(|f| FieldRef::new(f)).collect(),
                 refs: c.rules.len(),
                 span: c.timespan.seconds as i64,
                 predicates,
@@ -421,7 +422,7 @@ impl Correlations {
     pub fn feed(
         &mut self,
         rule_key: &str,
-        view: &impl Event,
+        view: &impl Fields,
         seq: Option<u64>,
         ts: i64,
         out: &mut Vec<Hit>,
@@ -436,7 +437,7 @@ impl Correlations {
     pub fn feed_at(
         &mut self,
         id: usize,
-        view: &impl Event,
+        view: &impl Fields,
         seq: Option<u64>,
         ts: i64,
         out: &mut Vec<Hit>,
@@ -583,13 +584,13 @@ impl Keys {
 
     /// The values of `fields` as one key (unit separator between them); `None` when one is
     /// missing or not a scalar.
-    fn distinct(&mut self, view: &impl Event, fields: &[String]) -> Option<u64> {
+    fn distinct(&mut self, view: &impl Fields, fields: &[FieldRef]) -> Option<u64> {
         self.buf.clear();
         for (i, f) in fields.iter().enumerate() {
             if i > 0 {
                 self.buf.push('\u{1f}');
             }
-            match view.get_field(f)? {
+            match view.field(f)? {
                 EventValue::Null => self.buf.push_str("null"),
                 v => {
                     if !push_text(&mut self.buf, &v) {
@@ -602,15 +603,13 @@ impl Keys {
     }
 
     /// The group-by values as one key; a missing one is its own value.
-    fn group(&mut self, view: &impl Event, group_by: &[String]) -> u64 {
+    fn group(&mut self, view: &impl Fields, group_by: &[FieldRef]) -> u64 {
         self.buf.clear();
         for (i, f) in group_by.iter().enumerate() {
             if i > 0 {
                 self.buf.push('\u{1f}');
             }
-            let found = view
-                .get_field(f)
-                .is_some_and(|v| push_text(&mut self.buf, &v));
+            let found = view.field(f).is_some_and(|v| push_text(&mut self.buf, &v));
             if !found {
                 self.buf.push('\u{0}');
             }
@@ -619,10 +618,10 @@ impl Keys {
     }
 }
 
-fn group_pairs(view: &impl Event, group_by: &[String]) -> Vec<(String, String)> {
+fn group_pairs(view: &impl Fields, group_by: &[FieldRef]) -> Vec<(String, String)> {
     group_by
         .iter()
-        .filter_map(|f| Some((f.clone(), text(&view.get_field(f)?)?)))
+        .filter_map(|f| Some((f.path.clone(), text(&view.field(f)?)?)))
         .collect()
 }
 

@@ -2,9 +2,9 @@
 //! engine: the engine builds a match result for every hit (selections, fields, a header, each an
 //! allocation), and the pack's port-scan base rule hits every TCP connect. The usual shapes
 //! are walked (`walk`); any other shape goes through rsigma's own condition evaluator.
-use rsigma_eval::{compiler::eval_condition, event::Event, CompiledRule};
+use rsigma_eval::{compiler::eval_condition, CompiledRule};
 
-use super::walk::Walk;
+use super::{view::Fields, walk::Walk};
 
 pub struct QuietRule {
     /// Its id in the correlations it feeds (`Correlations::feed_id`).
@@ -28,7 +28,7 @@ impl QuietRule {
     }
 
     /// Whether the rule matches `view`, as rsigma's engine decides it.
-    pub fn matches(&self, view: &impl Event, scratch: &mut String) -> bool {
+    pub fn matches(&self, view: &impl Fields, scratch: &mut String) -> bool {
         match &self.how {
             How::Walk(w) => w.matches(view, scratch),
             How::Rsigma(rule) => {

@@ -566,7 +566,7 @@ impl RuleSet {
     pub fn evaluate(
         &mut self,
         engine: usize,
-        view: &impl rsigma_eval::event::Event,
+        view: &impl super::view::Fields,
         seq: Option<u64>,
         ts_secs: i64,
         out: &mut Vec<Hit>,

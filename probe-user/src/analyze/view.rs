@@ -185,8 +185,132 @@ fn target_filename(f: &FileRecord) -> &[u8] {
     }
 }
 
-impl SigmaEvent for View<'_> {
-    fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
+/// A field the view reads straight from the event, resolved from its name once (when a rule
+/// is loaded) rather than at every read; `Other` goes through the native record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Field {
+    Product,
+    Category,
+    EventId,
+    Kind,
+    Image,
+    CommandLine,
+    Cwd,
+    ProcessId,
+    TargetImage,
+    TargetProcessId,
+    ImageLoaded,
+    User,
+    Uid,
+    Comm,
+    EntityId,
+    NetFamily,
+    ParentImage,
+    ParentCommandLine,
+    ParentProcessId,
+    TargetFilename,
+    FilePath,
+    FileMode,
+    DstIp,
+    DstPort,
+    SrcIp,
+    SrcPort,
+    Initiated,
+    Protocol,
+    QueryName,
+    QueryType,
+    ExecFileless,
+    ContainerId,
+    LogonId,
+    Sha256,
+    Hashes,
+    DstDomain,
+    QueryResults,
+    #[default]
+    Other,
+}
+
+impl Field {
+    pub fn of(path: &str) -> Field {
+        use Field::*;
+        match path {
+            "product" => Product,
+            "category" => Category,
+            "event_id" => EventId,
+            "kind" => Kind,
+            "Image" | "SourceImage" | "process.exe" => Image,
+            "CommandLine" | "process.command_line" => CommandLine,
+            "CurrentDirectory" | "process.cwd" => Cwd,
+            "ProcessId" | "SourceProcessId" | "process.pid" => ProcessId,
+            "TargetImage" => TargetImage,
+            "TargetProcessId" => TargetProcessId,
+            "ImageLoaded" => ImageLoaded,
+            "User" | "process.user" => User,
+            "process.uid" => Uid,
+            "process.comm" => Comm,
+            "process.entity_id" => EntityId,
+            "net.family" => NetFamily,
+            "ParentImage" | "parent.exe" => ParentImage,
+            "ParentCommandLine" | "parent.command_line" => ParentCommandLine,
+            "ParentProcessId" | "parent.pid" | "process.ppid" => ParentProcessId,
+            "TargetFilename" => TargetFilename,
+            "file.path" => FilePath,
+            "file.mode" => FileMode,
+            "DestinationIp" | "net.dst.ip" => DstIp,
+            "DestinationPort" | "net.dst.port" => DstPort,
+            "SourceIp" | "net.src.ip" => SrcIp,
+            "SourcePort" | "net.src.port" => SrcPort,
+            "Initiated" => Initiated,
+            "Protocol" | "net.transport" => Protocol,
+            "QueryName" | "dns.query" => QueryName,
+            "QueryType" | "dns.qtype" => QueryType,
+            "exec.fileless" => ExecFileless,
+            "container.id" => ContainerId,
+            "LogonId" | "process.auid" => LogonId,
+            "sha256" | "process.hash.sha256" => Sha256,
+            "Hashes" => Hashes,
+            "DestinationHostname" | "net.dst.domain" => DstDomain,
+            "QueryResults" => QueryResults,
+            _ => Other,
+        }
+    }
+}
+
+/// A field name with its [`Field`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FieldRef {
+    pub path: String,
+    pub id: Field,
+}
+
+impl FieldRef {
+    pub fn new(path: &str) -> FieldRef {
+        FieldRef {
+            path: path.to_owned(),
+            id: Field::of(path),
+        }
+    }
+}
+
+/// Reads a field by its resolved [`FieldRef`]: the view skips matching the name; any other
+/// event reads it by name.
+pub trait Fields: SigmaEvent {
+    fn field(&self, f: &FieldRef) -> Option<EventValue<'_>> {
+        self.get_field(&f.path)
+    }
+}
+
+impl Fields for JsonEvent<'_> {}
+
+impl Fields for View<'_> {
+    fn field(&self, f: &FieldRef) -> Option<EventValue<'_>> {
+        self.get_at(f.id, &f.path)
+    }
+}
+
+impl View<'_> {
+    fn get_at(&self, field: Field, path: &str) -> Option<EventValue<'_>> {
+        use Field as F;
         let ev = self.ev;
         let p = ev.process.as_deref();
         let parent = ev.parent.as_deref();
@@ -206,50 +330,50 @@ impl SigmaEvent for View<'_> {
         // Only the address fields read them.
         let src = || net.and_then(|n| n.src_dst().0);
         let dst = || net.and_then(|n| n.src_dst().1);
-        Some(match path {
-            "product" => EventValue::Str(Cow::Borrowed(self.product)),
-            "category" => EventValue::Str(Cow::Borrowed(self.category)),
+        Some(match field {
+            F::Product => EventValue::Str(Cow::Borrowed(self.product)),
+            F::Category => EventValue::Str(Cow::Borrowed(self.category)),
             // Lets correlation alerts name the events that made them.
-            "event_id" => EventValue::Int(self.seq? as i64),
-            "kind" => EventValue::Str(Cow::Borrowed(ev.kind_name())),
-            "Image" | "SourceImage" | "process.exe" => text(p?.exe.as_deref()?),
-            "CommandLine" | "process.command_line" => {
+            F::EventId => EventValue::Int(self.seq? as i64),
+            F::Kind => EventValue::Str(Cow::Borrowed(ev.kind_name())),
+            F::Image => text(p?.exe.as_deref()?),
+            F::CommandLine => {
                 let args = &p?.args;
                 EventValue::Str(Cow::Borrowed(
                     self.made.command_line.get_or_init(|| command_line(args)),
                 ))
             }
-            "CurrentDirectory" | "process.cwd" => text(p?.cwd.as_deref()?),
-            "ProcessId" | "SourceProcessId" | "process.pid" => EventValue::Int(task?.pid.into()),
+            F::Cwd => text(p?.cwd.as_deref()?),
+            F::ProcessId => EventValue::Int(task?.pid.into()),
             // ptrace names its target inside `ptrace`, process_vm_writev at the top.
-            "TargetImage" => {
+            F::TargetImage => {
                 return self
                     .json_field("target.exe")
                     .or_else(|| self.json_field("ptrace.target.exe"))
             }
-            "TargetProcessId" => {
+            F::TargetProcessId => {
                 return self
                     .json_field("target.pid")
                     .or_else(|| self.json_field("ptrace.target.pid"))
             }
-            "ImageLoaded" => {
+            F::ImageLoaded => {
                 return self
                     .json_field("module.path")
                     .or_else(|| self.json_field("module.name"))
             }
-            "User" | "process.user" => match &ev.user {
+            F::User => match &ev.user {
                 Some(u) => EventValue::Str(Cow::Borrowed(u)),
                 None => EventValue::Str(Cow::Owned(task?.uid.to_string())),
             },
-            "process.uid" => EventValue::Int(task?.uid.into()),
-            "process.comm" => text(&task?.comm),
+            F::Uid => EventValue::Int(task?.uid.into()),
+            F::Comm => text(&task?.comm),
             // The pack's port scan groups by it, and the engine's index probes what any rule
             // reads: without these two every connect rendered its whole native record.
-            "process.entity_id" => EventValue::Str(Cow::Borrowed(&p?.entity_id)),
+            F::EntityId => EventValue::Str(Cow::Borrowed(&p?.entity_id)),
             // A net.socket record (a security body) names its family in its own way.
-            "net.family" if net.is_some() => EventValue::Str(Cow::Borrowed(net?.family_name())),
-            "ParentImage" | "parent.exe" => text(parent?.exe.as_deref()?),
-            "ParentCommandLine" | "parent.command_line" => {
+            F::NetFamily if net.is_some() => EventValue::Str(Cow::Borrowed(net?.family_name())),
+            F::ParentImage => text(parent?.exe.as_deref()?),
+            F::ParentCommandLine => {
                 let args = &parent?.args;
                 EventValue::Str(Cow::Borrowed(
                     self.made
@@ -257,46 +381,43 @@ impl SigmaEvent for View<'_> {
                         .get_or_init(|| command_line(args)),
                 ))
             }
-            "ParentProcessId" | "parent.pid" | "process.ppid" => EventValue::Int(task?.ppid.into()),
-            "TargetFilename" => text(target_filename(file?)),
-            "file.path" => text(&file?.path),
+            F::ParentProcessId => EventValue::Int(task?.ppid.into()),
+            F::TargetFilename => text(target_filename(file?)),
+            F::FilePath => text(&file?.path),
             // As the native record writes them (the pack's setuid and timestomp rules read
             // them, so the engine's index probes them on every file event).
-            "file.mode" => EventValue::Str(Cow::Owned(file?.mode_text()?)),
-            p if p.starts_with("times.") && file.is_some_and(|f| f.times.is_none()) => return None,
-            "DestinationIp" | "net.dst.ip" => ip(dst())?,
-            "DestinationPort" | "net.dst.port" => port(dst())?,
-            "SourceIp" | "net.src.ip" => ip(src())?,
-            "SourcePort" | "net.src.port" => port(src())?,
-            "Initiated" => EventValue::Str(Cow::Borrowed(match net?.direction? {
+            F::FileMode => EventValue::Str(Cow::Owned(file?.mode_text()?)),
+            F::DstIp => ip(dst())?,
+            F::DstPort => port(dst())?,
+            F::SrcIp => ip(src())?,
+            F::SrcPort => port(src())?,
+            F::Initiated => EventValue::Str(Cow::Borrowed(match net?.direction? {
                 Direction::Outbound => "true",
                 Direction::Inbound => "false",
             })),
-            "Protocol" | "net.transport" => EventValue::Str(Cow::Borrowed(net?.transport())),
-            "QueryName" | "dns.query" => EventValue::Str(Cow::Borrowed(&net?.dns.as_ref()?.query)),
-            "QueryType" | "dns.qtype" => EventValue::Str(Cow::Borrowed(&net?.dns.as_ref()?.qtype)),
+            F::Protocol => EventValue::Str(Cow::Borrowed(net?.transport())),
+            F::QueryName => EventValue::Str(Cow::Borrowed(&net?.dns.as_ref()?.query)),
+            F::QueryType => EventValue::Str(Cow::Borrowed(&net?.dns.as_ref()?.qtype)),
             // Written only when true, as in the native record.
-            "exec.fileless" => match (&ev.body, p?.fileless) {
+            F::ExecFileless => match (&ev.body, p?.fileless) {
                 (Body::Exec(_), true) => EventValue::Bool(true),
                 _ => return None,
             },
-            "container.id" => EventValue::Str(Cow::Borrowed(&ev.container.as_deref()?.id)),
-            "LogonId" | "process.auid" => EventValue::Int(task?.id.auid?.into()),
-            "sha256" | "process.hash.sha256" => match p?.hash.as_deref()?.get()? {
+            F::ContainerId => EventValue::Str(Cow::Borrowed(&ev.container.as_deref()?.id)),
+            F::LogonId => EventValue::Int(task?.id.auid?.into()),
+            F::Sha256 => match p?.hash.as_deref()?.get()? {
                 HashOutcome::Sha256(h) => EventValue::Str(Cow::Borrowed(h)),
                 _ => return None,
             },
             // Sigma writes hashes as `SHA256=<hex>` (several joined by commas).
-            "Hashes" => match p?.hash.as_deref()?.get()? {
+            F::Hashes => match p?.hash.as_deref()?.get()? {
                 HashOutcome::Sha256(h) => {
                     EventValue::Str(Cow::Owned(format!("SHA256={}", h.to_uppercase())))
                 }
                 _ => return None,
             },
-            "DestinationHostname" | "net.dst.domain" => {
-                EventValue::Str(Cow::Borrowed(net?.remote_domain.as_deref()?))
-            }
-            "QueryResults" => EventValue::Array(
+            F::DstDomain => EventValue::Str(Cow::Borrowed(net?.remote_domain.as_deref()?)),
+            F::QueryResults => EventValue::Array(
                 net?.dns
                     .as_ref()?
                     .response
@@ -306,18 +427,28 @@ impl SigmaEvent for View<'_> {
                     .map(|a| EventValue::Str(Cow::Borrowed(a.data.as_str())))
                     .collect(),
             ),
+            _ if path.starts_with("times.") && file.is_some_and(|f| f.times.is_none()) => {
+                return None
+            }
             // The native record is rendered only for a schema field the fast path leaves out
             // (rules are checked against the schema at load) that this kind's record can hold:
             // the engine probes every field its index knows (`bpf.command` on an exec) and names
             // of its own, such as timestamp and id fields, which are not ours and cost nothing.
-            p if p.contains('.')
-                && crate::event::objects::may_have(&ev.body, p)
-                && crate::schema::has_field(p) =>
+            F::NetFamily | F::Other
+                if path.contains('.')
+                    && crate::event::objects::may_have(&ev.body, path)
+                    && crate::schema::has_field(path) =>
             {
-                return self.json_field(p)
+                return self.json_field(path)
             }
-            _ => return None,
+            F::NetFamily | F::Other => return None,
         })
+    }
+}
+
+impl SigmaEvent for View<'_> {
+    fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
+        self.get_at(Field::of(path), path)
     }
 
     /// The names this event can answer that some rule reads (see [`probe_keys`]): the engine's

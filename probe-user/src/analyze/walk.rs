@@ -5,11 +5,13 @@
 //! matcher or value is left to rsigma's own `matches`. `anchor` finds a field item every
 //! match needs, which `anchored` indexes rules by.
 use rsigma_eval::{
-    event::{Event, EventValue},
+    event::EventValue,
     matcher::{CompiledMatcher, GroupMode},
-    CompiledDetection, CompiledDetectionItem, CompiledRule,
+    CompiledDetection, CompiledRule,
 };
 use rsigma_parser::ConditionExpr;
+
+use super::view::{FieldRef, Fields};
 
 enum Cond {
     Selection(usize),
@@ -18,11 +20,24 @@ enum Cond {
     Not(Box<Cond>),
 }
 
+/// A selection: rsigma's compiled detection of field items, with each field resolved.
+enum Sel {
+    AllOf(Vec<Item>),
+    AnyOf(Vec<Sel>),
+    And(Vec<Sel>),
+}
+
+struct Item {
+    field: FieldRef,
+    exists: Option<bool>,
+    matcher: CompiledMatcher,
+}
+
 /// A rule in the walked shape.
 pub struct Walk {
     /// Any one holding is a match (Sigma's list of conditions).
     conds: Vec<Cond>,
-    sels: Vec<CompiledDetection>,
+    sels: Vec<Sel>,
 }
 
 /// A value an anchor item accepts, as the index keys it.
@@ -47,6 +62,7 @@ impl Walk {
                 let sels = names
                     .iter()
                     .filter_map(|n| rule.detections.remove(n))
+                    .filter_map(sel)
                     .collect();
                 Ok(Walk { conds, sels })
             }
@@ -56,7 +72,7 @@ impl Walk {
 
     /// Whether the rule matches `view`, as rsigma's engine decides it. `scratch` holds a
     /// lowercased copy when a substring search needs one.
-    pub fn matches(&self, view: &impl Event, scratch: &mut String) -> bool {
+    pub fn matches(&self, view: &impl Fields, scratch: &mut String) -> bool {
         self.conds
             .iter()
             .any(|c| holds(c, &self.sels, view, scratch))
@@ -65,7 +81,7 @@ impl Walk {
     /// A field item that every match of the rule satisfies, with the keys of the values it
     /// accepts: an item of a selection the only condition requires (not under `or` or
     /// `not`) whose matcher is an equality. The item with the fewest keys is taken.
-    pub fn anchor(&self) -> Option<(String, Vec<Key>)> {
+    pub fn anchor(&self) -> Option<(FieldRef, Vec<Key>)> {
         let [c] = self.conds.as_slice() else {
             return None;
         };
@@ -80,7 +96,7 @@ impl Walk {
         items
             .into_iter()
             .filter(|i| i.exists.is_none())
-            .filter_map(|i| Some((i.field.clone()?, keys(&i.matcher)?)))
+            .filter_map(|i| Some((i.field.clone(), keys(&i.matcher)?)))
             .min_by_key(|(_, k)| k.len())
     }
 }
@@ -114,11 +130,32 @@ fn required_selections(c: &Cond, out: &mut Vec<usize>) {
     }
 }
 
-fn required_items<'a>(d: &'a CompiledDetection, out: &mut Vec<&'a CompiledDetectionItem>) {
+/// `d` (which `plain` admitted) with its fields resolved.
+fn sel(d: CompiledDetection) -> Option<Sel> {
+    Some(match d {
+        CompiledDetection::AllOf(items) => Sel::AllOf(
+            items
+                .into_iter()
+                .map(|i| {
+                    Some(Item {
+                        field: FieldRef::new(i.field.as_deref()?),
+                        exists: i.exists,
+                        matcher: i.matcher,
+                    })
+                })
+                .collect::<Option<_>>()?,
+        ),
+        CompiledDetection::AnyOf(ds) => Sel::AnyOf(ds.into_iter().map(sel).collect::<Option<_>>()?),
+        CompiledDetection::And(ds) => Sel::And(ds.into_iter().map(sel).collect::<Option<_>>()?),
+        _ => return None,
+    })
+}
+
+fn required_items<'a>(d: &'a Sel, out: &mut Vec<&'a Item>) {
     match d {
-        CompiledDetection::AllOf(items) => out.extend(items),
-        CompiledDetection::And(ds) => ds.iter().for_each(|d| required_items(d, out)),
-        _ => {}
+        Sel::AllOf(items) => out.extend(items),
+        Sel::And(ds) => ds.iter().for_each(|d| required_items(d, out)),
+        Sel::AnyOf(_) => {}
     }
 }
 
@@ -150,7 +187,7 @@ fn keys(m: &CompiledMatcher) -> Option<Vec<Key>> {
     })
 }
 
-fn holds(c: &Cond, sels: &[CompiledDetection], view: &impl Event, scratch: &mut String) -> bool {
+fn holds(c: &Cond, sels: &[Sel], view: &impl Fields, scratch: &mut String) -> bool {
     match c {
         Cond::Selection(i) => sels.get(*i).is_some_and(|d| selected(d, view, scratch)),
         Cond::And(v) => v.iter().all(|c| holds(c, sels, view, scratch)),
@@ -159,33 +196,28 @@ fn holds(c: &Cond, sels: &[CompiledDetection], view: &impl Event, scratch: &mut 
     }
 }
 
-fn selected(d: &CompiledDetection, view: &impl Event, scratch: &mut String) -> bool {
+fn selected(d: &Sel, view: &impl Fields, scratch: &mut String) -> bool {
     match d {
-        CompiledDetection::AllOf(items) => items.iter().all(|i| item(i, view, scratch)),
-        CompiledDetection::AnyOf(ds) => ds.iter().any(|d| selected(d, view, scratch)),
-        CompiledDetection::And(ds) => ds.iter().all(|d| selected(d, view, scratch)),
-        // `plain` admits nothing else.
-        _ => false,
+        Sel::AllOf(items) => items.iter().all(|i| item(i, view, scratch)),
+        Sel::AnyOf(ds) => ds.iter().any(|d| selected(d, view, scratch)),
+        Sel::And(ds) => ds.iter().all(|d| selected(d, view, scratch)),
     }
 }
 
 /// One field item, with rsigma's rules for `exists` and for a field the event lacks (only a
 /// `null` value matches it).
-fn item(i: &CompiledDetectionItem, view: &impl Event, scratch: &mut String) -> bool {
-    let Some(field) = &i.field else {
-        return false;
-    };
+fn item(i: &Item, view: &impl Fields, scratch: &mut String) -> bool {
     if let Some(expect) = i.exists {
-        return view.get_field(field).is_some_and(|v| !v.is_null()) == expect;
+        return view.field(&i.field).is_some_and(|v| !v.is_null()) == expect;
     }
-    match view.get_field(field) {
+    match view.field(&i.field) {
         Some(v) => decide(&i.matcher, &v, view, scratch),
         None => matches!(i.matcher, CompiledMatcher::Null),
     }
 }
 
 /// `m` on `v` as `CompiledMatcher::matches` decides it.
-fn decide(m: &CompiledMatcher, v: &EventValue, view: &impl Event, scratch: &mut String) -> bool {
+fn decide(m: &CompiledMatcher, v: &EventValue, view: &impl Fields, scratch: &mut String) -> bool {
     use CompiledMatcher as M;
     match (m, v) {
         (M::AnyOf(ms), _) => ms.iter().any(|m| decide(m, v, view, scratch)),
@@ -385,7 +417,10 @@ pub(crate) mod tests {
 
     #[test]
     fn an_anchor_is_an_equality_every_match_needs() {
-        let anchor = |det, cond| Walk::of(rule(det, cond)).ok().unwrap().anchor();
+        let anchor = |det, cond| {
+            let a = Walk::of(rule(det, cond)).ok().unwrap().anchor();
+            a.map(|(f, k)| (f.path, k))
+        };
         let folded = |s: &str| Key::Folded(s.into());
         assert_eq!(
             anchor(
