@@ -14,7 +14,7 @@ use rsigma_parser::{
     WindowMode,
 };
 
-use super::view::{FieldRef, Fields};
+use super::view::{push_text, FieldRef, Fields};
 use crate::event::alert::RuleInfo;
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -544,22 +544,6 @@ fn make_room(
         }
     });
     *evicted += (before - groups.len()) as u64;
-}
-
-/// Appends a scalar's text to `out`; `false` (and nothing appended) for anything else.
-fn push_text(out: &mut String, v: &EventValue) -> bool {
-    use std::fmt::Write;
-    match v {
-        EventValue::Str(s) => out.push_str(s),
-        // The hot case (a port, a pid): no formatting machinery.
-        EventValue::Int(n) => out.push_str(itoa::Buffer::new().format(*n)),
-        EventValue::Float(f) => {
-            let _ = write!(out, "{f}");
-        }
-        EventValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        _ => return false,
-    }
-    true
 }
 
 fn text(v: &EventValue) -> Option<String> {

@@ -49,7 +49,8 @@ mod tests {
     use super::*;
     use crate::analyze::walk::tests::{events, rule, DETECTIONS};
 
-    /// Every shape, walked or handed to rsigma, decides as rsigma's engine does.
+    /// Every shape, walked or handed to rsigma, decides as rsigma's engine does, on values of
+    /// every type.
     #[test]
     fn quiet_rules_match_as_rsigma_does() {
         let mut seen = [0usize; 2];
@@ -69,6 +70,6 @@ mod tests {
                 );
             }
         }
-        assert!(seen[0] > 10 && seen[1] > 10, "matches and misses: {seen:?}");
+        assert!(seen[0] > 20 && seen[1] > 20, "matches and misses: {seen:?}");
     }
 }

@@ -185,9 +185,26 @@ fn target_filename(f: &FileRecord) -> &[u8] {
     }
 }
 
+/// Appends a scalar's text to `out`, as rsigma's string matchers see it (correlation keys,
+/// anchor lookups); `false` (and nothing appended) for anything else.
+pub fn push_text(out: &mut String, v: &EventValue) -> bool {
+    use std::fmt::Write;
+    match v {
+        EventValue::Str(s) => out.push_str(s),
+        // The hot case (a port, a pid): no formatting machinery.
+        EventValue::Int(n) => out.push_str(itoa::Buffer::new().format(*n)),
+        EventValue::Float(f) => {
+            let _ = write!(out, "{f}");
+        }
+        EventValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        _ => return false,
+    }
+    true
+}
+
 /// A field the view reads straight from the event, resolved from its name once (when a rule
 /// is loaded) rather than at every read; `Other` goes through the native record.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Field {
     Product,
     Category,
@@ -226,7 +243,6 @@ pub enum Field {
     Hashes,
     DstDomain,
     QueryResults,
-    #[default]
     Other,
 }
 
@@ -277,7 +293,7 @@ impl Field {
 }
 
 /// A field name with its [`Field`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FieldRef {
     pub path: String,
     pub id: Field,
